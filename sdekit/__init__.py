@@ -1,0 +1,8 @@
+"""sdekit: linear SDEs for score-based diffusion models.
+
+    dx = (a(t) x + c(t) y) dt + g(t) dw
+
+Marginals derived symbolically (sympy) and evaluated stably in torch; fused
+sampling kernels (Triton, CUDA); implicit-SVD inverse-problem operators.
+"""
+__version__ = "0.1.0"

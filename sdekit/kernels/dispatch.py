@@ -1,0 +1,97 @@
+"""The one place that chooses a backend for an operation.
+
+Every fused operation (``dawsn``, an Euler-Maruyama step, ...) registers one
+implementation per backend:
+
+* ``"torch"``  -- eager reference, CPU and GPU, float32 and float64: the specification;
+* ``"triton"`` -- Triton kernels; on a CPU tensor they run only under ``TRITON_INTERPRET=1``;
+* ``"cuda"``   -- the CUDA kernels of ``csrc/`` (ahead-of-time or just-in-time build).
+
+``resolve(op, backend, tensor)`` returns the callable.  ``backend="auto"`` picks the
+fastest available one for the tensor's device: ``cuda``, then ``triton``, then
+``torch`` on a GPU tensor, and ``torch`` on a CPU tensor.  Solvers and special
+functions call ``resolve`` and never branch on backend names themselves.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from typing import Callable
+
+import torch
+
+BACKENDS = ("torch", "triton", "cuda")
+_AUTO_ORDER_GPU = ("cuda", "triton", "torch")
+
+_registry: dict[str, dict[str, Callable]] = {}
+
+
+def register(op: str, backend: str) -> Callable[[Callable], Callable]:
+    """Decorator: register ``fn`` as the ``backend`` implementation of ``op``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+
+    def deco(fn: Callable) -> Callable:
+        _registry.setdefault(op, {})[backend] = fn
+        return fn
+
+    return deco
+
+
+def triton_interpreting() -> bool:
+    """True when Triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1``)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+@functools.lru_cache(maxsize=None)
+def _triton_importable() -> bool:
+    return importlib.util.find_spec("triton") is not None
+
+
+def backend_unavailable_reason(backend: str, device: torch.device) -> str | None:
+    """Why ``backend`` cannot run on ``device`` (``None`` when it can)."""
+    if backend == "torch":
+        return None
+    if backend == "triton":
+        if not _triton_importable():
+            return "triton is not installed"
+        if device.type == "cuda" or (device.type == "cpu" and triton_interpreting()):
+            return None
+        return f"triton kernels need a CUDA tensor (or TRITON_INTERPRET=1 on CPU); got device {device}"
+    if backend == "cuda":
+        if device.type != "cuda":
+            return f"the CUDA kernels need a CUDA tensor; got device {device}"
+        from . import cuda_ext
+
+        return cuda_ext.unavailable_reason()
+    raise ValueError(f"unknown backend {backend!r}; expected 'auto' or one of {BACKENDS}")
+
+
+def available_backends(op: str, device: torch.device | str) -> list[str]:
+    """Backends that implement ``op`` and can run on ``device``, fastest first."""
+    device = torch.device(device)
+    impls = _registry.get(op, {})
+    return [b for b in _AUTO_ORDER_GPU if b in impls and backend_unavailable_reason(b, device) is None]
+
+
+def resolve(op: str, backend: str, device: torch.device | str) -> Callable:
+    """The implementation of ``op`` for ``backend`` (or ``"auto"``) on ``device``."""
+    device = torch.device(device)
+    impls = _registry.get(op)
+    if not impls:
+        raise KeyError(f"no implementation registered for operation {op!r}")
+    if backend == "auto":
+        order = _AUTO_ORDER_GPU if device.type == "cuda" else ("torch",)
+        for b in order:
+            if b in impls and backend_unavailable_reason(b, device) is None:
+                return impls[b]
+        raise RuntimeError(f"no backend can run {op!r} on {device}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be 'auto' or one of {BACKENDS}, got {backend!r}")
+    if backend not in impls:
+        raise ValueError(f"operation {op!r} has no {backend!r} implementation (has: {sorted(impls)})")
+    reason = backend_unavailable_reason(backend, device)
+    if reason is not None:
+        raise RuntimeError(f"backend {backend!r} is unavailable for {op!r}: {reason}")
+    return impls[backend]
