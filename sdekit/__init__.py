@@ -5,4 +5,8 @@
 Marginals derived symbolically (sympy) and evaluated stably in torch; fused
 sampling kernels (Triton, CUDA); implicit-SVD inverse-problem operators.
 """
+from .sde import OUVE, TSDVE, DriftVE, LinearSDE, ReverseSDE, SubVPSDE, VESDE, VPSDE
+
 __version__ = "0.1.0"
+
+__all__ = ["LinearSDE", "ReverseSDE", "VESDE", "VPSDE", "SubVPSDE", "OUVE", "TSDVE", "DriftVE"]

@@ -1,0 +1,6 @@
+"""SDE classes: the general :class:`LinearSDE` and the zoo built on it."""
+from .linear import LinearSDE
+from .reverse import ReverseSDE
+from .zoo import OUVE, TSDVE, DriftVE, SubVPSDE, VESDE, VPSDE
+
+__all__ = ["LinearSDE", "ReverseSDE", "VESDE", "VPSDE", "SubVPSDE", "OUVE", "TSDVE", "DriftVE"]

@@ -1,0 +1,153 @@
+"""Derive the marginal moments of a linear SDE with sympy.
+
+For ``dx = (a x + c y) dt + g dw`` and ``x(0) = x0`` (variance ``v0``), the mean
+``m = mx x0 + my y`` and the variance ``v`` solve
+
+    dm/dt = a(t) m + c(t) y,          dv/dt = 2 a(t) v + g(t)^2,
+
+and the integrating factor ``exp(-A)``, ``A(t) = int_0^t a``, solves both:
+
+    mx(t) = exp(A(t)),
+    my(t) = exp(A(t)) int_0^t exp(-A(s)) c(s) ds,
+    v(t)  = exp(2 A(t)) (v0 + int_0^t exp(-2 A(s)) g(s)^2 ds).
+
+(sympy's ``dsolve`` fails on TSDVE's variance ODE; these integrals do not.)  Each
+integral is attempted with ``sympy.integrate`` under a time budget; one that comes
+back unevaluated or too late is marked ``None`` and evaluated numerically by
+:mod:`sdekit.symbolic.numeric` instead.  Results are rewritten by
+:func:`sdekit.symbolic.stable.stabilize`.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import signal
+import threading
+
+import sympy as sp
+
+from .parse import LinearCoefficients, t
+from .stable import stabilize
+
+#: Integration variable.
+s = sp.Symbol("s", real=True, nonnegative=True)
+#: Initial variance ``v(0)``.
+v0 = sp.Symbol("v0", nonnegative=True)
+
+#: Seconds sympy may spend on one integral before sdekit takes the numerical path.
+DEFAULT_TIME_BUDGET = 60
+
+
+@dataclasses.dataclass(frozen=True)
+class Derivation:
+    """Mean and variance ODEs of a linear SDE and, where sympy found them, their solutions.
+
+    ``A``, ``mx``, ``my``, ``v`` are sympy expressions in ``t``, the parameters and
+    ``v0``, already in stable form (:mod:`~sdekit.symbolic.stable`), or ``None`` where
+    no closed form was found.  ``my`` is ``0`` for SDEs without ``y``-drift.
+    """
+
+    coefficients: LinearCoefficients
+    mean_ode: sp.Eq
+    variance_ode: sp.Eq
+    A: sp.Expr | None
+    mx: sp.Expr | None
+    my: sp.Expr | None
+    v: sp.Expr | None
+
+    @property
+    def closed_form(self) -> dict[str, bool]:
+        return {"mx": self.mx is not None, "my": self.my is not None, "v": self.v is not None}
+
+
+class _OutOfTime(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _time_budget(seconds: float | None):
+    """Raise :class:`_OutOfTime` after ``seconds`` (main thread on POSIX only; else no limit)."""
+    usable = (
+        seconds is not None
+        and hasattr(signal, "SIGALRM")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not usable:
+        yield
+        return
+
+    def _raise(signum, frame):
+        raise _OutOfTime
+
+    previous = signal.signal(signal.SIGALRM, _raise)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _integrable_form(integrand: sp.Expr) -> tuple[sp.Expr, dict]:
+    """Prepare an integrand for ``sympy.integrate``.
+
+    Powers with symbolic exponents become exponentials and ``log``s of parameters
+    become plain real symbols: sympy then treats ``(sigma_max/sigma_min)**(2 s)`` as
+    ``exp(2 s L)`` instead of trying (and failing) to decide the sign of ``L``.
+    Returns the new integrand and the map that undoes the substitution.
+    """
+    e = sp.expand_power_base(sp.expand(integrand).rewrite(sp.exp), force=True)
+    e = sp.expand_log(sp.powsimp(e, combine="exp"), force=True)
+    logs = sorted((L for L in e.atoms(sp.log) if s not in L.free_symbols), key=sp.default_sort_key)
+    forward = {L: sp.Dummy(f"L{i}", real=True) for i, L in enumerate(logs)}
+    return e.xreplace(forward), {d: L for L, d in forward.items()}
+
+
+def _integrate(integrand: sp.Expr, budget: float | None) -> sp.Expr | None:
+    """``int_0^t integrand(s) ds`` in closed form, or ``None``."""
+    if integrand.is_zero:
+        return sp.S.Zero
+    prepared, undo = _integrable_form(integrand)
+    try:
+        with _time_budget(budget):
+            result = sp.integrate(prepared, (s, 0, t))
+    except _OutOfTime:
+        return None
+    except (NotImplementedError, ValueError, TypeError):  # sympy gives up in these ways too
+        return None
+    if result.has(sp.Integral) or result.has(sp.nan, sp.zoo):
+        return None
+    return result.xreplace(undo)
+
+
+def derive(coefficients: LinearCoefficients, budget: float | None = DEFAULT_TIME_BUDGET) -> Derivation:
+    """Solve the mean and variance ODEs of ``coefficients`` by the integrating factor."""
+    return _derive_cached(coefficients, budget)
+
+
+@functools.lru_cache(maxsize=128)
+def _derive_cached(coefficients: LinearCoefficients, budget: float | None) -> Derivation:
+    a, c, g = coefficients.a, coefficients.c, coefficients.g
+    m, v = sp.Function("m"), sp.Function("v")
+    y = sp.Symbol("y", real=True)
+    mean_ode = sp.Eq(sp.Derivative(m(t), t), a * m(t) + c * y)
+    variance_ode = sp.Eq(sp.Derivative(v(t), t), 2 * a * v(t) + g**2)
+
+    at_s = {t: s}
+    A = _integrate(a.xreplace(at_s), budget)
+    if A is None:
+        return Derivation(coefficients, mean_ode, variance_ode, None, None, None, None)
+    A = sp.simplify(A)
+    A_s = A.xreplace(at_s)
+    mx = sp.exp(A)
+
+    if c.is_zero:
+        my = sp.S.Zero
+    else:
+        integral = _integrate(sp.exp(-A_s) * c.xreplace(at_s), budget)
+        my = None if integral is None else stabilize(sp.exp(A) * integral, t)
+
+    integral = _integrate(sp.exp(-2 * A_s) * (g**2).xreplace(at_s), budget)
+    var = None if integral is None else mx**2 * v0 + stabilize(sp.exp(2 * A) * integral, t)
+    return Derivation(coefficients, mean_ode, variance_ode, A, mx, my, var)

@@ -1,0 +1,100 @@
+"""The numerical path: integrating-factor integrals by quadrature, tabulated as Chebyshev series.
+
+Where sympy finds no closed form (the DriftRec family with ``alpha >= 2``), each
+missing integral ``I(t) = int_0^t h(t, s) ds`` is computed by adaptive quadrature
+(``scipy.integrate.quad``, relative tolerance 1e-13) at Chebyshev points of
+``[0, T]`` and represented by the interpolant of
+
+    q(t) = I(t) / t,        q(0) = h(0, 0),
+
+which is smooth where ``I`` is and keeps *relative* accuracy as ``t -> 0``
+(``I`` itself vanishes there).  The degree doubles (16, 32, ..., 2048) until the
+trailing Chebyshev coefficients fall below ``1e-15 max|c|``.  The stated error bound
+is the larger of the dropped coefficients' sum and the error measured against fresh
+quadrature at points halfway between the nodes, times a safety factor of 4.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable
+
+import numpy as np
+import scipy.fft
+import scipy.integrate
+import torch
+
+QUAD_RTOL = 1e-13
+COEFF_TOL = 1e-15
+MAX_DEGREE = 2048
+
+
+@dataclasses.dataclass(frozen=True)
+class ChebyshevTable:
+    """``I(t) ~= t * sum_k c_k T_k(2 t / T - 1)`` on ``[0, T]``, with a relative error bound."""
+
+    T: float
+    coeffs: np.ndarray
+    rel_error_bound: float
+
+    def q(self, t: np.ndarray) -> np.ndarray:
+        return np.polynomial.chebyshev.chebval(2.0 * np.asarray(t) / self.T - 1.0, self.coeffs)
+
+    def __call__(self, t: torch.Tensor) -> torch.Tensor:
+        """``I(t)`` for a float64 tensor ``t`` (any shape), computed as ``t * q(t)``."""
+        c = torch.as_tensor(self.coeffs, dtype=torch.float64, device=t.device)
+        k = torch.arange(c.numel(), dtype=torch.float64, device=t.device)
+        theta = torch.acos((2.0 * t / self.T - 1.0).clamp(-1.0, 1.0))
+        q = torch.cos(theta.unsqueeze(-1) * k) @ c  # T_k(x) = cos(k arccos x)
+        return t * q
+
+
+def _cheb_points(n: int, T: float) -> np.ndarray:
+    """The ``n + 1`` Chebyshev points of the second kind mapped to ``[0, T]`` (ascending)."""
+    return T * (1.0 - np.cos(np.pi * np.arange(n + 1) / n)) / 2.0
+
+
+def _coefficients(values: np.ndarray) -> np.ndarray:
+    """Chebyshev coefficients from values at ``_cheb_points`` (DCT-I)."""
+    n = values.size - 1
+    c = scipy.fft.dct(values[::-1], type=1) / n
+    c[0] /= 2.0
+    c[-1] /= 2.0
+    return c
+
+
+def _quad(h: Callable[[float, float], float], t: float) -> float:
+    value, _ = scipy.integrate.quad(lambda s: h(t, s), 0.0, t, epsabs=0.0, epsrel=QUAD_RTOL, limit=1000)
+    return value
+
+
+def tabulate_integral(h: Callable[[float, float], float], T: float) -> ChebyshevTable:
+    """Chebyshev table of ``I(t) = int_0^t h(t, s) ds`` on ``[0, T]``."""
+
+    def q(t: float) -> float:
+        return h(0.0, 0.0) if t == 0.0 else _quad(h, t) / t
+
+    n = 16
+    values = np.array([q(ti) for ti in _cheb_points(n, T)])
+    while True:
+        c = _coefficients(values)
+        scale = max(np.abs(c).max(), np.finfo(float).tiny)
+        if np.abs(c[-4:]).max() <= COEFF_TOL * scale or n >= MAX_DEGREE:
+            break
+        n *= 2
+        new = np.array([q(ti) for ti in _cheb_points(n, T)[1::2]])
+        merged = np.empty(n + 1)
+        merged[0::2], merged[1::2] = values, new
+        values = merged
+    keep = np.nonzero(np.abs(c) > 0.1 * COEFF_TOL * scale)[0]
+    last = keep[-1] + 1 if keep.size else 1
+    dropped = np.abs(c[last:]).sum()
+    c = c[:last]
+
+    check_t = (_cheb_points(2 * n, T)[1::2])[:: max(1, n // 32)]
+    exact = np.array([q(ti) for ti in check_t])
+    approx = np.polynomial.chebyshev.chebval(2.0 * check_t / T - 1.0, c)
+    floor = np.abs(values).min()
+    measured = np.max(np.abs(approx - exact)) / floor if floor > 0 else math.inf
+    bound = 4.0 * max(measured, dropped / floor if floor > 0 else math.inf, QUAD_RTOL)
+    return ChebyshevTable(T=float(T), coeffs=c, rel_error_bound=float(bound))
