@@ -1,0 +1,21 @@
+"""Inverse problems: exact implicit-SVD operators and pseudo-likelihood scores.
+
+    from sdekit.inverse import Denoising, Inpainting, SuperResolution, Colorization
+    from sdekit.inverse import SeparableBlur, DenseOperator, WalshHadamardCS
+    from sdekit.inverse import likelihood_score, likelihood_score_at, quantized_likelihood_score
+    from sdekit.inverse import DMPS
+
+Every operator is ``A = U diag(S) V^T`` kept implicit (DDRM's ``V, Vt, U, Ut,
+singulars, add_zeros``), exact (no singular value is truncated), batched, float32 /
+float64, CPU / GPU.  See :mod:`sdekit.inverse.base` for the conventions.
+"""
+from .base import SVDOperator
+from .hadamard import WalshHadamardCS
+from .operators import Colorization, Denoising, DenseOperator, Inpainting, SuperResolution
+from .scores import likelihood_score, likelihood_score_at
+from .svd_blur import SeparableBlur
+
+__all__ = [
+    "SVDOperator", "Denoising", "DenseOperator", "Inpainting", "SuperResolution", "Colorization",
+    "SeparableBlur", "WalshHadamardCS", "likelihood_score", "likelihood_score_at",
+]

@@ -1,0 +1,135 @@
+"""Walsh-Hadamard compressed sensing: a row subset of the orthonormal Hadamard transform.
+
+For ``P = H W`` pixels (a power of two) let ``W_P = H_P / sqrt(P)`` be the orthonormal
+Sylvester-ordered Hadamard matrix (``H_1 = [1]``, ``H_2p = [[H_p, H_p], [H_p, -H_p]]``);
+``W_P`` is symmetric and its own inverse.  With ``rows`` a set of ``p`` distinct row
+indices, each channel is measured as
+
+    y_c = W_P[rows, :] x_c,        A = I_C (x) W_P[rows, :]       (m = C p)
+
+so ``A A^T = I_m``: A is row-orthonormal (suits QCS-SGM).  SVD: ``U = I_m``, ``S = 1``,
+``V^T x = [ (W_P x_c)[rows] for all c,  (W_P x_c)[other rows] for all c ]``.
+
+The transform itself runs as two matmuls: with ``P = a b`` (a, b powers of two),
+``H_P = H_a (x) H_b``, so for the pixels of a channel read as an ``a x b`` matrix X,
+``H_P x = vec(H_a X H_b)`` — ``O(P (a + b))`` work, dense-GEMM friendly on a GPU.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .base import SVDOperator, as_size, check_channels
+
+__all__ = ["WalshHadamardCS", "sylvester_hadamard"]
+
+
+def sylvester_hadamard(p: int) -> torch.Tensor:
+    """The ``p x p`` (unnormalised, +-1) Sylvester Hadamard matrix, float64."""
+    if p <= 0 or p & (p - 1):
+        raise ValueError(f"Hadamard order must be a power of two, got {p}")
+    H = torch.ones(1, 1, dtype=torch.float64)
+    while H.shape[0] < p:
+        H = torch.cat([torch.cat([H, H], 1), torch.cat([H, -H], 1)], 0)
+    return H
+
+
+class WalshHadamardCS(SVDOperator):
+    """``A = I_C (x) W_P[rows, :]``: ``p`` Walsh-Hadamard coefficients per channel.
+
+    ``size = (H, W)`` (or an int) with ``H W`` a power of two; ``rows`` is either a
+    1-D tensor of distinct indices in ``[0, H W)`` or an int ``p``, in which case ``p``
+    rows are drawn uniformly without replacement with ``torch.Generator`` seeded by
+    ``seed``.  Input ``(B, C, H, W)``; ``y`` is ``(B, C * p)`` laid out as ``(C, p)``.
+    """
+
+    def __init__(self, channels: int, size, rows, seed: int = 0) -> None:
+        super().__init__()
+        self.channels = check_channels(channels)
+        self.H, self.W = as_size(size)
+        P = self.H * self.W
+        if P & (P - 1):
+            raise ValueError(f"H * W must be a power of two, got {self.H} * {self.W} = {P}")
+        if isinstance(rows, int) and not isinstance(rows, bool):
+            if not 0 < rows <= P:
+                raise ValueError(f"rows must be in [1, {P}], got {rows}")
+            g = torch.Generator().manual_seed(seed)
+            rows = torch.randperm(P, generator=g)[:rows].sort().values
+        rows = torch.as_tensor(rows).detach().cpu()
+        if rows.dim() != 1 or rows.numel() == 0 or rows.dtype in (torch.float16, torch.float32, torch.float64):
+            raise ValueError(f"rows must be an int or a non-empty 1-D integer tensor, got {rows!r}")
+        rows = rows.long()
+        if rows.min() < 0 or rows.max() >= P or torch.unique(rows).numel() != rows.numel():
+            raise ValueError(f"rows must be distinct indices in [0, {P})")
+        self.P, self.p = P, rows.numel()
+        self.rows = rows
+        rest = torch.ones(P, dtype=torch.bool)
+        rest[rows] = False
+        self.rest = torch.nonzero(rest).reshape(-1)
+        self.in_shape = (self.channels, self.H, self.W)
+        self.n = self.channels * P
+        self.m = self.k = self.channels * self.p
+        a = 1 << (int(math.log2(P)) // 2)
+        self._a, self._b = a, P // a
+        self._Ha = sylvester_hadamard(self._a) / math.sqrt(self._a)
+        self._Hb = sylvester_hadamard(self._b) / math.sqrt(self._b)
+
+    def _index(self, name, like):
+        key = (name, like.device)
+        out = self._cache.get(key)
+        if out is None:
+            out = getattr(self, name).to(like.device)
+            self._cache[key] = out
+        return out
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        """``W_P`` applied to every channel: ``(B, n)`` -> ``(B, C, P)`` (its own inverse)."""
+        B = x.shape[0]
+        X = x.reshape(B, self.channels, self._a, self._b)
+        Ha, Hb = self._cast("Ha", self._Ha, x), self._cast("Hb", self._Hb, x)
+        return (Ha @ X @ Hb).reshape(B, self.channels, self.P)
+
+    def _singulars64(self, n):
+        return torch.ones(self.m, dtype=torch.float64)
+
+    def Vt(self, x):
+        t = self.transform(self._flat(x, self.n, "x"))
+        B = t.shape[0]
+        return torch.cat([t.index_select(2, self._index("rows", t)).reshape(B, -1),
+                          t.index_select(2, self._index("rest", t)).reshape(B, -1)], 1)
+
+    def V(self, z):
+        zf = self._flat(z, self.n, "z")
+        B = zf.shape[0]
+        t = zf.new_empty(B, self.channels, self.P)
+        t.index_copy_(2, self._index("rows", zf), zf[:, : self.m].reshape(B, self.channels, self.p))
+        t.index_copy_(2, self._index("rest", zf), zf[:, self.m:].reshape(B, self.channels, self.P - self.p))
+        return self.transform(t).reshape(B, self.n)
+
+    def Ut(self, y):
+        return self._flat(y, self.m, "y")
+
+    U = Ut
+
+    def forward(self, x):
+        """``A x``: the selected Walsh-Hadamard coefficients of each channel."""
+        return self._Vt_range(x)
+
+    __call__ = forward
+
+    def row_norms_sq(self, n=None):
+        return torch.ones(self.m, dtype=torch.float64)
+
+    def _Vt_range(self, x):
+        t = self.transform(self._flat(x, self.n, "x"))
+        return t.index_select(2, self._index("rows", t)).reshape(t.shape[0], self.m)
+
+    def _Ut_range(self, y, n=None):
+        return self._flat(y, self.m, "y")
+
+    def _V_range(self, w, n=None):
+        B = w.shape[0]
+        t = w.new_zeros(B, self.channels, self.P)
+        t.index_copy_(2, self._index("rows", w), w.reshape(B, self.channels, self.p))
+        return self.transform(t).reshape(B, self.n)

@@ -1,0 +1,251 @@
+"""Implicit-SVD operators: exact SVDs, orthogonal factors, forwards checked against
+independent implementations (F.conv2d, F.avg_pool2d, dense Hadamard matrices, ...)."""
+import math
+
+import pytest
+import scipy.linalg
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sdekit.inverse import (Colorization, Denoising, DenseOperator, Inpainting, SeparableBlur,
+                            SuperResolution, WalshHadamardCS)
+
+D64 = torch.float64
+# F.conv2d warns that padding='same' with an even kernel copies the input; that is fine here.
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same'")
+
+
+def gaussian_kernel(width: float, radius: int, dtype=D64) -> torch.Tensor:
+    j = torch.arange(-radius, radius + 1, dtype=dtype)
+    k = torch.exp(-j**2 / (2 * width**2))
+    return k / k.sum()
+
+
+# Each case: (operator, input shape per sample, independent implementation of A x).
+def make_cases():
+    g = torch.Generator().manual_seed(0)
+    C, H, W = 3, 8, 6
+    mask2 = torch.rand(H, W, generator=g) > 0.5
+    mask3 = torch.rand(C, H, W, generator=g) > 0.3
+    kr, kc = gaussian_kernel(1.0, 2), torch.tensor([0.5, 0.3, 0.2, 0.1], dtype=D64)  # odd and even lengths
+    A = torch.randn(10, 24, generator=g, dtype=D64)
+    A_tall = torch.randn(30, 24, generator=g, dtype=D64)
+    A_rankdef = torch.randn(12, 3, generator=g, dtype=D64) @ torch.randn(3, 24, generator=g, dtype=D64)
+    rows = torch.tensor([0, 3, 5, 17, 30, 47])
+    Hd = torch.as_tensor(scipy.linalg.hadamard(H * 8), dtype=D64) / math.sqrt(H * 8)
+
+    def conv(x):
+        w = (kc[:, None] * kr[None, :]).expand(C, 1, -1, -1).to(x.dtype)
+        return F.conv2d(x, w, padding="same", groups=C).flatten(1)
+
+    return {
+        "denoising": (Denoising(), (C, H, W), lambda x: x.flatten(1)),
+        "denoising_n": (Denoising(C * H * W), (C, H, W), lambda x: x.flatten(1)),
+        "inpainting_2d_mask": (Inpainting(mask2, C), (C, H, W), lambda x: x[:, mask2.expand(C, H, W)]),
+        "inpainting_3d_mask": (Inpainting(mask3.to(torch.uint8), C), (C, H, W), lambda x: x[:, mask3]),
+        "superres_2": (SuperResolution(2, C, (H, W)), (C, H, W), lambda x: F.avg_pool2d(x, 2).flatten(1)),
+        "superres_4x3": (SuperResolution(4, 2, (8, 12)), (2, 8, 12), lambda x: F.avg_pool2d(x, 4).flatten(1)),
+        "colorization": (Colorization(C), (C, H, W),
+                         lambda x: F.conv2d(x, torch.full((1, C, 1, 1), 1 / C, dtype=x.dtype)).flatten(1)),
+        "colorization_sized": (Colorization(C, (H, W)), (C, H, W),
+                               lambda x: F.conv2d(x, torch.full((1, C, 1, 1), 1 / C, dtype=x.dtype)).flatten(1)),
+        "blur": (SeparableBlur(kr, kc, C, (H, W)), (C, H, W), conv),
+        "hadamard": (WalshHadamardCS(2, (H, 8), rows), (2, H, 8),
+                     lambda x: (x.reshape(x.shape[0], 2, -1) @ Hd[rows].T.to(x.dtype)).flatten(1)),
+        "dense_wide": (DenseOperator(A), (24,), lambda x: x @ A.T.to(x.dtype)),
+        "dense_tall": (DenseOperator(A_tall), (24,), lambda x: x @ A_tall.T.to(x.dtype)),
+        "dense_rank_deficient": (DenseOperator(A_rankdef), (24,), lambda x: x @ A_rankdef.T.to(x.dtype)),
+    }
+
+
+CASES = make_cases()
+NAMES = sorted(CASES)
+
+
+def dense_matrices(op, shape, dtype=D64):
+    """Materialise A (via forward), U, S, V (via the implicit factors) as dense matrices."""
+    n = math.prod(shape)
+    eye = torch.eye(n, dtype=dtype)
+    A = op.forward(eye.reshape(n, *shape)).T
+    m = A.shape[0]
+    V = op.V(eye).T
+    Vt = op.Vt(eye.reshape(n, *shape)).T
+    U = op.U(torch.eye(m, dtype=dtype)).T
+    Ut = op.Ut(torch.eye(m, dtype=dtype)).T
+    S = op.singulars(n)
+    return A, U, Ut, S, V, Vt
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_svd_reproduces_forward_as_dense_matrix(name):
+    op, shape, _ = CASES[name]
+    A, U, _, S, V, _ = dense_matrices(op, shape)
+    m, n = A.shape
+    assert S.numel() == min(m, n)
+    assert (S >= 0).all()
+    Sm = torch.zeros(m, n, dtype=D64)
+    Sm[range(S.numel()), range(S.numel())] = S
+    torch.testing.assert_close(U @ Sm @ V.T, A, rtol=0, atol=1e-13 * max(1.0, A.abs().max().item()))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_factors_are_orthogonal_and_transposes_agree(name):
+    op, shape, _ = CASES[name]
+    A, U, Ut, S, V, Vt = dense_matrices(op, shape)
+    m, n = A.shape
+    torch.testing.assert_close(V.T @ V, torch.eye(n, dtype=D64), rtol=0, atol=1e-13)
+    torch.testing.assert_close(U.T @ U, torch.eye(m, dtype=D64), rtol=0, atol=1e-13)
+    torch.testing.assert_close(Vt, V.T, rtol=0, atol=1e-14)
+    torch.testing.assert_close(Ut, U.T, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_forward_matches_independent_implementation(name, dtype):
+    op, shape, ref = CASES[name]
+    x = torch.randn(4, *shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    tol = dict(rtol=0, atol=1e-13) if dtype == D64 else dict(rtol=0, atol=2e-6)
+    torch.testing.assert_close(op.forward(x), ref(x), **tol)
+    assert op.forward(x).dtype == dtype
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_range_fast_paths_match_full_transforms(name):
+    op, shape, _ = CASES[name]
+    n = math.prod(shape)
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(3, *shape, generator=g, dtype=D64)
+    k = op.singulars(n).numel()
+    m = op.measurement_size(n)
+    y = torch.randn(3, m, generator=g, dtype=D64)
+    w = torch.randn(3, k, generator=g, dtype=D64)
+    torch.testing.assert_close(op._Vt_range(x), op.Vt(x)[:, :k], rtol=0, atol=1e-13)
+    torch.testing.assert_close(op._Ut_range(y, n), op.Ut(y)[:, :k], rtol=0, atol=1e-13)
+    torch.testing.assert_close(op._V_range(w, n), op.V(op.add_zeros(w, n)), rtol=0, atol=1e-13)
+    # A^T through the implicit SVD equals the transpose of the materialised forward
+    A = dense_matrices(op, shape)[0]
+    torch.testing.assert_close(op.adjoint(y, n), y @ A, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("name", ["blur", "superres_2", "colorization", "hadamard", "inpainting_2d_mask"])
+def test_float32_factors_agree_with_float64(name):
+    op, shape, _ = CASES[name]
+    x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(3), dtype=D64)
+    z64, z32 = op.Vt(x), op.Vt(x.float())
+    assert z32.dtype == torch.float32
+    torch.testing.assert_close(z32.double(), z64, rtol=0, atol=1e-5)
+    torch.testing.assert_close(op.V(z32).double(), x.flatten(1), rtol=0, atol=1e-5)
+
+
+def test_blur_keeps_every_tap_and_every_singular_value():
+    """Unlike DDRM's Deblurring (drops the last tap, zeroes s < 3e-2) the SVD is the blur."""
+    k = gaussian_kernel(2.0, 5)
+    op = SeparableBlur(k, k, 1, 20)
+    S = op.singulars()
+    assert S.min() < 3e-2  # a wide Gaussian has tiny singular values; none are zeroed
+    A, U, _, S, V, _ = dense_matrices(op, (1, 20, 20))
+    torch.testing.assert_close(U @ torch.diag(S) @ V.T, A, rtol=0, atol=1e-13)
+    ref = F.conv2d(torch.eye(400, dtype=D64).reshape(400, 1, 20, 20), (k[:, None] * k)[None, None],
+                   padding="same").flatten(1).T
+    torch.testing.assert_close(A, ref, rtol=0, atol=1e-15)
+
+
+def test_exactly_zero_singular_values_are_kept():
+    A = torch.zeros(3, 5, dtype=D64)
+    A[0, 1] = 2.0
+    A[2, 4] = -1.0
+    op = DenseOperator(A)
+    S = op.singulars()
+    assert (S == 0).sum() == 1
+    A2, U, _, S, V, _ = dense_matrices(op, (5,))
+    Sm = torch.zeros(3, 5, dtype=D64)
+    Sm[range(3), range(3)] = S
+    torch.testing.assert_close(U @ Sm @ V.T, A, rtol=0, atol=0)
+
+
+@given(H=st.integers(1, 9), W=st.integers(1, 9), Lr=st.integers(1, 7), Lc=st.integers(1, 7),
+       C=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_blur_matches_conv2d_same_for_any_kernel_and_size(H, W, Lr, Lc, C, seed):
+    g = torch.Generator().manual_seed(seed)
+    kr, kc = torch.randn(Lr, generator=g, dtype=D64), torch.randn(Lc, generator=g, dtype=D64)
+    op = SeparableBlur(kr, kc, C, (H, W))
+    x = torch.randn(2, C, H, W, generator=g, dtype=D64)
+    ref = F.conv2d(x, (kc[:, None] * kr[None, :]).expand(C, 1, Lc, Lr), padding="same", groups=C)
+    torch.testing.assert_close(op.forward(x), ref.flatten(1), rtol=0, atol=1e-12)
+    z = op.Vt(x)
+    torch.testing.assert_close(op.U(op.singulars(like=z) * z), ref.flatten(1), rtol=0, atol=1e-12)
+    torch.testing.assert_close(op.V(z), x.flatten(1), rtol=0, atol=1e-12)
+
+
+@given(H=st.integers(1, 6), W=st.integers(1, 6), C=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_inpainting_svd_for_random_masks(H, W, C, seed):
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.rand(C, H, W, generator=g) > 0.5
+    op = Inpainting(mask, C)
+    x = torch.randn(2, C, H, W, generator=g, dtype=D64)
+    torch.testing.assert_close(op.forward(x), x[:, mask])
+    z = op.Vt(x)
+    assert op.singulars().numel() == int(mask.sum())
+    torch.testing.assert_close(op.U(z[:, : op.k]), x[:, mask])
+    torch.testing.assert_close(op.V(z), x.flatten(1))
+
+
+@given(r=st.sampled_from([1, 2, 3]), h=st.integers(1, 3), w=st.integers(1, 3), C=st.integers(1, 3),
+       seed=st.integers(0, 2**16))
+def test_superresolution_svd_for_any_factor(r, h, w, C, seed):
+    op = SuperResolution(r, C, (r * h, r * w))
+    x = torch.randn(2, C, r * h, r * w, generator=torch.Generator().manual_seed(seed), dtype=D64)
+    z = op.Vt(x)
+    torch.testing.assert_close(op.U(op.singulars(like=z) * z[:, : op.k]), F.avg_pool2d(x, r).flatten(1))
+    torch.testing.assert_close(op.V(z), x.flatten(1))
+
+
+def test_operator_without_size_takes_it_from_the_input():
+    op = Colorization(4)
+    for shape in [(4, 3, 5), (4, 2, 2)]:
+        x = torch.randn(2, *shape, dtype=D64)
+        torch.testing.assert_close(op.forward(x), x.mean(1).flatten(1))
+        assert op.singulars(math.prod(shape)).numel() == shape[1] * shape[2]
+    with pytest.raises(ValueError, match="singulars"):
+        Denoising().singulars()
+
+
+# ------------------------------------------------------------------ bad input
+def test_bad_masks_raise_clear_errors():
+    with pytest.raises(ValueError, match="channels"):
+        Inpainting(torch.ones(2, 4, 4), channels=3)
+    with pytest.raises(ValueError, match="shape"):
+        Inpainting(torch.ones(4), channels=1)
+    with pytest.raises(ValueError, match="0 and 1"):
+        Inpainting(torch.full((4, 4), 0.5), channels=1)
+    op = Inpainting(torch.ones(4, 4), channels=3)
+    with pytest.raises(ValueError, match="48 elements per sample"):
+        op.forward(torch.zeros(2, 3, 4, 5))
+
+
+def test_bad_kernels_and_sizes_raise_clear_errors():
+    with pytest.raises(ValueError, match="k_row"):
+        SeparableBlur(torch.ones(3, 3), torch.ones(3), 1, 8)
+    with pytest.raises(ValueError, match="k_col"):
+        SeparableBlur(torch.ones(3), torch.ones(0), 1, 8)
+    with pytest.raises(ValueError, match="k_row"):
+        SeparableBlur(torch.tensor([1.0, float("nan")]), torch.ones(3), 1, 8)
+    op = SeparableBlur(torch.ones(3), torch.ones(3), 3, (8, 6))
+    with pytest.raises(ValueError, match="144 elements per sample"):
+        op.forward(torch.zeros(1, 3, 6, 8, 2))
+    with pytest.raises(ValueError, match="divisible"):
+        SuperResolution(3, 3, 8)
+    with pytest.raises(ValueError, match="power of two"):
+        WalshHadamardCS(1, (6, 4), 3)
+    with pytest.raises(ValueError, match="distinct"):
+        WalshHadamardCS(1, (4, 4), torch.tensor([1, 1, 2]))
+    with pytest.raises(ValueError, match="channels"):
+        Colorization(0)
+    with pytest.raises(ValueError, match="multiple of 3"):
+        Colorization(3).forward(torch.zeros(2, 7))
+    with pytest.raises(ValueError, match="2-D"):
+        DenseOperator(torch.zeros(3))
+    with pytest.raises(ValueError, match="batched"):
+        Denoising().forward(torch.zeros(5))
