@@ -1,0 +1,62 @@
+"""Memory layout of the tensors a fused step reads and writes, shared by the Triton and CUDA launchers.
+
+A step sees every tensor as ``(B, D1, D2, D3)``: the batch axis and at most three inner axes,
+each tensor with its own strides.  Inner axes of size 1 are dropped and adjacent axes that
+are contiguous with each other *in every tensor* are merged, so a contiguous tensor becomes
+``(B, 1, 1, N)`` with inner stride 1 (the fast path) and most strided views (batch slices,
+channel slices, transposed images) keep their memory in place.  Only layouts that need more
+than three inner axes are copied to contiguous memory first.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def collapse(shape, strides_list):
+    """Collapsed inner dims ``[D1, D2, D3]`` and per-tensor strides ``[sb, s1, s2, s3]``, or ``None``."""
+    inner = list(shape[1:])
+    st = [list(s[1:]) for s in strides_list]
+    keep = [i for i, d in enumerate(inner) if d != 1]
+    inner = [inner[i] for i in keep]
+    st = [[s[i] for i in keep] for s in st]
+    i = len(inner) - 2
+    while i >= 0:
+        if all(s[i] == s[i + 1] * inner[i + 1] for s in st):
+            inner[i] *= inner[i + 1]
+            del inner[i + 1]
+            for s in st:
+                s[i] = s[i + 1]
+                del s[i + 1]
+        i -= 1
+    if len(inner) > 3:
+        return None
+    pad = 3 - len(inner)
+    dims = [1] * pad + inner
+    strides = [[s0[0]] + [0] * pad + s for s0, s in zip(strides_list, st)]
+    return dims, strides
+
+
+def step_layout(tensors: list[torch.Tensor | None]):
+    """``(tensors, dims, strides, inner_contiguous)`` for the non-``None`` tensors, copying if needed.
+
+    The first tensor is the output; when it must be copied, the caller writes the copy back.
+    """
+    present = [t for t in tensors if t is not None]
+    shape = present[0].shape
+    res = collapse(shape, [t.stride() for t in present])
+    if res is None:
+        present = [t.contiguous() for t in present]
+        res = collapse(shape, [t.stride() for t in present])
+    dims, strides = res
+    it = iter(zip(present, strides))
+    out_t, out_s = [], []
+    for t in tensors:
+        if t is None:
+            out_t.append(None)
+            out_s.append([0, 0, 0, 0])
+        else:
+            tt, ss = next(it)
+            out_t.append(tt)
+            out_s.append(ss)
+    inner_contig = dims[0] == 1 and dims[1] == 1 and all(s[3] == 1 or dims[2] == 1 for s in strides)
+    return out_t, dims, out_s, inner_contig

@@ -1,0 +1,153 @@
+"""Fused step kernels (Triton, CUDA) equal the torch reference for the same seed."""
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from sdekit.kernels import steps_reference as ref
+from sdekit.kernels.dispatch import backend_unavailable_reason
+
+triton = pytest.importorskip("triton")
+from sdekit.kernels import steps_triton  # noqa: E402
+
+# Kernels use FMA and their own log/cos/sin: agreement to a few ulps of the largest term.
+TOL = {torch.float32: 2e-6, torch.float64: 4e-15}
+DTYPES = [torch.float32, torch.float64]
+
+
+def _close(a, b, dtype, scale=1.0):
+    err = (a - b).abs().max().item()
+    assert err <= TOL[dtype] * scale * (1 + b.abs().max().item()), err
+
+
+def _inputs(dtype, B=3, shape=(3, 17, 9), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x, s, y = (torch.randn(B, *shape, generator=g, dtype=dtype) for _ in range(3))
+    return x, s, y, torch.randn(4, B, generator=g, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("terms", ["x+y+score+noise", "x+score+noise", "x+noise", "x+y+score"])
+@pytest.mark.parametrize("per_sample", [True, False])
+def test_triton_affine_step_equals_reference(dtype, terms, per_sample):
+    x, s, y, coef = _inputs(dtype)
+    if not per_sample:
+        coef = coef[:, :1]
+    kw = dict(score=s if "score" in terms else None, y=y if "y" in terms else None,
+              noise="noise" in terms, seed=123, step=45)
+    _close(steps_triton.affine_step(x, coef, **kw), ref.affine_step(x, coef, **kw), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_triton_affine_step_on_strided_views_equals_reference(dtype):
+    x, s, y, coef = _inputs(dtype)
+    xs = torch.randn(3, 6, 17, 9, dtype=dtype)[:, ::2]                 # channel slice
+    ss = torch.randn(3, 9, 17, 3, dtype=dtype).permute(0, 3, 2, 1)     # transposed image
+    ys = torch.randn(5, 3, 17, 9, dtype=dtype)[1:4]                    # batch slice (contiguous rows)
+    out = torch.empty(3, 3, 17, 18, dtype=dtype)[..., ::2]             # strided output
+    got = steps_triton.affine_step(xs, coef, score=ss, y=ys, seed=9, step=2**40 + 1, out=out)
+    assert got is out
+    _close(out, ref.affine_step(xs, coef, score=ss, y=ys, seed=9, step=2**40 + 1), dtype)
+    # Five inner axes that do not merge: copied to contiguous memory, same numbers.
+    x5 = torch.randn(2, 2, 3, 2, 3, 2, dtype=dtype).transpose(1, 4)
+    c5 = coef[:, :2]
+    _close(steps_triton.affine_step(x5, c5, seed=1, step=1), ref.affine_step(x5, c5, seed=1, step=1), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_triton_affine_step_in_place_equals_reference(dtype):
+    x, s, y, coef = _inputs(dtype, shape=(1000,))
+    expected = ref.affine_step(x, coef, score=s, y=y, seed=5, step=6)
+    steps_triton.affine_step(x, coef, score=s, y=y, seed=5, step=6, out=x)
+    _close(x, expected, dtype)
+
+
+@pytest.mark.parametrize("impl", ["torch", "triton"])
+def test_affine_step_flags_non_finite_score_and_output(impl):
+    fn = ref.affine_step if impl == "torch" else steps_triton.affine_step
+    x, s, y, coef = _inputs(torch.float32)
+    flags = torch.zeros(2, dtype=torch.int32)
+    fn(x, coef, score=s, flags=flags)
+    assert flags.tolist() == [0, 0]
+    s[1, 2, 3, 4] = float("nan")
+    fn(x, coef, score=s, flags=flags)
+    assert flags.tolist() == [1, 1]
+    flags.zero_()
+    x[0, 0, 0, 0] = float("inf")
+    fn(x, coef, score=torch.zeros_like(x), flags=flags)
+    assert flags.tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_triton_sample_sq_norms_equals_reference(dtype):
+    s = torch.randn(3, 9, 17, 5, dtype=dtype).permute(0, 3, 2, 1)
+    got = steps_triton.sample_sq_norms(s, seed=3, step=4)
+    want = ref.sample_sq_norms(s, seed=3, step=4)
+    assert torch.allclose(got, want, rtol=100 * TOL[dtype], atol=0)
+    # sum z^2 over N elements is about N.
+    assert torch.allclose(want[:, 1], torch.full((3,), 765.0, dtype=dtype), rtol=0.2)
+
+
+def test_step_arguments_are_validated_naming_the_argument():
+    x, s, y, coef = _inputs(torch.float32)
+    for fn in (ref.affine_step, steps_triton.affine_step):
+        with pytest.raises(ValueError, match="score has shape"):
+            fn(x, coef, score=s[:, :2])
+        with pytest.raises(TypeError, match="y has dtype"):
+            fn(x, coef, y=y.double())
+        with pytest.raises(ValueError, match="coef must be"):
+            fn(x, coef[:, :2])
+        with pytest.raises(TypeError, match="float32 or float64"):
+            fn(x.half(), coef.half())
+
+
+_HEADER_INSTANTIATION = r"""
+#include "sde_steps.cuh"
+template __global__ void sdekit::affine_step_kernel<float, true, true, true, true, true, true>(sdekit::AffineStepArgs<float>);
+template __global__ void sdekit::affine_step_kernel<float, true, false, true, false, false, false>(sdekit::AffineStepArgs<float>);
+template __global__ void sdekit::affine_step_kernel<double, true, true, true, true, true, true>(sdekit::AffineStepArgs<double>);
+template __global__ void sdekit::sample_sq_norms_kernel<float, true, 256>(const float*, float*, int64_t, int64_t, int64_t, sdekit::Strides4, uint64_t, uint64_t);
+template __global__ void sdekit::sample_sq_norms_kernel<double, false, 256>(const double*, double*, int64_t, int64_t, int64_t, sdekit::Strides4, uint64_t, uint64_t);
+"""
+
+
+def test_cuda_step_kernels_compile_for_sm90(tmp_path):
+    """The plain-CUDA header of the fused steps compiles to sm_90 device code (runs on the GPU machine)."""
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        pytest.skip("nvcc is not installed")
+    src = tmp_path / "steps.cu"
+    src.write_text(_HEADER_INSTANTIATION)
+    csrc = Path(__file__).resolve().parents[1] / "csrc"
+    r = subprocess.run([nvcc, "-I", str(csrc), "-arch=sm_90", "-c", "-o", str(tmp_path / "steps.o"), str(src)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["triton", "cuda"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gpu_affine_step_equals_reference(backend, dtype):
+    dev = torch.device("cuda")
+    reason = backend_unavailable_reason(backend, dev)
+    if reason:
+        pytest.skip(reason)
+    from sdekit.kernels import steps
+    x, s, y, coef = (t.to(dev) for t in _inputs(dtype, B=4, shape=(3, 64, 65)))
+    for kw in (dict(score=s, y=y), dict(score=s), dict(score=s, y=y, noise=False)):
+        got = steps.affine_step(x, coef, backend=backend, seed=77, step=3, **kw)
+        _close(got.cpu(), ref.affine_step(x.cpu(), coef.cpu(), seed=77, step=3,
+                                          **{k: (v.cpu() if torch.is_tensor(v) else v) for k, v in kw.items()}),
+               dtype, scale=4)
+    xs = x[:, ::2]
+    got = steps.affine_step(xs, coef, score=s[:, ::2], backend=backend, seed=1, step=2)
+    _close(got.cpu(), ref.affine_step(xs.cpu(), coef.cpu(), score=s[:, ::2].cpu(), seed=1, step=2), dtype, scale=4)
+    n = steps.sample_sq_norms(s, backend=backend, seed=3, step=4)
+    assert torch.allclose(n.cpu(), ref.sample_sq_norms(s.cpu(), seed=3, step=4), rtol=1e-4)
+    flags = torch.zeros(2, dtype=torch.int32, device=dev)
+    s2 = s.clone()
+    s2[0, 0, 0, 0] = float("nan")
+    steps.affine_step(x, coef, score=s2, backend=backend, flags=flags)
+    assert flags.tolist() == [1, 1]
