@@ -30,9 +30,13 @@ def make_cases():
     mask2 = torch.rand(H, W, generator=g) > 0.5
     mask3 = torch.rand(C, H, W, generator=g) > 0.3
     kr, kc = gaussian_kernel(1.0, 2), torch.tensor([0.5, 0.3, 0.2, 0.1], dtype=D64)  # odd and even lengths
-    A = torch.randn(10, 24, generator=g, dtype=D64)
-    A_tall = torch.randn(30, 24, generator=g, dtype=D64)
-    A_rankdef = torch.randn(12, 3, generator=g, dtype=D64) @ torch.randn(3, 24, generator=g, dtype=D64)
+    # Dense matrices scaled to spectral norm 1, like the image operators (whose S <= 1).
+    unit = lambda M: M / torch.linalg.matrix_norm(M, 2)  # noqa: E731
+    A = unit(torch.randn(10, 24, generator=g, dtype=D64))
+    A_tall = unit(torch.randn(30, 24, generator=g, dtype=D64))
+    # rank 8 with an exact null space (zero rows and columns), not merely rounding-level S
+    A_rankdef = torch.zeros(12, 24, dtype=D64)
+    A_rankdef[2:10, 5:21] = unit(torch.randn(8, 16, generator=g, dtype=D64))
     rows = torch.tensor([0, 3, 5, 17, 30, 47])
     Hd = torch.as_tensor(scipy.linalg.hadamard(H * 8), dtype=D64) / math.sqrt(H * 8)
 

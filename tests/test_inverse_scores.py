@@ -1,0 +1,199 @@
+"""DMPS likelihood score: equals the dense formula (torch.linalg.solve) for every operator,
+from clean to pure noise; fused kernel equals the torch reference; bad input is refused."""
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sdekit.inverse import DenseOperator, Inpainting, SuperResolution, likelihood_score, likelihood_score_at
+from sdekit.kernels import resolve
+from test_inverse_operators import CASES, NAMES
+
+D64 = torch.float64
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same'")
+
+# (s, std): clean, early VP, mid VP, late VP, VP at T=1 (abar = 4.04e-5), unit VE, VE at sigma_max = 50
+S_STD = [(1.0, 0.0), (0.999, 0.0447), (0.7, math.sqrt(1 - 0.49)), (0.1, math.sqrt(0.99)),
+         (math.sqrt(4.04e-5), math.sqrt(1 - 4.04e-5)), (1.0, 1.0), (1.0, 50.0)]
+
+
+def dense_score(A, y, x, s, std, sigma_y):
+    """(1/s) A^T (sigma_y^2 I + (std/s)^2 A A^T)^-1 (y - A x / s), with A from an independent forward."""
+    m = A.shape[0]
+    cov = sigma_y**2 * torch.eye(m, dtype=D64) + (std / s) ** 2 * A @ A.T
+    r = y - x @ A.T / s
+    return torch.linalg.solve(cov, r.T).T @ A / s
+
+
+def independent_matrix(name):
+    op, shape, ref = CASES[name]
+    n = math.prod(shape)
+    return ref(torch.eye(n, dtype=D64).reshape(n, *shape)).T, shape
+
+
+def rel_err(a, b):
+    return ((a - b).norm() / b.norm()).item()
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("sigma_y", [0.05, 1.0])
+def test_likelihood_score_equals_dense_formula_from_clean_to_pure_noise(name, sigma_y):
+    op = CASES[name][0]
+    A, shape = independent_matrix(name)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, *shape, generator=g, dtype=D64)
+    y = torch.randn(3, A.shape[0], generator=g, dtype=D64)
+    for s, std in S_STD:
+        got = likelihood_score(op, y, x, mean_scale=s, std=std, sigma_y=sigma_y)
+        assert got.shape == x.shape
+        want = dense_score(A, y, x.flatten(1), s, std, sigma_y)
+        assert rel_err(got.flatten(1), want) < 1e-10, (s, std)
+
+
+def test_ill_conditioned_regime_matches_mpmath_better_than_the_dense_solve():
+    """VP at T (s = 6.4e-3) with sigma_y = 0.01 and a tall A: cond(sigma_y^2 I + (std/s)^2 A A^T)
+    = 2.5e8, so the float64 dense solve is off by 3e-10; the spectral form stays at 1e-15.
+    Reference: the same dense formula in 40-digit mpmath."""
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 40
+    op, shape, _ = CASES["dense_tall"]
+    A, _ = independent_matrix("dense_tall")
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2, *shape, generator=g, dtype=D64)
+    y = torch.randn(2, A.shape[0], generator=g, dtype=D64)
+    s, std, sig = math.sqrt(4.04e-5), math.sqrt(1 - 4.04e-5), 0.01
+    Am = mpmath.matrix(A.tolist())
+    cov = sig**2 * mpmath.eye(A.shape[0]) + (mpmath.mpf(std) / s) ** 2 * Am * Am.T
+    want = torch.tensor([[float(v) for v in Am.T * mpmath.lu_solve(
+        cov, mpmath.matrix(y[b].tolist()) - Am * mpmath.matrix(x[b].tolist()) / s) / s] for b in range(2)],
+        dtype=D64)
+    got = likelihood_score(op, y, x, mean_scale=s, std=std, sigma_y=sig)
+    assert rel_err(got, want) < 1e-13
+    assert rel_err(dense_score(A, y, x, s, std, sig), want) > 1e3 * rel_err(got, want)  # documents the gap
+
+
+@pytest.mark.parametrize("name", ["blur", "superres_2", "hadamard", "dense_wide", "colorization"])
+def test_per_sample_scales_match_scalar_calls(name):
+    op, shape, _ = CASES[name]
+    A, _ = independent_matrix(name)
+    g = torch.Generator().manual_seed(1)
+    B = len(S_STD)
+    x = torch.randn(B, *shape, generator=g, dtype=D64)
+    y = torch.randn(B, A.shape[0], generator=g, dtype=D64)
+    s = torch.tensor([p[0] for p in S_STD], dtype=D64)
+    std = torch.tensor([p[1] for p in S_STD], dtype=D64)
+    sig = torch.linspace(0.01, 0.5, B, dtype=D64)
+    got = likelihood_score(op, y, x, mean_scale=s, std=std, sigma_y=sig)
+    for b in range(B):
+        want = dense_score(A, y[b:b + 1], x[b:b + 1].flatten(1), s[b].item(), std[b].item(), sig[b].item())
+        assert rel_err(got[b:b + 1].flatten(1), want) < 1e-10
+
+
+def test_noiseless_measurement_with_zero_singular_values_uses_the_pseudo_inverse():
+    """sigma_y = 0 and S = 0: the covariance is singular; the score is the pinv formula, finite."""
+    A = torch.zeros(3, 5, dtype=D64)
+    A[0, 1], A[2, 4] = 2.0, -1.0
+    op = DenseOperator(A)
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.randn(2, 5, generator=g, dtype=D64), torch.randn(2, 3, generator=g, dtype=D64)
+    for s, std in S_STD[1:]:
+        got = likelihood_score(op, y, x, mean_scale=s, std=std, sigma_y=0.0)
+        cov = (std / s) ** 2 * A @ A.T
+        want = (torch.linalg.pinv(cov) @ (y - x @ A.T / s).T).T @ A / s
+        assert torch.isfinite(got).all()
+        assert rel_err(got, want) < 1e-12
+
+
+def test_score_is_finite_and_correct_at_s_zero():
+    """The evaluated form S (s U^T y - S V^T x) / (s^2 sigma_y^2 + std^2 S^2) has a finite s -> 0 limit."""
+    op, shape, _ = CASES["superres_2"]
+    x = torch.randn(2, *shape, dtype=D64)
+    y = torch.randn(2, op.m, dtype=D64)
+    at0 = likelihood_score(op, y, x, mean_scale=0.0, std=1.0, sigma_y=0.1)
+    near0 = likelihood_score(op, y, x, mean_scale=1e-12, std=1.0, sigma_y=0.1)
+    assert torch.isfinite(at0).all()
+    assert rel_err(near0, at0) < 1e-10  # continuous at s = 0 (the difference is O(s))
+    # the limit is -(1/std^2) times the projection of x_t on the row space of A
+    A, _ = independent_matrix("superres_2")
+    P = A.T @ torch.linalg.solve(A @ A.T, A)
+    torch.testing.assert_close(at0.flatten(1), -x.flatten(1) @ P, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["blur", "superres_2", "inpainting_2d_mask", "colorization", "hadamard"])
+def test_float32_score_agrees_with_float64(name):
+    op, shape, _ = CASES[name]
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, *shape, generator=g, dtype=D64)
+    y = torch.randn(2, op.measurement_size(math.prod(shape)), generator=g, dtype=D64)
+    for s, std in [(0.7, 0.714), (1.0, 1.0)]:
+        s64 = likelihood_score(op, y, x, mean_scale=s, std=std, sigma_y=0.1)
+        s32 = likelihood_score(op, y.float(), x.float(), mean_scale=s, std=std, sigma_y=0.1)
+        assert s32.dtype == torch.float32
+        assert rel_err(s32.double(), s64) < 1e-5
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in divide")  # masked-out 0/0 lanes
+@given(B=st.integers(1, 3), k=st.integers(1, 3000), zeros=st.integers(0, 5), seed=st.integers(0, 2**16))
+def test_triton_spectral_scale_matches_torch_reference(B, k, zeros, seed):
+    pytest.importorskip("triton")
+    g = torch.Generator().manual_seed(seed)
+    z, uy = torch.randn(B, k, generator=g), torch.randn(B, k, generator=g)
+    S = torch.rand(k, generator=g)
+    S[torch.randperm(k, generator=g)[: min(zeros, k)]] = 0.0
+    s, a, c = (torch.rand(B, 1, generator=g) + 0.01 for _ in range(3))
+    a[0] = 0.0  # sigma_y = 0 in the first sample: S = 0 entries are 0/0, must come out 0
+    want = resolve("spectral_scale", "torch", "cpu")(z, uy, S, s, a, c)
+    got = resolve("spectral_scale", "triton", "cpu")(z, uy, S, s, a, c)
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
+# --------------------------------------------------------------- LinearSDE
+def test_likelihood_score_at_takes_scale_and_std_from_the_sde():
+    from sdekit import sde as sdes
+
+    vp = sdes.VPSDE()
+    op, shape, _ = CASES["blur"]
+    A, _ = independent_matrix("blur")
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(3, *shape, generator=g, dtype=D64)
+    y = torch.randn(3, A.shape[0], generator=g, dtype=D64)
+    t = torch.tensor([0.01, 0.5, 1.0], dtype=D64)
+    got = likelihood_score_at(vp, op, y, x, t, sigma_y=0.05)
+    # VP: log abar(t) = -(beta_min t + (beta_max - beta_min) t^2 / 2)
+    abar = torch.exp(-(0.1 * t + 19.9 * t**2 / 2))
+    for b in range(3):
+        want = dense_score(A, y[b:b + 1], x[b:b + 1].flatten(1), abar[b].sqrt().item(),
+                           (1 - abar[b]).sqrt().item(), 0.05)
+        assert rel_err(got[b:b + 1].flatten(1), want) < 1e-10
+
+
+def test_likelihood_score_at_refuses_sdes_with_y_drift():
+    class DriftTowardsY:  # stands in for OUVE / TSDVE (whose sympy derivation takes seconds)
+        has_y_drift = True
+
+    op = Inpainting(torch.ones(2, 2), 1)
+    with pytest.raises(ValueError, match="y-drift"):
+        likelihood_score_at(DriftTowardsY(), op, torch.zeros(1, 4), torch.zeros(1, 1, 2, 2), 0.5, sigma_y=0.1)
+
+
+# --------------------------------------------------------------- bad input
+def test_bad_score_arguments_raise_clear_errors():
+    op = SuperResolution(2, 1, 4)
+    x, y = torch.zeros(2, 1, 4, 4), torch.zeros(2, 4)
+    with pytest.raises(ValueError, match="sigma_y must be >= 0"):
+        likelihood_score(op, y, x, mean_scale=1.0, std=0.5, sigma_y=-0.1)
+    with pytest.raises(ValueError, match="std must be >= 0"):
+        likelihood_score(op, y, x, mean_scale=1.0, std=-0.5, sigma_y=0.1)
+    with pytest.raises(ValueError, match="y must have 4 elements per sample"):
+        likelihood_score(op, torch.zeros(2, 5), x, mean_scale=1.0, std=0.5, sigma_y=0.1)
+    with pytest.raises(ValueError, match="batch size"):
+        likelihood_score(op, torch.zeros(3, 4), x, mean_scale=1.0, std=0.5, sigma_y=0.1)
+    with pytest.raises(ValueError, match="16 elements per sample"):
+        likelihood_score(op, y, torch.zeros(2, 1, 4, 5), mean_scale=1.0, std=0.5, sigma_y=0.1)
+    with pytest.raises(ValueError, match=r"mean_scale must be a scalar or of shape \(2,\)"):
+        likelihood_score(op, y, x, mean_scale=torch.ones(3), std=0.5, sigma_y=0.1)
+    with pytest.raises(ValueError, match="sigma_y must be finite"):
+        likelihood_score(op, y, x, mean_scale=1.0, std=0.5, sigma_y=float("nan"))
