@@ -12,10 +12,12 @@ float64, CPU / GPU.  See :mod:`sdekit.inverse.base` for the conventions.
 from .base import SVDOperator
 from .hadamard import WalshHadamardCS
 from .operators import Colorization, Denoising, DenseOperator, Inpainting, SuperResolution
+from .quantized import quantize, quantized_likelihood_score, truncated_normal_mean
 from .scores import likelihood_score, likelihood_score_at
 from .svd_blur import SeparableBlur
 
 __all__ = [
     "SVDOperator", "Denoising", "DenseOperator", "Inpainting", "SuperResolution", "Colorization",
     "SeparableBlur", "WalshHadamardCS", "likelihood_score", "likelihood_score_at",
+    "quantized_likelihood_score", "quantize", "truncated_normal_mean",
 ]
