@@ -132,7 +132,10 @@ class SVDOperator:
         ``n`` (elements per input sample) is needed only by operators built without a size.
         Without ``like`` the values are float64 on the CPU.
         """
-        s = self._singulars64(n)
+        key = ("S64", n if self.n is None else self.n)
+        s = self._cache.get(key)
+        if s is None:
+            s = self._cache[key] = self._singulars64(n)
         return s if like is None else self._cast(("S", s.numel()), s, like)
 
     def add_zeros(self, w: torch.Tensor, n: int | None = None) -> torch.Tensor:

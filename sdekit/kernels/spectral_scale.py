@@ -18,6 +18,8 @@ under ``TRITON_INTERPRET=1``), registered as operation ``"spectral_scale"``.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .dispatch import register
@@ -27,9 +29,15 @@ __all__ = ["spectral_scale_torch"]
 
 @register("spectral_scale", "torch")
 def spectral_scale_torch(z, uy, S, s, a, c):
-    """Reference: ``z``, ``uy`` ``(B, k)``; ``S`` ``(k,)``; ``s``, ``a``, ``c`` ``(B, 1)``."""
-    w = S * (s * uy - S * z) / (a + c * (S * S))
-    return torch.where(S == 0, torch.zeros((), dtype=w.dtype, device=w.device), w)
+    """Reference: ``z``, ``uy`` ``(B, k)``; ``S`` ``(k,)``; ``s``, ``a``, ``c`` ``(B, 1)``.
+
+    Written as ``f = S / (a + c S^2)`` (0/0 -> 0: only ``S = 0`` with ``a = 0`` gives it) times
+    ``s uy - S z``, in place where possible: 6 passes over ``(B, k)``, 2 allocations.
+    """
+    f = torch.addcmul(a, c, S * S)
+    torch.div(S, f, out=f)
+    f.nan_to_num_(nan=0.0, posinf=math.inf, neginf=-math.inf)
+    return (uy * s).addcmul_(S, z, value=-1).mul_(f)
 
 
 try:  # Triton is optional (absent on some platforms)
