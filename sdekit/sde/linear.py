@@ -27,9 +27,10 @@ import sympy as sp
 import torch
 
 from ..symbolic.codegen import numpy_function, torch_function
+from ..symbolic.display import derivation_latex
 from ..symbolic.derive import Derivation, derive, v0 as V0
 from ..symbolic.numeric import ChebyshevTable, tabulate_integral
-from ..symbolic.series import series_coefficients, taylor_integral
+from ..symbolic.series import analytic_at_zero, taylor_coefficients, taylor_integral
 from ..symbolic.parse import LinearCoefficients, parse_linear_sde, t as T_SYM, x as X_SYM, y as Y_SYM
 from .reverse import ReverseSDE
 
@@ -153,6 +154,7 @@ class LinearSDE:
 
     def _build_marginals(self) -> None:
         d = self.derivation
+        smooth = all(analytic_at_zero(e) for e in (self.coeffs.a, self.coeffs.c, self.coeffs.g**2))
         mx_fn = self._closed(d.mx)
         if mx_fn is not None:
             self._A_np = self._numpy(d.A)
@@ -160,7 +162,7 @@ class LinearSDE:
             self.paths["mx"] = CLOSED_FORM
         else:
             a = self._numpy(self.coeffs.a)
-            table = tabulate_integral(lambda tt, ss: a(ss), self.T)
+            table = tabulate_integral(lambda tt, ss: a(ss), self.T, sqrt_map=not smooth)
             self._A_np = lambda tt: float(tt * table.q(tt)) if tt > 0 else 0.0
             self._mx = lambda tt: torch.exp(table(tt))
             self.paths["mx"] = self._numerical_path(table)
@@ -178,7 +180,7 @@ class LinearSDE:
                 continue
             A = self._A_np
             table = tabulate_integral(
-                lambda tt, ss, h=h, k=scale: math.exp(k * (A(tt) - A(ss))) * h(ss), self.T
+                lambda tt, ss, h=h, k=scale: math.exp(k * (A(tt) - A(ss))) * h(ss), self.T, sqrt_map=not smooth
             )
             if name == "v":
                 v0 = self.v0
@@ -190,11 +192,11 @@ class LinearSDE:
     def _near_zero_by_series(self, closed: Callable, h_expr: sp.Expr, K: float, add_v0: bool) -> Callable:
         """``closed``, but below the series' radius the Taylor series of the integral
         ``I' = K a I + h`` (:mod:`sdekit.symbolic.series`), which does not cancel."""
-        a_series, h_series = series_coefficients(self.coeffs.a), series_coefficients(h_expr)
-        if a_series is None or h_series is None:
+        symbols, values = (T_SYM, *self.coeffs.params), self._values[:-1]
+        a_num = taylor_coefficients(self.coeffs.a, symbols, values)
+        h_num = taylor_coefficients(h_expr, symbols, values)
+        if a_num is None or h_num is None:
             return closed
-        subs = dict(zip(self._symbols[1:], self._values))
-        a_num, h_num = (np.array([float(c.subs(subs)) for c in cs]) for cs in (a_series, h_series))
         coeffs, radius = taylor_integral(a_num, h_num, K)
         if radius == 0.0:
             return closed
@@ -390,18 +392,7 @@ class LinearSDE:
 
     def latex(self) -> str:
         """The SDE, its moment ODEs and their solutions, as a LaTeX ``aligned`` block."""
-        c = self.coeffs
-        drift = c.a * X_SYM + c.c * Y_SYM
-        lines = [
-            rf"dx &= \left({sp.latex(drift)}\right) dt + {sp.latex(c.g)}\, dw",
-            sp.latex(self.derivation.mean_ode).replace("=", "&=", 1),
-            sp.latex(self.derivation.variance_ode).replace("=", "&=", 1),
-        ]
-        for name, expr in self.solution.items():
-            label = {"mx": r"m_x(t)", "my": r"m_y(t)", "v": r"v(t)"}[name]
-            body = sp.latex(expr) if expr is not None else r"\text{%s}" % self.paths[name]
-            lines.append(rf"{label} &= {body}")
-        return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
+        return derivation_latex(self.derivation, missing=self.paths)
 
     def __repr__(self) -> str:
         c = self.coeffs

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import os
 import signal
 import threading
 
@@ -35,8 +36,10 @@ s = sp.Symbol("s", real=True, nonnegative=True)
 #: Initial variance ``v(0)``.
 v0 = sp.Symbol("v0", nonnegative=True)
 
-#: Seconds sympy may spend on one integral before sdekit takes the numerical path.
-DEFAULT_TIME_BUDGET = 60
+#: Seconds sympy may spend on one integral before sdekit takes the numerical path
+#: (environment variable ``SDEKIT_SYMPY_BUDGET`` overrides).  TSDVE's erfi integral
+#: takes about 2 s; hopeless integrals (``exp(s^(3/2))``) are cut off here.
+DEFAULT_TIME_BUDGET = float(os.environ.get("SDEKIT_SYMPY_BUDGET", 20))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -36,22 +36,31 @@ class ChebyshevTable:
     T: float
     coeffs: np.ndarray
     rel_error_bound: float
+    sqrt_map: bool = False
 
     def q(self, t: np.ndarray) -> np.ndarray:
-        return np.polynomial.chebyshev.chebval(2.0 * np.asarray(t) / self.T - 1.0, self.coeffs)
+        return np.polynomial.chebyshev.chebval(_to_unit(np.asarray(t), self.T, self.sqrt_map), self.coeffs)
 
     def __call__(self, t: torch.Tensor) -> torch.Tensor:
         """``I(t)`` for a float64 tensor ``t`` (any shape), computed as ``t * q(t)``."""
         c = torch.as_tensor(self.coeffs, dtype=torch.float64, device=t.device)
         k = torch.arange(c.numel(), dtype=torch.float64, device=t.device)
-        theta = torch.acos((2.0 * t / self.T - 1.0).clamp(-1.0, 1.0))
+        theta = torch.acos(_to_unit(t, self.T, self.sqrt_map).clamp(-1.0, 1.0))
         q = torch.cos(theta.unsqueeze(-1) * k) @ c  # T_k(x) = cos(k arccos x)
         return t * q
 
 
-def _cheb_points(n: int, T: float) -> np.ndarray:
+def _to_unit(t, T: float, sqrt_map: bool):
+    """``[0, T] -> [-1, 1]``: ``2 t/T - 1``, or ``2 sqrt(t/T) - 1`` for integrands with
+    half-integer powers of ``t`` (then ``q`` is smooth in ``sqrt(t)``, not in ``t``)."""
+    u = t / T
+    return 2.0 * (u**0.5 if sqrt_map else u) - 1.0
+
+
+def _cheb_points(n: int, T: float, sqrt_map: bool = False) -> np.ndarray:
     """The ``n + 1`` Chebyshev points of the second kind mapped to ``[0, T]`` (ascending)."""
-    return T * (1.0 - np.cos(np.pi * np.arange(n + 1) / n)) / 2.0
+    u = (1.0 - np.cos(np.pi * np.arange(n + 1) / n)) / 2.0
+    return T * (u**2 if sqrt_map else u)
 
 
 def _coefficients(values: np.ndarray) -> np.ndarray:
@@ -68,21 +77,21 @@ def _quad(h: Callable[[float, float], float], t: float) -> float:
     return value
 
 
-def tabulate_integral(h: Callable[[float, float], float], T: float) -> ChebyshevTable:
-    """Chebyshev table of ``I(t) = int_0^t h(t, s) ds`` on ``[0, T]``."""
+def tabulate_integral(h: Callable[[float, float], float], T: float, sqrt_map: bool = False) -> ChebyshevTable:
+    """Chebyshev table of ``I(t) = int_0^t h(t, s) ds`` on ``[0, T]`` (in ``sqrt(t)`` if ``sqrt_map``)."""
 
     def q(t: float) -> float:
         return h(0.0, 0.0) if t == 0.0 else _quad(h, t) / t
 
     n = 16
-    values = np.array([q(ti) for ti in _cheb_points(n, T)])
+    values = np.array([q(ti) for ti in _cheb_points(n, T, sqrt_map)])
     while True:
         c = _coefficients(values)
         scale = max(np.abs(c).max(), np.finfo(float).tiny)
         if np.abs(c[-4:]).max() <= COEFF_TOL * scale or n >= MAX_DEGREE:
             break
         n *= 2
-        new = np.array([q(ti) for ti in _cheb_points(n, T)[1::2]])
+        new = np.array([q(ti) for ti in _cheb_points(n, T, sqrt_map)[1::2]])
         merged = np.empty(n + 1)
         merged[0::2], merged[1::2] = values, new
         values = merged
@@ -91,10 +100,10 @@ def tabulate_integral(h: Callable[[float, float], float], T: float) -> Chebyshev
     dropped = np.abs(c[last:]).sum()
     c = c[:last]
 
-    check_t = (_cheb_points(2 * n, T)[1::2])[:: max(1, n // 32)]
+    check_t = (_cheb_points(2 * n, T, sqrt_map)[1::2])[:: max(1, n // 32)]
     exact = np.array([q(ti) for ti in check_t])
-    approx = np.polynomial.chebyshev.chebval(2.0 * check_t / T - 1.0, c)
+    approx = np.polynomial.chebyshev.chebval(_to_unit(check_t, T, sqrt_map), c)
     floor = np.abs(values).min()
     measured = np.max(np.abs(approx - exact)) / floor if floor > 0 else math.inf
     bound = 4.0 * max(measured, dropped / floor if floor > 0 else math.inf, QUAD_RTOL)
-    return ChebyshevTable(T=float(T), coeffs=c, rel_error_bound=float(bound))
+    return ChebyshevTable(T=float(T), coeffs=c, rel_error_bound=float(bound), sqrt_map=sqrt_map)

@@ -15,8 +15,9 @@ against its leading one).
 """
 from __future__ import annotations
 
-import functools
 import math
+
+import mpmath
 
 import numpy as np
 import sympy as sp
@@ -27,17 +28,37 @@ TERMS = 16
 _REL = 2.0**-56
 
 
-@functools.lru_cache(maxsize=256)
-def series_coefficients(expr: sp.Expr, n: int = TERMS) -> tuple[sp.Expr, ...] | None:
-    """Symbolic Taylor coefficients of ``expr`` at ``t = 0`` (``None`` if not analytic there)."""
-    try:
-        poly = sp.series(expr, t, 0, n).removeO()
-    except (NotImplementedError, ValueError, TypeError, ZeroDivisionError):
+def analytic_at_zero(expr: sp.Expr) -> bool:
+    """Conservative structural test that ``expr`` is analytic at ``t = 0`` (for ``t``
+    near 0 and the given positive parameters): powers of ``t``-dependent bases need a
+    non-negative integer exponent or a base that is nonzero at 0; ``log`` and ``Abs``
+    need a nonzero argument there."""
+    for node in sp.preorder_traversal(expr):
+        if not node.has(t):
+            continue
+        if isinstance(node, sp.Pow):
+            base, exp = node.args
+            if base.has(t) and not (exp.is_Integer and exp >= 0) and base.subs(t, 0).is_zero is not False:
+                return False
+        elif isinstance(node, (sp.log, sp.Abs)) and node.args[0].subs(t, 0).is_zero is not False:
+            return False
+    return True
+
+
+def taylor_coefficients(expr: sp.Expr, symbols, values, n: int = TERMS) -> np.ndarray | None:
+    """The first ``n`` Taylor coefficients of ``expr`` at ``t = 0``, numerically (mpmath's
+    high-precision differentiation at 40 digits), or ``None`` if ``expr`` is not analytic."""
+    if not analytic_at_zero(expr):
         return None
-    coeffs = [sp.simplify(poly.coeff(t, k)) for k in range(n)]
-    if sp.expand(poly - sum(c * t**k for k, c in enumerate(coeffs))) != 0:
-        return None  # non-integer powers of t: not a Taylor series
-    return tuple(coeffs)
+    fn = sp.lambdify(symbols, expr, modules=[{"dawsn": _mp_dawsn}, "mpmath"])
+    with mpmath.workdps(40):
+        args = [mpmath.mpf(v) for v in values]
+        coeffs = mpmath.taylor(lambda tt: fn(tt, *args), 0, n - 1)
+    return np.array([float(c) for c in coeffs])
+
+
+def _mp_dawsn(z):
+    return mpmath.sqrt(mpmath.pi) / 2 * mpmath.exp(-z * z) * mpmath.erfi(z)
 
 
 def taylor_integral(a: np.ndarray, h: np.ndarray, K: float) -> tuple[np.ndarray, float]:
