@@ -1,0 +1,245 @@
+"""Generate the minimax rational coefficients used by ``sdekit.special.dawsn``.
+
+Run ``python tools/dawson_minimax.py`` (about a minute) to reprint the coefficient
+tables that ``sdekit/special/_dawson_coeffs.py`` holds; nothing here runs at import
+time of the library.
+
+Dawson's integral ``D(x) = exp(-x^2) int_0^x exp(s^2) ds`` is odd, so only
+``x >= 0`` is fitted, in two shapes:
+
+* inner region ``0 <= x < a``:  ``D(x) = x * P(t) / Q(t)`` with ``t = x^2``; the
+  fitted function is ``g(t) = D(sqrt t) / sqrt t`` (``g(0) = 1``);
+* outer regions ``x >= b``:     ``D(x) = P(y) / (2 x Q(y))`` with ``y = 1 / x^2``;
+  the fitted function is ``h(y) = 2 x D(x)``, which tends to 1 as ``y -> 0``
+  (the asymptotic series ``h = 1 + y/2 + 3 y^2/4 + ...``).
+
+Each ``P/Q`` is the minimax approximation in *relative* error on its interval,
+found by the rational Remez exchange algorithm on a dense Chebyshev grid with
+50-digit mpmath arithmetic, where the reference values are
+``D(x) = sqrt(pi)/2 * exp(-x^2) * erfi(x)``.  ``q_0 = 1`` normalises each
+quotient.  The coefficients are then rounded to the target precision and the
+relative error of the *rounded* quotient (exact arithmetic) is reported, so the
+table shows how much of the error budget is left to the floating-point
+evaluation.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import mpmath as mp
+
+mp.mp.dps = 60
+
+
+def dawson_mp(x):
+    """Dawson's integral at high precision (x >= 0)."""
+    x = mp.mpf(x)
+    if x == 0:
+        return mp.mpf(0)
+    return mp.sqrt(mp.pi) / 2 * mp.exp(-x * x) * mp.erfi(x)
+
+
+def inner_target(t):
+    """g(t) = D(sqrt t)/sqrt t."""
+    t = mp.mpf(t)
+    if t == 0:
+        return mp.mpf(1)
+    x = mp.sqrt(t)
+    return dawson_mp(x) / x
+
+
+def outer_target(y):
+    """h(y) = 2 x D(x) with x = 1/sqrt(y)."""
+    y = mp.mpf(y)
+    if y == 0:
+        return mp.mpf(1)
+    x = 1 / mp.sqrt(y)
+    return 2 * x * dawson_mp(x)
+
+
+def tail_target(y):
+    """T(y) = (h(y) - 1 - y/2) / y^2, so that h = 1 + y (1/2 + y T); T(0) = 3/4."""
+    y = mp.mpf(y)
+    if y == 0:
+        return mp.mpf(3) / 4
+    return (outer_target(y) - 1 - y / 2) / (y * y)
+
+
+def _polyval(c, z):
+    acc = mp.mpf(0)
+    for ck in reversed(c):
+        acc = acc * z + ck
+    return acc
+
+
+def tail_weight(y):
+    """How a relative error of T shows in D: y^2 T(y) / h(y)."""
+    return y * y * tail_target(y) / outer_target(y)
+
+
+def remez(f, lo, hi, m, n, *, weight=None, grid=6000, iters=40, verbose=False):
+    """Minimax weighted relative-error rational approximation P_m/Q_n of f on [lo, hi].
+
+    Minimises ``max |w(z) (f(z) - P(z)/Q(z)) / f(z)|`` (``w = 1`` by default) by the
+    discrete Remez exchange on a Chebyshev-clustered grid.  Returns ``(p, q, E)``
+    with ``q[0] = 1`` and ``E`` the levelled weighted relative error.
+    """
+    lo, hi = mp.mpf(lo), mp.mpf(hi)
+    zs = [lo + (hi - lo) * (1 - mp.cos(mp.pi * k / (grid - 1))) / 2 for k in range(grid)]
+    if weight is not None:  # a zero weight carries no information; drop those points
+        zs = [z for z in zs if weight(z) != 0]
+        grid = len(zs)
+        ws = [weight(z) for z in zs]
+    else:
+        ws = [mp.mpf(1)] * grid
+    fs = [f(z) for z in zs]
+    N = m + n + 2
+    # initial reference: grid points nearest the Chebyshev extrema
+    ref = sorted({round((grid - 1) * k / (N - 1)) for k in range(N)})
+    best = None
+    for it in range(iters):
+        E = mp.mpf(0)
+        qprev = [mp.mpf(1)] + [mp.mpf(0)] * n
+        for _ in range(12):
+            A = mp.matrix(N, N)
+            b = mp.matrix(N, 1)
+            for i, gi in enumerate(ref):
+                z, fz, wz = zs[gi], fs[gi], ws[gi]
+                zk = mp.mpf(1)
+                for k in range(m + 1):
+                    A[i, k] = zk
+                    zk *= z
+                zk = z
+                for k in range(1, n + 1):
+                    A[i, m + k] = -fz * zk
+                    zk *= z
+                A[i, N - 1] = (-1) ** i * fz / wz * _polyval(qprev, z)
+                b[i] = fz
+            sol = mp.lu_solve(A, b)
+            p = [sol[k] for k in range(m + 1)]
+            q = [mp.mpf(1)] + [sol[m + k] for k in range(1, n + 1)]
+            Enew = sol[N - 1]
+            done = abs(Enew - E) <= abs(Enew) * mp.mpf("1e-12")
+            E, qprev = Enew, q
+            if done:
+                break
+        errs = [wz * (fz - _polyval(p, z) / _polyval(q, z)) / fz for z, fz, wz in zip(zs, fs, ws)]
+        emax = max(abs(e) for e in errs)
+        if best is None or emax < best[2]:
+            best = (p, q, emax)
+        if verbose:
+            print(f"  iter {it}: levelled {float(abs(E)):.3e}, max {float(emax):.3e}", file=sys.stderr)
+        if emax <= abs(E) * (1 + mp.mpf("1e-4")):
+            break
+        # new reference: alternating extrema of the error curve
+        ext = [0]
+        for k in range(1, grid - 1):
+            if (errs[k] - errs[k - 1]) * (errs[k + 1] - errs[k]) <= 0 and errs[k] != 0:
+                ext.append(k)
+        ext.append(grid - 1)
+        # merge runs of equal sign, keeping the largest
+        alt = []
+        for k in ext:
+            if alt and (errs[k] > 0) == (errs[alt[-1]] > 0):
+                if abs(errs[k]) > abs(errs[alt[-1]]):
+                    alt[-1] = k
+            else:
+                alt.append(k)
+        while len(alt) > N:
+            # drop the smaller end (keeps alternation)
+            if abs(errs[alt[0]]) < abs(errs[alt[-1]]):
+                alt.pop(0)
+            else:
+                alt.pop()
+        if len(alt) < N:
+            if verbose:
+                print(f"  only {len(alt)} alternations; stopping", file=sys.stderr)
+            break
+        ref = alt
+    return best
+
+
+def to_f32(c):
+    import numpy as np
+
+    return float(np.float32(float(c)))
+
+
+# (name, kind, x_lo, x_hi, m, n) per precision; x_hi = None means infinity.
+# "inner": D = x P(t)/Q(t), t = x^2, plain relative error.
+# "tail":  D = (1 + y (1/2 + y P(y)/Q(y))) / (2x), y = 1/x^2, with P/Q ~ T(y) =
+#          (h - 1 - y/2)/y^2 fitted in the relative error it causes in D
+#          (weight y^2 T / h <= 0.0012 for x >= 5), so the conditioning of the
+#          tail's coefficients (alternating, from poles near y < 0) is damped by
+#          that factor and the leading "1 + y/2" is exact.
+LAYOUTS = {
+    "float64": [
+        ("inner", "inner", 0.0, 5.0, 12, 13),
+        ("tail", "tail", 5.0, None, 8, 8),
+    ],
+    "float32": [
+        ("inner", "inner", 0.0, 4.0, 7, 7),
+        ("tail", "tail", 4.0, None, 3, 3),
+    ],
+}
+
+
+def region_target(kind, xlo, xhi):
+    """(f, weight, lo, hi) of the fit in its own variable (t inner, s mid, y tail)."""
+    if kind == "mid":
+        c = (mp.mpf(xlo) + mp.mpf(xhi)) / 2
+        return (lambda s: dawson_mp(c + s)), None, mp.mpf(xlo) - c, mp.mpf(xhi) - c
+    if kind == "inner":
+        return inner_target, None, mp.mpf(xlo) ** 2, mp.mpf(xhi) ** 2
+    lo = 0 if xhi is None else 1 / mp.mpf(xhi) ** 2
+    return tail_target, tail_weight, lo, 1 / mp.mpf(xlo) ** 2
+
+
+def rounded_error(f, weight, lo, hi, p, q, to_float, *, samples=2000):
+    """Max weighted relative error of P/Q with coefficients rounded by ``to_float`` (exact evaluation)."""
+    pr = [mp.mpf(to_float(c)) for c in p]
+    qr = [mp.mpf(to_float(c)) for c in q]
+    worst = mp.mpf(0)
+    for k in range(samples):
+        z = lo + (hi - lo) * (1 - mp.cos(mp.pi * (k + 0.5) / samples)) / 2
+        fz = f(z)
+        w = 1 if weight is None else weight(z)
+        worst = max(worst, abs(w * (fz - _polyval(pr, z) / _polyval(qr, z)) / fz))
+    return worst
+
+
+def fit_region(region, to_float, grid=4000, verbose=False):
+    name, kind, xlo, xhi, m, n = region
+    f, weight, lo, hi = region_target(kind, xlo, xhi)
+    p, q, E = remez(f, lo, hi, m, n, weight=weight, grid=grid, verbose=verbose)
+    Er = rounded_error(f, weight, lo, hi, p, q, to_float)
+    return (name, kind, xlo, xhi, p, q, E, Er)
+
+
+def fit(layout, to_float, verbose=False, workers=1):
+    if workers == 1:
+        return [fit_region(r, to_float, verbose=verbose) for r in layout]
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers) as ex:
+        return list(ex.map(fit_region, layout, [to_float] * len(layout)))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dtype", choices=sorted(LAYOUTS), nargs="*", default=sorted(LAYOUTS))
+    ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("-j", "--workers", type=int, default=2)
+    args = ap.parse_args(argv)
+    for dtype in args.dtype:
+        to_float = float if dtype == "float64" else to_f32
+        for name, kind, xlo, xhi, p, q, E, Er in fit(LAYOUTS[dtype], to_float, args.verbose, args.workers):
+            print(f"# {dtype} {name} ({kind}) x in [{xlo}, {xhi}): minimax rel err {float(E):.3e}, "
+                  f"after rounding coefficients {float(Er):.3e}")
+            print(f"{dtype.upper()}_{name.upper()}_P = ({', '.join(repr(to_float(c)) for c in p)},)")
+            print(f"{dtype.upper()}_{name.upper()}_Q = ({', '.join(repr(to_float(c)) for c in q)},)")
+
+
+if __name__ == "__main__":
+    main()
