@@ -7,8 +7,10 @@
 // registered from Python in sdekit/kernels/dawson_cuda.py.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -24,7 +26,9 @@ void launch(const T* x, T* y, int64_t n, cudaStream_t stream) {
   constexpr int vec = 16 / sizeof(T);
   const bool aligned = reinterpret_cast<std::uintptr_t>(x) % 16 == 0 &&
                        reinterpret_cast<std::uintptr_t>(y) % 16 == 0;
-  const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  int device = 0, sms = 1;
+  C10_CUDA_CHECK(cudaGetDevice(&device));
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
   const int64_t per_block = int64_t(threads) * (aligned ? vec : 1);
   const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>((n + per_block - 1) / per_block, int64_t(sms) * 32));
   if (aligned)
@@ -42,7 +46,7 @@ at::Tensor dawsn_cuda(const at::Tensor& x) {
   at::Tensor y = at::empty_like(xc, at::MemoryFormat::Contiguous);
   const int64_t n = xc.numel();
   if (n == 0) return y;
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "sdekit_dawsn_cuda", [&] {
     launch<scalar_t>(xc.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), n, stream);
   });

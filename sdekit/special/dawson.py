@@ -121,13 +121,13 @@ def dawsn(x: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:
 
     ``x``: a floating tensor (float32/float64; float16/bfloat16 are computed in
     float32), any shape and strides, on CPU or CUDA; a Python float or a 0-d tensor
-    is accepted too (a Python number gives a 0-d tensor of the default dtype).
+    is accepted too (a Python number gives a 0-d float64 tensor).
     ``backend``: ``"auto"`` (fastest for the device), ``"torch"``, ``"triton"`` or
     ``"cuda"`` (see :mod:`sdekit.kernels.dispatch`).  Differentiable:
     ``D'(x) = 1 - 2 x D(x)``.  Accuracy: <= 4 ulp (see the module docstring).
     """
     if isinstance(x, (int, float)) and not isinstance(x, bool):
-        x = torch.tensor(float(x), dtype=torch.get_default_dtype())
+        x = torch.tensor(float(x), dtype=torch.float64)  # a Python float is a double
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"dawsn: x must be a torch.Tensor or a Python float, got {type(x).__name__}")
     if not x.is_floating_point():
