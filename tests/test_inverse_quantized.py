@@ -14,6 +14,8 @@ from sdekit.inverse import (DenseOperator, Inpainting, SeparableBlur, SuperResol
 from sdekit.inverse.quantized import quantize, quantized_likelihood_score, truncated_normal_mean
 
 mpmath = pytest.importorskip("mpmath")
+from test_inverse_operators import single_thread  # noqa: F401,E402  (autouse fixture)
+
 D64 = torch.float64
 
 

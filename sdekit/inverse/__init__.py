@@ -10,6 +10,7 @@ singulars, add_zeros``), exact (no singular value is truncated), batched, float3
 float64, CPU / GPU.  See :mod:`sdekit.inverse.base` for the conventions.
 """
 from .base import SVDOperator
+from .dmps import DMPS, AncestralDDPM
 from .hadamard import WalshHadamardCS
 from .operators import Colorization, Denoising, DenseOperator, Inpainting, SuperResolution
 from .quantized import quantize, quantized_likelihood_score, truncated_normal_mean
@@ -19,5 +20,5 @@ from .svd_blur import SeparableBlur
 __all__ = [
     "SVDOperator", "Denoising", "DenseOperator", "Inpainting", "SuperResolution", "Colorization",
     "SeparableBlur", "WalshHadamardCS", "likelihood_score", "likelihood_score_at",
-    "quantized_likelihood_score", "quantize", "truncated_normal_mean",
+    "quantized_likelihood_score", "quantize", "truncated_normal_mean", "DMPS", "AncestralDDPM",
 ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 from .base import SVDOperator, as_size, check_channels
 
@@ -290,16 +291,18 @@ class SuperResolution(SVDOperator):
 
     def _Vt_range(self, x):
         # v_1^T x_block = sum(x_block) / r = r * mean(x_block)
-        return self.forward(x) * self.r
+        xf = self._flat(x, self.n, "x")
+        img = xf.reshape(xf.shape[0], self.channels, self.H, self.W)
+        return (F.avg_pool2d(img, self.r) * self.r).reshape(xf.shape[0], self.m)
 
     def _Ut_range(self, y, n=None):
         return self._flat(y, self.m, "y")
 
     def _V_range(self, w, n=None):
         # V add_zeros(w): every pixel of block j gets w_j / r
-        B, r = w.shape[0], self.r
-        v = (w / r).reshape(B, self.channels, self.h, 1, self.w, 1)
-        return v.expand(B, self.channels, self.h, r, self.w, r).reshape(B, self.n)
+        B = w.shape[0]
+        v = (w / self.r).reshape(B, self.channels, self.h, self.w)
+        return F.interpolate(v, size=(self.H, self.W), mode="nearest").reshape(B, self.n)
 
 
 class Colorization(SVDOperator):
