@@ -4,7 +4,7 @@ Measurements ``y = Q(A x0 + n)``, ``n ~ N(0, sigma_y^2 I)``, where the quantizer
 reports for each entry only the bin ``[l_m, u_m)`` it fell in.  With ``A`` row-orthogonal
 (``A A^T = diag(||a_m||^2)``) and DMPS's approximation ``x0 | x_t ~ N(x_t / s, (std/s)^2 I)``
 for ``x_t = s x0 + std z``, the entries of ``A x0 + n`` given ``x_t`` are independent,
-``N(a_m^T x_t / s, sigma_y^2 + (std/s)^2 ||a_m||^2)``, so (paper eq. 10-12)
+``N(a_m^T x_t / s, sigma_y^2 + (std/s)^2 ||a_m||^2)``, so (the paper's pseudo-likelihood)
 
     p(y | x_t) ~= prod_m [Phi(u~_m) - Phi(l~_m)],
     u~_m = (s u_m - a_m^T x_t) / tau_m,  l~_m = (s l_m - a_m^T x_t) / tau_m,

@@ -1,4 +1,4 @@
-"""The DMPS noise-perturbed pseudo-likelihood score (Meng & Kabashima 2022, eq. 11-13).
+"""The DMPS noise-perturbed pseudo-likelihood score (Meng & Kabashima 2022).
 
 For ``y = A x0 + n``, ``n ~ N(0, sigma_y^2 I)``, and a linear SDE without ``y``-drift,
 ``x_t = s x0 + std z`` (``s = mean_scale = mx(t)``, ``std = marginal_std(t)``), DMPS
@@ -24,6 +24,7 @@ restricted likewise, and one fused elementwise pass (``sdekit.kernels.spectral_s
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -54,14 +55,37 @@ def per_sample(v, B: int, like: torch.Tensor, name: str, *, allow_zero: bool = T
     return t.reshape(B, 1)
 
 
+def _real(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _check_scalar(v, name: str) -> float:
+    v = float(v)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {v!r}")
+    if v < 0:
+        raise ValueError(f"{name} must be >= 0, got {v!r}")
+    return v
+
+
+def spectral_coefficients(mean_scale, std, sigma_y, B: int, like: torch.Tensor):
+    """``(s, s^2 sigma_y^2, std^2)``: Python floats when all three are numbers, else ``(B, 1)`` tensors."""
+    if _real(mean_scale) and _real(std) and _real(sigma_y):
+        s = _check_scalar(mean_scale, "mean_scale")
+        sd = _check_scalar(std, "std")
+        sy = _check_scalar(sigma_y, "sigma_y")
+        return s, (s * sy) ** 2, sd * sd
+    s = per_sample(mean_scale, B, like, "mean_scale")
+    sd = per_sample(std, B, like, "std")
+    sy = per_sample(sigma_y, B, like, "sigma_y")
+    return s, (s * sy) ** 2, sd * sd
+
+
 def _spectral_middle(op: SVDOperator, uy, z, n, *, mean_scale, std, sigma_y, backend):
-    B = z.shape[0]
-    s = per_sample(mean_scale, B, z, "mean_scale")
-    sd = per_sample(std, B, z, "std")
-    sy = per_sample(sigma_y, B, z, "sigma_y")
+    s, a, c = spectral_coefficients(mean_scale, std, sigma_y, z.shape[0], z)
     S = op.singulars(n, like=z)
     fn = resolve("spectral_scale", backend, z.device)
-    return fn(z, uy, S, s, (s * sy) ** 2, sd * sd)
+    return fn(z, uy, S, s, a, c)
 
 
 def likelihood_score(op: SVDOperator, y: torch.Tensor, x_t: torch.Tensor, *, mean_scale, std,
@@ -79,8 +103,13 @@ def likelihood_score(op: SVDOperator, y: torch.Tensor, x_t: torch.Tensor, *, mea
     if not isinstance(y, torch.Tensor) or y.dim() < 2 or y.shape[0] != x_t.shape[0]:
         raise ValueError(f"y must be a batched tensor with the batch size of x_t ({x_t.shape[0]}), "
                          f"got {None if not isinstance(y, torch.Tensor) else tuple(y.shape)}")
+    if y.device != x_t.device:
+        raise ValueError(f"y is on {y.device} but x_t is on {x_t.device}")
     n = math.prod(x_t.shape[1:])
-    per_sample(sigma_y, x_t.shape[0], x_t, "sigma_y")  # validate before any work
+    if _real(sigma_y):  # validate before any work
+        _check_scalar(sigma_y, "sigma_y")
+    else:
+        per_sample(sigma_y, x_t.shape[0], x_t, "sigma_y")
     z = op._Vt_range(x_t)
     uy = op._Ut_range(y.to(x_t.dtype), n)
     w = _spectral_middle(op, uy, z, n, mean_scale=mean_scale, std=std, sigma_y=sigma_y, backend=backend)

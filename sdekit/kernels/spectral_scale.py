@@ -29,12 +29,17 @@ __all__ = ["spectral_scale_torch"]
 
 @register("spectral_scale", "torch")
 def spectral_scale_torch(z, uy, S, s, a, c):
-    """Reference: ``z``, ``uy`` ``(B, k)``; ``S`` ``(k,)``; ``s``, ``a``, ``c`` ``(B, 1)``.
+    """Reference: ``z``, ``uy`` ``(B, k)``; ``S`` ``(k,)``; ``s``, ``a``, ``c`` Python floats
+    (the same for every sample) or ``(B, 1)`` tensors.
 
     Written as ``f = S / (a + c S^2)`` (0/0 -> 0: only ``S = 0`` with ``a = 0`` gives it) times
-    ``s uy - S z``, in place where possible: 6 passes over ``(B, k)``, 2 allocations.
+    ``s uy - S z``, in place where possible.  With scalar coefficients ``f`` is computed once
+    over ``k`` and broadcast over the batch.
     """
-    f = torch.addcmul(a, c, S * S)
+    if isinstance(a, torch.Tensor) or isinstance(c, torch.Tensor):
+        f = torch.addcmul(a, c, S * S)
+    else:
+        f = (S * S).mul_(c).add_(a)
     torch.div(S, f, out=f)
     f.nan_to_num_(nan=0.0, posinf=math.inf, neginf=-math.inf)
     return (uy * s).addcmul_(S, z, value=-1).mul_(f)
@@ -70,7 +75,8 @@ if triton is not None:
         """One fused pass; same arguments and result as :func:`spectral_scale_torch`."""
         B, k = z.shape
         z, uy, S = z.contiguous(), uy.contiguous(), S.contiguous()
-        s, a, c = (v.reshape(B).contiguous() for v in (s, a, c))
+        s, a, c = (v.reshape(B).contiguous() if isinstance(v, torch.Tensor)
+                   else torch.full((B,), v, dtype=z.dtype, device=z.device) for v in (s, a, c))
         out = torch.empty_like(z)
         BLOCK = 1024
         _spectral_scale_kernel[(triton.cdiv(k, BLOCK), B)](z, uy, S, s, a, c, out, k, BLOCK=BLOCK)
