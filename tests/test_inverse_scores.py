@@ -135,19 +135,23 @@ def test_float32_score_agrees_with_float64(name):
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered in divide")  # masked-out 0/0 lanes
-@given(B=st.integers(1, 3), k=st.integers(1, 3000), zeros=st.integers(0, 5), seed=st.integers(0, 2**16))
-def test_triton_spectral_scale_matches_torch_reference(B, k, zeros, seed):
+@given(B=st.integers(1, 3), k=st.integers(1, 3000), zeros=st.integers(0, 5), seed=st.integers(0, 2**16),
+       dtype=st.sampled_from([torch.float32, torch.float64]), scalar=st.booleans())
+def test_triton_spectral_scale_matches_torch_reference(B, k, zeros, seed, dtype, scalar):
     pytest.importorskip("triton")
     g = torch.Generator().manual_seed(seed)
-    z, uy = torch.randn(B, k, generator=g), torch.randn(B, k, generator=g)
-    S = torch.rand(k, generator=g)
+    z, uy = torch.randn(B, k, generator=g, dtype=dtype), torch.randn(B, k, generator=g, dtype=dtype)
+    S = torch.rand(k, generator=g, dtype=dtype)
     S[torch.randperm(k, generator=g)[: min(zeros, k)]] = 0.0
-    s, a, c = (torch.rand(B, 1, generator=g) + 0.01 for _ in range(3))
+    s, a, c = (torch.rand(B, 1, generator=g, dtype=dtype) + 0.01 for _ in range(3))
     a[0] = 0.0  # sigma_y = 0 in the first sample: S = 0 entries are 0/0, must come out 0
+    if scalar:  # one (s, a, c) for the whole batch, passed as Python floats
+        s, a, c = s[0].item(), a[0].item(), c[0].item()
     want = resolve("spectral_scale", "torch", "cpu")(z, uy, S, s, a, c)
     got = resolve("spectral_scale", "triton", "cpu")(z, uy, S, s, a, c)
-    assert torch.isfinite(got).all()
-    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+    assert got.dtype == dtype and torch.isfinite(got).all()
+    tol = 1e-6 if dtype == torch.float32 else 1e-14
+    torch.testing.assert_close(got, want, rtol=tol, atol=tol)
 
 
 # --------------------------------------------------------------- LinearSDE
@@ -197,3 +201,27 @@ def test_bad_score_arguments_raise_clear_errors():
         likelihood_score(op, y, x, mean_scale=torch.ones(3), std=0.5, sigma_y=0.1)
     with pytest.raises(ValueError, match="sigma_y must be finite"):
         likelihood_score(op, y, x, mean_scale=1.0, std=0.5, sigma_y=float("nan"))
+
+
+# --------------------------------------------------------------- GPU (skipped without CUDA)
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", NAMES)
+def test_cuda_score_matches_cpu_in_both_dtypes_and_backends(name):
+    op, shape, _ = CASES[name]
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(3, *shape, generator=g, dtype=D64)
+    y = torch.randn(3, op.measurement_size(math.prod(shape)), generator=g, dtype=D64)
+    want = likelihood_score(op, y, x, mean_scale=0.6, std=0.8, sigma_y=0.05)
+    for backend in ("torch", "triton", "auto"):
+        got = likelihood_score(op, y.cuda(), x.cuda(), mean_scale=0.6, std=0.8, sigma_y=0.05, backend=backend)
+        assert got.device.type == "cuda"
+        assert rel_err(got.cpu(), want) < 1e-12
+        got32 = likelihood_score(op, y.float().cuda(), x.float().cuda(), mean_scale=0.6, std=0.8, sigma_y=0.05,
+                                 backend=backend)
+        assert got32.dtype == torch.float32 and rel_err(got32.double().cpu(), want) < 1e-5
+    s = torch.tensor([1.0, 0.3, 0.01], dtype=D64)
+    std = torch.tensor([0.0, 0.95, 1.0], dtype=D64)
+    want = likelihood_score(op, y, x, mean_scale=s, std=std, sigma_y=0.05)
+    got = likelihood_score(op, y.cuda(), x.cuda(), mean_scale=s.cuda(), std=std.cuda(), sigma_y=0.05,
+                           backend="triton")
+    assert rel_err(got.cpu(), want) < 1e-12
