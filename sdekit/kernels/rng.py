@@ -48,25 +48,28 @@ def split_seed(seed: int) -> tuple[int, int]:
     return s & MASK32, s >> 32
 
 
-def _mulhilo(m: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(hi, lo) 32-bit halves of the 64-bit product m * x, x in [0, 2^32), without int64 overflow."""
-    p_lo = (x & 0xFFFF) * m          # < 2^48
-    p_hi = (x >> 16) * m             # < 2^48
-    hi = (p_hi + (p_lo >> 16)) >> 16
-    lo = (((p_hi & 0xFFFF) << 16) + p_lo) & MASK32
-    return hi, lo
-
-
 def philox4x32(c0, c1, c2, c3, k0: int, k1: int, rounds: int = ROUNDS):
-    """Philox4x32-``rounds`` on int64 tensors holding uint32 values; returns four such tensors."""
+    """Philox4x32-``rounds`` on int64 tensors holding uint32 values; returns four such tensors.
+
+    The two multiplications of a round run as one op on a stacked ``(2, ...)`` tensor (the
+    reference is bound by per-op overhead on small tensors, not by arithmetic).
+    """
+    m = torch.tensor([PHILOX_M0, PHILOX_M1], dtype=torch.int64, device=c0.device).reshape((2,) + (1,) * c0.dim())
+    even = torch.stack([c0, c2])  # (c0, c2): the multiplied words
+    odd = torch.stack([c3, c1])   # (c3, c1): xored into hi of the *other* product
     for r in range(rounds):
         if r:
             k0 = (k0 + PHILOX_W0) & MASK32
             k1 = (k1 + PHILOX_W1) & MASK32
-        hi0, lo0 = _mulhilo(PHILOX_M0, c0)
-        hi1, lo1 = _mulhilo(PHILOX_M1, c2)
-        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
-    return c0, c1, c2, c3
+        p_lo = (even & 0xFFFF) * m
+        p_hi = (even >> 16) * m
+        hi = (p_hi + (p_lo >> 16)) >> 16                       # (hi0, hi1)
+        lo = (((p_hi & 0xFFFF) << 16) + p_lo) & MASK32          # (lo0, lo1)
+        # new (c0, c2) = (hi1 ^ c1 ^ k0, hi0 ^ c3 ^ k1); new (c3, c1) = (lo0, lo1)
+        key = torch.tensor([k0, k1], dtype=torch.int64, device=c0.device).reshape(m.shape)
+        even = hi.flip(0) ^ odd.flip(0) ^ key
+        odd = lo
+    return even[0], odd[1], even[1], odd[0]
 
 
 def as_i32(v: int) -> int:

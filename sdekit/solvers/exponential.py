@@ -17,8 +17,12 @@ class ExponentialIntegrator(ReverseSampler):
     so ``A = r``, ``C = my_s - r my_t``, ``S = 2 sigma_s sigma_t (e^h - 1)``,
     ``N = sigma_s sqrt(e^(2h) - 1)``.  The linear drift ``a x + c y`` is integrated exactly
     (``x - my y`` obeys ``d(x - my y) = a (x - my y) dt + g dw``), so the mean of a Gaussian
-    data distribution is exact at any step count and large steps stay stable; the error
-    against Euler-Maruyama at equal steps is measured in the tests.
+    data distribution is exact at any step count.  Against Euler-Maruyama at equal steps
+    (W2 distance to the exact marginal for Gaussian data, tests/test_solvers_convergence.py):
+    smaller for VE and the DriftRec family (OUVE, TSDVE) at every count tried, 5 to 400 steps
+    (e.g. 0.026 vs 0.63 for VE at 10 steps, 0.0017 vs 0.012 for OUVE); for VP on a uniform
+    time grid only at about 10 steps or fewer: the last steps are then very long in
+    ``lambda`` and the frozen-noise error dominates.
     """
 
     strong_order = 1.0
