@@ -1,0 +1,250 @@
+"""Sampler interface: argument checks, errors that name the step, reproducibility, backends agree."""
+import pytest
+import torch
+
+from sdekit.sde import OUVE, VPSDE
+from sdekit.solvers import (EulerMaruyama, ExponentialIntegrator, LangevinCorrector, NonFiniteError,
+                            PredictorCorrector, ProbabilityFlow, ReverseDiffusion, SolverError)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Small tensors: torch's intra-op threads only thrash on the shared 2-core CI machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def vp():
+    return VPSDE()
+
+
+@pytest.fixture(scope="module")
+def ouve():
+    return OUVE()
+
+
+def unit_score(x, t):
+    return -x
+
+
+SAMPLERS = {
+    "em": lambda sde, n=8: EulerMaruyama(sde, n),
+    "rd": lambda sde, n=8: ReverseDiffusion(sde, n),
+    "exp": lambda sde, n=8: ExponentialIntegrator(sde, n),
+    "pf": lambda sde, n=8: ProbabilityFlow(sde, n),
+    "pf_exp": lambda sde, n=8: ProbabilityFlow(sde, n, method="exponential"),
+    "pc": lambda sde, n=8: PredictorCorrector(sde, n, corrector_steps=2),
+    "pc_em": lambda sde, n=8: PredictorCorrector(sde, n, predictor="euler_maruyama", norm="batch_mean"),
+}
+
+
+def test_solvers_declare_their_orders():
+    for cls in (EulerMaruyama, ReverseDiffusion, ExponentialIntegrator, ProbabilityFlow):
+        assert cls.weak_order == 1.0 and cls.strong_order == 1.0
+    assert ProbabilityFlow.noise is False and EulerMaruyama.noise is True
+
+
+# ------------------------------------------------------------------ reproducibility and backends
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_same_seed_same_sample_and_other_seed_differs(vp, name):
+    s = SAMPLERS[name](vp)
+    a = s.sample(unit_score, shape=(2, 3, 4, 4), seed=7)
+    assert torch.equal(a, s.sample(unit_score, shape=(2, 3, 4, 4), seed=7))
+    b = s.sample(unit_score, shape=(2, 3, 4, 4), seed=8)
+    assert not torch.equal(a, b)
+
+
+def test_seed_none_follows_torch_manual_seed(vp):
+    em = EulerMaruyama(vp, 4)
+    torch.manual_seed(3)
+    a = em.sample(unit_score, shape=(2, 8))
+    torch.manual_seed(3)
+    assert torch.equal(a, em.sample(unit_score, shape=(2, 8)))
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_triton_backend_draws_the_same_sample_as_torch(ouve, name, dtype):
+    pytest.importorskip("triton")
+    y = torch.randn(2, 3, 5, 7, generator=torch.Generator().manual_seed(0), dtype=dtype)
+
+    def score(x, t):
+        return -(x - y) / (0.05 + t.view(-1, 1, 1, 1))
+
+    s = SAMPLERS[name](ouve, 6)
+    a = s.sample(score, y=y, seed=21, backend="torch")
+    b = s.sample(score, y=y, seed=21, backend="triton")
+    tol = 1e-5 if dtype == torch.float32 else 1e-13
+    assert torch.allclose(a, b, rtol=tol, atol=tol), (a - b).abs().max()
+
+
+def test_forward_simulate_backends_agree_and_reproduce(ouve):
+    pytest.importorskip("triton")
+    em = EulerMaruyama(ouve, 10)
+    x0, y = torch.zeros(3, 40), torch.ones(3, 40)
+    a = em.simulate(x0, y, seed=4, backend="torch")
+    assert torch.equal(a, em.simulate(x0, y, seed=4))
+    assert torch.allclose(a, em.simulate(x0, y, seed=4, backend="triton"), atol=1e-6)
+    assert torch.equal(x0, torch.zeros(3, 40))  # inputs are not modified
+
+
+def test_sample_does_not_modify_x_T_and_accepts_strided_x_T(vp):
+    em = EulerMaruyama(vp, 5)
+    base = torch.randn(2, 8, 6)
+    x_T = base[:, ::2]
+    keep = x_T.clone()
+    a = em.sample(unit_score, x_T=x_T, seed=1)
+    assert torch.equal(x_T, keep)
+    assert torch.equal(a, em.sample(unit_score, x_T=x_T.contiguous(), seed=1))
+
+
+def test_trajectory_and_progress_bar(vp, capsys):
+    em = EulerMaruyama(vp, 5)
+    x, traj = em.sample(unit_score, shape=(2, 4), seed=0, return_trajectory=True, progress=True)
+    assert traj.shape == (6, 2, 4) and torch.equal(traj[-1], x)
+    assert "EulerMaruyama" in capsys.readouterr().err
+
+
+def test_score_fn_sees_per_sample_times_from_T_to_t_eps(vp):
+    seen = []
+
+    def score(x, t):
+        seen.append(t.clone())
+        return -x
+
+    EulerMaruyama(vp, 4, t_eps=0.1).sample(score, shape=(3, 2), seed=0)
+    assert all(t.shape == (3,) for t in seen)
+    assert torch.allclose(torch.stack([t[0] for t in seen]), torch.tensor([1.0, 0.775, 0.55, 0.325]))
+
+
+def test_denoise_drops_the_last_noise(vp):
+    pc = PredictorCorrector(vp, 3, corrector=None, denoise=True)
+    rd = ReverseDiffusion(vp, 3)
+    x_T = torch.randn(2, 16)
+    a, b = pc.sample(unit_score, x_T=x_T, seed=5), rd.sample(unit_score, x_T=x_T, seed=5)
+    assert not torch.allclose(a, b)
+    assert torch.allclose(PredictorCorrector(vp, 3, corrector=None, denoise=False).sample(unit_score, x_T=x_T, seed=5), b)
+
+
+# ------------------------------------------------------------------ bad input
+def test_bad_constructor_arguments_are_named(vp):
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        EulerMaruyama(vp, 0)
+    with pytest.raises(TypeError, match="steps must be an int"):
+        EulerMaruyama(vp, 10.0)
+    for bad in (0.0, -0.1, 1.0, 2.0):
+        with pytest.raises(ValueError, match=r"t_eps must lie in \(0, T\)"):
+            EulerMaruyama(vp, 10, t_eps=bad)
+    with pytest.raises(TypeError, match="sde must be"):
+        EulerMaruyama(object(), 10)
+    with pytest.raises(ValueError, match="predictor must be"):
+        PredictorCorrector(vp, 10, predictor="heun")
+    with pytest.raises(ValueError, match="corrector must be"):
+        PredictorCorrector(vp, 10, corrector="ald")
+    with pytest.raises(ValueError, match="snr"):
+        LangevinCorrector(vp, snr=-1)
+    with pytest.raises(ValueError, match="method"):
+        ProbabilityFlow(vp, 10, method="rk4")
+
+
+def test_bad_sample_arguments_are_named(vp, ouve):
+    em = EulerMaruyama(vp, 4)
+    with pytest.raises(ValueError, match="needs x_T, y or shape"):
+        em.sample(unit_score)
+    with pytest.raises(ValueError, match="does not match x_T's shape"):
+        em.sample(unit_score, x_T=torch.zeros(2, 3), shape=(2, 4))
+    with pytest.raises(TypeError, match="x_T must be float32 or float64"):
+        em.sample(unit_score, x_T=torch.zeros(2, 3, dtype=torch.float16))
+    with pytest.raises(ValueError, match="batch dimension"):
+        em.sample(unit_score, x_T=torch.zeros(()))
+    with pytest.raises(TypeError, match="score_fn must be callable"):
+        em.sample(None, shape=(2, 3))
+    with pytest.raises(TypeError, match="seed must be an int"):
+        em.sample(unit_score, shape=(2, 3), seed=1.5)
+    with pytest.raises(ValueError, match="backend must be"):
+        em.sample(unit_score, shape=(2, 3), backend="jax")
+    with pytest.raises(ValueError, match="check_every"):
+        em.sample(unit_score, shape=(2, 3), check_every=-1)
+    e2 = EulerMaruyama(ouve, 4)
+    with pytest.raises(ValueError, match="depends on y"):
+        e2.sample(unit_score, shape=(2, 3))
+    with pytest.raises(ValueError, match="y has shape"):
+        e2.sample(unit_score, x_T=torch.zeros(2, 3), y=torch.zeros(2, 4))
+    with pytest.raises(TypeError, match="y has dtype"):
+        e2.sample(unit_score, x_T=torch.zeros(2, 3), y=torch.zeros(2, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="y is on meta"):
+        e2.sample(unit_score, x_T=torch.zeros(2, 3), y=torch.zeros(2, 3, device="meta"))
+    with pytest.raises(ValueError, match="need 0 <= t0 < t1"):
+        e2.simulate(torch.zeros(2, 3), torch.zeros(2, 3), t0=0.5, t1=0.2)
+    with pytest.raises(RuntimeError, match="unavailable"):
+        em.sample(unit_score, shape=(2, 3), backend="cuda")
+
+
+@pytest.mark.parametrize("name", ["em", "pc"])
+def test_score_fn_returning_wrong_shape_or_dtype_names_the_step(vp, name):
+    calls = []
+
+    def score(x, t):
+        calls.append(1)
+        return -x if len(calls) < 3 else -x[:, :1]
+
+    with pytest.raises(SolverError, match=r"score_fn returned shape \(2, 1\), expected \(2, 4\), at step \d+ of 8"):
+        SAMPLERS[name](vp).sample(score, shape=(2, 4), seed=0)
+    with pytest.raises(SolverError, match=r"\(torch.float64, cpu\), expected \(torch.float32, cpu\), at step 0"):
+        SAMPLERS[name](vp).sample(lambda x, t: -x.double(), shape=(2, 4), seed=0)
+
+
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+@pytest.mark.parametrize("name", ["em", "pc", "exp"])
+def test_non_finite_score_stops_with_the_first_bad_step(vp, backend, name):
+    if backend == "triton":
+        pytest.importorskip("triton")
+
+    def score(x, t):
+        return torch.where(t.view(-1, 1) < 0.4, torch.full_like(x, float("nan")), -x)
+
+    with pytest.raises(NonFiniteError, match=r"score_fn returned non-finite values .* at step 5 of 8 .*t=0\.37"):
+        SAMPLERS[name](vp).sample(score, shape=(2, 4), seed=0, backend=backend)
+
+
+def test_check_every_stops_early_without_running_every_step(vp):
+    calls = []
+
+    def score(x, t):
+        calls.append(1)
+        return torch.full_like(x, float("inf")) if len(calls) == 2 else -x
+
+    with pytest.raises(NonFiniteError, match="at step 1 of 8"):
+        EulerMaruyama(vp, 8).sample(score, shape=(2, 4), seed=0, check_every=2)
+    assert len(calls) == 2  # stopped at the first check, after step 1
+
+
+def test_overflowing_update_is_reported_as_such(vp):
+    with pytest.raises(NonFiniteError, match="the update produced non-finite values at step 0"):
+        EulerMaruyama(vp, 4).sample(lambda x, t: torch.full_like(x, 3e38), shape=(2, 4), seed=0)
+
+
+def test_float64_state_and_default_dtype(vp):
+    em = EulerMaruyama(vp, 3)
+    assert em.sample(unit_score, shape=(2, 3), seed=0).dtype == torch.float32
+    assert em.sample(unit_score, shape=(2, 3), seed=0, dtype=torch.float64).dtype == torch.float64
+    assert em.sample(unit_score, x_T=torch.zeros(2, 3, dtype=torch.float64), seed=0).dtype == torch.float64
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["torch", "triton", "cuda"])
+def test_gpu_sampling_matches_cpu_reference_and_graph_capture(vp, backend):
+    from sdekit.kernels.dispatch import backend_unavailable_reason
+    dev = torch.device("cuda")
+    if backend_unavailable_reason(backend, dev):
+        pytest.skip(backend_unavailable_reason(backend, dev))
+    pc = PredictorCorrector(vp, 20)
+    x_T = torch.randn(4, 3, 16, 16)
+    cpu = pc.sample(unit_score, x_T=x_T, seed=9, backend="torch")
+    gpu = pc.sample(unit_score, x_T=x_T.to(dev), seed=9, backend=backend)
+    assert torch.allclose(gpu.cpu(), cpu, atol=1e-4, rtol=1e-4)
+    graphed = pc.sample(unit_score, x_T=x_T.to(dev), seed=9, backend=backend, cuda_graph=True)
+    assert torch.allclose(graphed, gpu, atol=1e-6)
