@@ -54,8 +54,8 @@ except ImportError:  # pragma: no cover
 if triton is not None:
 
     @triton.jit
-    def _spectral_scale_kernel(z_ptr, uy_ptr, S_ptr, s_ptr, a_ptr, c_ptr, out_ptr, k,
-                               BLOCK: tl.constexpr):
+    def _spectral_scale_kernel(z_ptr, uy_ptr, S_ptr, s_arg, a_arg, c_arg, out_ptr, k,
+                               PER_SAMPLE: tl.constexpr, BLOCK: tl.constexpr):
         pid = tl.program_id(0)
         row = tl.program_id(1).to(tl.int64)
         offs = pid * BLOCK + tl.arange(0, BLOCK)
@@ -63,21 +63,34 @@ if triton is not None:
         S = tl.load(S_ptr + offs, mask=inb, other=0.0)
         z = tl.load(z_ptr + row * k + offs, mask=inb, other=0.0)
         uy = tl.load(uy_ptr + row * k + offs, mask=inb, other=0.0)
-        s = tl.load(s_ptr + row)
-        a = tl.load(a_ptr + row)
-        c = tl.load(c_ptr + row)
+        if PER_SAMPLE:  # (B,) tensors
+            s = tl.load(s_arg + row)
+            a = tl.load(a_arg + row)
+            c = tl.load(c_arg + row)
+        else:  # scalars shared by the batch
+            s = s_arg
+            a = a_arg
+            c = c_arg
         w = S * (s * uy - S * z) / (a + c * (S * S))
         w = tl.where(S == 0.0, 0.0, w)
-        tl.store(out_ptr + row * k + offs, w, mask=inb)
+        tl.store(out_ptr + row * k + offs, w.to(out_ptr.dtype.element_ty), mask=inb)
 
     @register("spectral_scale", "triton")
     def spectral_scale_triton(z, uy, S, s, a, c):
-        """One fused pass; same arguments and result as :func:`spectral_scale_torch`."""
+        """One fused pass; same arguments and result as :func:`spectral_scale_torch`.
+
+        Scalar coefficients go in as kernel arguments (no extra launches) for float32 data;
+        Triton passes Python floats as fp32, so float64 data gets them as ``(B,)`` tensors.
+        """
         B, k = z.shape
         z, uy, S = z.contiguous(), uy.contiguous(), S.contiguous()
-        s, a, c = (v.reshape(B).contiguous() if isinstance(v, torch.Tensor)
-                   else torch.full((B,), v, dtype=z.dtype, device=z.device) for v in (s, a, c))
+        coeffs = (s, a, c)
+        per_sample = any(isinstance(v, torch.Tensor) for v in coeffs) or z.dtype != torch.float32
+        if per_sample:
+            coeffs = tuple(v.reshape(B).to(z.dtype).contiguous() if isinstance(v, torch.Tensor)
+                           else torch.full((B,), v, dtype=z.dtype, device=z.device) for v in coeffs)
         out = torch.empty_like(z)
         BLOCK = 1024
-        _spectral_scale_kernel[(triton.cdiv(k, BLOCK), B)](z, uy, S, s, a, c, out, k, BLOCK=BLOCK)
+        _spectral_scale_kernel[(triton.cdiv(k, BLOCK), B)](z, uy, S, *coeffs, out, k, PER_SAMPLE=per_sample,
+                                                           BLOCK=BLOCK)
         return out
