@@ -99,12 +99,14 @@ class DenseOperator(SVDOperator):
         self.in_shape = (self.n,)
         U, S, Vh = torch.linalg.svd(self.A64, full_matrices=True)
         self._U, self._S, self._Vh = U, S, Vh
+        # transposes stored once (the casts per dtype/device are cached from these)
+        self._V, self._Ut, self._At = Vh.T.contiguous(), U.T.contiguous(), self.A64.T.contiguous()
 
     def _singulars64(self, n):
         return self._S
 
     def Vt(self, x):
-        return self._flat(x, self.n, "x") @ self._cast("V", self._Vh.T.contiguous(), x)
+        return self._flat(x, self.n, "x") @ self._cast("V", self._V, x)
 
     def V(self, z):
         return self._flat(z, self.n, "z") @ self._cast("Vh", self._Vh, z)
@@ -113,11 +115,11 @@ class DenseOperator(SVDOperator):
         return self._flat(y, self.m, "y") @ self._cast("U", self._U, y)
 
     def U(self, u):
-        return self._flat(u, self.m, "u") @ self._cast("Ut", self._U.T.contiguous(), u)
+        return self._flat(u, self.m, "u") @ self._cast("Ut", self._Ut, u)
 
     def forward(self, x):
         """``A x`` with the stored dense ``A``."""
-        return self._flat(x, self.n, "x") @ self._cast("At", self.A64.T.contiguous(), x)
+        return self._flat(x, self.n, "x") @ self._cast("At", self._At, x)
 
     __call__ = forward
 
@@ -256,6 +258,7 @@ class SuperResolution(SVDOperator):
         self.n = self.channels * self.H * self.W
         self.m = self.k = self.channels * self.h * self.w
         self._Q = _block_basis(factor * factor)
+        self._Qt = self._Q.T.contiguous()
 
     def _singulars64(self, n):
         return torch.full((self.m,), 1.0 / self.r, dtype=torch.float64)
@@ -274,7 +277,7 @@ class SuperResolution(SVDOperator):
         zf = self._flat(z, self.n, "z")
         B, r = zf.shape[0], self.r
         c = zf.reshape(B, r * r, self.channels, self.h, self.w).permute(0, 2, 3, 4, 1)
-        blocks = c @ self._cast("Qt", self._Q.T.contiguous(), zf)
+        blocks = c @ self._cast("Qt", self._Qt, zf)
         x = blocks.reshape(B, self.channels, self.h, self.w, r, r).permute(0, 1, 2, 4, 3, 5)
         return x.reshape(B, self.n)
 
@@ -331,6 +334,7 @@ class Colorization(SVDOperator):
             self.n = self.channels * H * W
             self.m = self.k = H * W
         self._Q = _block_basis(self.channels)
+        self._Qt = self._Q.T.contiguous()
 
     def _sizes(self, n):
         if self.n is not None:
@@ -352,7 +356,7 @@ class Colorization(SVDOperator):
 
     def Vt(self, x):
         xc = self._needles(x, "x")
-        return (self._cast("Qt", self._Q.T.contiguous(), xc) @ xc).reshape(xc.shape[0], -1)
+        return (self._cast("Qt", self._Qt, xc) @ xc).reshape(xc.shape[0], -1)
 
     def V(self, z):
         zc = self._needles(z, "z")
