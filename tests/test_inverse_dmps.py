@@ -15,10 +15,10 @@ import pytest
 import torch
 from scipy.stats import chi2
 
-from sdekit import VESDE, VPSDE
-from sdekit.inverse import DMPS, DenseOperator
+from sdekit import VESDE
+from sdekit.inverse import DMPS, DenseOperator, SuperResolution
 
-from test_inverse_operators import single_thread  # noqa: F401,E402  (autouse fixture)
+from test_inverse_operators import shared_vpsde, single_thread  # noqa: F401,E402  (autouse fixture)
 
 D64 = torch.float64
 BETA_MIN, BETA_MAX = 0.1, 20.0
@@ -102,7 +102,7 @@ def mahalanobis(a, b, cov):
 def test_dmps_ddpm_form_matches_its_own_gaussian_prediction_and_documents_the_posterior_gap():
     Sig0, mu0, A, y, sigma_y = problem()
     steps, N, t_eps = 40, 10000, 1e-3
-    vp = VPSDE(BETA_MIN, BETA_MAX)
+    vp = shared_vpsde()
     scale_var = lambda t: (vp_abar(t).sqrt(), 1 - vp_abar(t))  # noqa: E731
     sampler = DMPS(vp, DenseOperator(A), sigma_y, steps=steps, t_eps=t_eps)  # solver="ddpm"
     x = sampler.sample(gaussian_prior_score(Sig0, mu0, scale_var), y.expand(N, -1).contiguous(), seed=7)
@@ -161,7 +161,7 @@ def test_dmps_general_sde_form_ve_euler_maruyama_matches_its_prediction():
 
 def test_dmps_with_lam_zero_samples_the_prior_chain_and_float32_runs():
     Sig0, mu0, A, y, sigma_y = problem(seed=2)
-    vp = VPSDE(BETA_MIN, BETA_MAX)
+    vp = shared_vpsde()
     scale_var = lambda t: (vp_abar(t).sqrt(), 1 - vp_abar(t))  # noqa: E731
     sampler = DMPS(vp, DenseOperator(A), sigma_y, lam=0.0, steps=20)
     y32 = y.float().expand(4000, -1).contiguous()
@@ -180,7 +180,7 @@ def test_dmps_with_lam_zero_samples_the_prior_chain_and_float32_runs():
 
 def test_dmps_bad_arguments():
     A = DenseOperator(torch.eye(2, 3, dtype=D64))
-    vp = VPSDE(BETA_MIN, BETA_MAX)
+    vp = shared_vpsde()
 
     class WithYDrift:
         has_y_drift = True
@@ -195,3 +195,32 @@ def test_dmps_bad_arguments():
         DMPS(vp, A, 0.1, solver="heun")
     with pytest.raises(ValueError, match="y must have 2 elements"):
         DMPS(vp, A, 0.1, steps=2).sample(lambda x, t: -x, torch.zeros(4, 3, dtype=D64), seed=0)
+
+
+def test_dmps_with_an_image_operator_uses_its_fast_paths_and_matches_the_prediction():
+    """SuperResolution on a 1x4x4 image (d = 16) inside the sampler: the range-space fast paths
+    (avg_pool2d, nearest upsampling) against the dense recursion built from the forward."""
+    d = 16
+    g = torch.Generator().manual_seed(4)
+    L = 0.3 * torch.randn(d, d, generator=g, dtype=D64)
+    Sig0 = L @ L.T + 0.3 * torch.eye(d, dtype=D64)
+    mu0 = torch.randn(d, generator=g, dtype=D64)
+    op = SuperResolution(2, 1, 4)
+    A = op.forward(torch.eye(d, dtype=D64).reshape(d, 1, 4, 4)).T
+    y = A @ mu0 + 0.1 * torch.randn(4, generator=g, dtype=D64)
+    vp = shared_vpsde()
+    scale_var = lambda t: (vp_abar(t).sqrt(), 1 - vp_abar(t))  # noqa: E731
+    prior = gaussian_prior_score(Sig0, mu0, scale_var)
+    steps, N = 25, 6000
+    x = DMPS(vp, op, 0.1, steps=steps).sample(lambda x, t: prior(x.reshape(N, d), t).reshape(x.shape),
+                                              y[None], seed=11, shape=(N, 1, 4, 4))
+    assert x.shape == (N, 1, 4, 4)
+
+    def ddpm(t, s):
+        alpha = vp_abar(t) / vp_abar(s)
+        return 1 / alpha.sqrt(), (1 - alpha) / alpha.sqrt(), (1 - alpha).sqrt()
+
+    ts = torch.linspace(1.0, vp.t_eps, steps + 1, dtype=D64)
+    mean, cov = dmps_moments(Sig0, mu0, A, y, 0.1, ts, ddpm, scale_var, torch.zeros(d, dtype=D64),
+                             (1 - vp_abar(ts[0])) * torch.eye(d, dtype=D64))
+    assert_within_monte_carlo_error(x.reshape(N, d), mean, cov)

@@ -1,5 +1,6 @@
 """Implicit-SVD operators: exact SVDs, orthogonal factors, forwards checked against
 independent implementations (F.conv2d, F.avg_pool2d, dense Hadamard matrices, ...)."""
+import functools
 import math
 
 import pytest
@@ -13,6 +14,14 @@ from sdekit.inverse import (Colorization, Denoising, DenseOperator, Inpainting, 
                             SuperResolution, WalshHadamardCS)
 
 D64 = torch.float64
+
+
+@functools.lru_cache(maxsize=None)
+def shared_vpsde():
+    """One VPSDE(0.1, 20) for all inverse-problem tests (building one derives it with sympy)."""
+    from sdekit import VPSDE
+
+    return VPSDE(0.1, 20.0)
 
 
 @pytest.fixture(autouse=True)

@@ -11,10 +11,11 @@ from hypothesis import strategies as st
 
 from sdekit.inverse import (DenseOperator, Inpainting, SeparableBlur, SuperResolution, WalshHadamardCS,
                             likelihood_score)
-from sdekit.inverse.quantized import quantize, quantized_likelihood_score, truncated_normal_mean
+from sdekit.inverse.quantized import (quantize, quantized_likelihood_score, quantized_likelihood_score_at,
+                                     truncated_normal_mean)
 
 mpmath = pytest.importorskip("mpmath")
-from test_inverse_operators import single_thread  # noqa: F401,E402  (autouse fixture)
+from test_inverse_operators import shared_vpsde, single_thread  # noqa: F401,E402  (autouse fixture)
 
 D64 = torch.float64
 
@@ -214,3 +215,21 @@ def test_quantized_score_bad_input():
         quantized_likelihood_score(op, (lo, up), x, mean_scale=1, std=0, sigma_y=-1.0)
     with pytest.raises(ValueError, match="pair"):
         quantized_likelihood_score(op, lo, x, mean_scale=1, std=0, sigma_y=0.1)
+
+
+def test_quantized_score_at_takes_scale_and_std_from_the_sde():
+    op, shape = OPS["hadamard"]
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(3, *shape, generator=g, dtype=D64)
+    lo, up = quantize(torch.randn(3, 6, generator=g, dtype=D64), torch.tensor([-0.5, 0.0, 0.5]))
+    t = torch.tensor([0.05, 0.4, 0.9], dtype=D64)
+    got = quantized_likelihood_score_at(shared_vpsde(), op, (lo, up), x, t, sigma_y=0.1)
+    abar = torch.exp(-(0.1 * t + 19.9 * t**2 / 2))  # VP(0.1, 20)
+    want = quantized_likelihood_score(op, (lo, up), x, mean_scale=abar.sqrt(), std=(1 - abar).sqrt(), sigma_y=0.1)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+    class WithYDrift:
+        has_y_drift = True
+
+    with pytest.raises(ValueError, match="y-drift"):
+        quantized_likelihood_score_at(WithYDrift(), op, (lo, up), x, t, sigma_y=0.1)

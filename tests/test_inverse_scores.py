@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from sdekit.inverse import DenseOperator, Inpainting, SuperResolution, likelihood_score, likelihood_score_at
 from sdekit.kernels import resolve
-from test_inverse_operators import CASES, NAMES, single_thread  # noqa: F401  (autouse fixture)
+from test_inverse_operators import CASES, NAMES, shared_vpsde, single_thread  # noqa: F401  (autouse fixture)
 
 D64 = torch.float64
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same'")
@@ -159,9 +159,7 @@ def test_triton_spectral_scale_matches_torch_reference(B, k, zeros, seed, dtype,
 
 # --------------------------------------------------------------- LinearSDE
 def test_likelihood_score_at_takes_scale_and_std_from_the_sde():
-    from sdekit import sde as sdes
-
-    vp = sdes.VPSDE()
+    vp = shared_vpsde()
     op, shape, _ = CASES["blur"]
     A, _ = independent_matrix("blur")
     g = torch.Generator().manual_seed(4)

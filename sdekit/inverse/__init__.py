@@ -2,7 +2,8 @@
 
     from sdekit.inverse import Denoising, Inpainting, SuperResolution, Colorization
     from sdekit.inverse import SeparableBlur, DenseOperator, WalshHadamardCS
-    from sdekit.inverse import likelihood_score, likelihood_score_at, quantized_likelihood_score
+    from sdekit.inverse import likelihood_score, likelihood_score_at
+    from sdekit.inverse import quantized_likelihood_score, quantized_likelihood_score_at, quantize
     from sdekit.inverse import DMPS
 
 Every operator is ``A = U diag(S) V^T`` kept implicit (DDRM's ``V, Vt, U, Ut,
@@ -13,12 +14,14 @@ from .base import SVDOperator
 from .dmps import DMPS, AncestralDDPM
 from .hadamard import WalshHadamardCS
 from .operators import Colorization, Denoising, DenseOperator, Inpainting, SuperResolution
-from .quantized import quantize, quantized_likelihood_score, truncated_normal_mean
+from .quantized import quantize, quantized_likelihood_score, quantized_likelihood_score_at, truncated_normal_mean
 from .scores import likelihood_score, likelihood_score_at
 from .svd_blur import SeparableBlur
 
 __all__ = [
     "SVDOperator", "Denoising", "DenseOperator", "Inpainting", "SuperResolution", "Colorization",
-    "SeparableBlur", "WalshHadamardCS", "likelihood_score", "likelihood_score_at",
-    "quantized_likelihood_score", "quantize", "truncated_normal_mean", "DMPS", "AncestralDDPM",
+    "SeparableBlur", "WalshHadamardCS",
+    "likelihood_score", "likelihood_score_at",
+    "quantized_likelihood_score", "quantized_likelihood_score_at", "quantize", "truncated_normal_mean",
+    "DMPS", "AncestralDDPM",
 ]

@@ -113,8 +113,9 @@ class DMPS:
 
         ``prior_score_fn(x, t)``, with ``t`` of shape ``(B,)``, is the prior's score (a trained
         network, or the exact one in tests).  The sample shape is ``(B, *op.in_shape)``,
-        or ``shape`` / ``x_T.shape`` for operators built without a size.  ``seed`` keys the
-        solver's counter-based normals (same numbers on every backend).
+        or ``shape`` / ``x_T.shape`` (required for operators built without a size).  A single
+        measurement (``y`` of batch 1) with a larger ``shape[0]`` draws that many samples for
+        it.  ``seed`` keys the solver's counter-based normals (same numbers on every backend).
         """
         if not isinstance(y, torch.Tensor) or y.dim() < 2:
             raise ValueError("y must be a batched measurement tensor (B, ...)")
@@ -125,6 +126,8 @@ class DMPS:
                 raise ValueError(f"{type(self.op).__name__} was built without a size: pass shape=(B, ...)")
             shape = (y.shape[0], *self.op.in_shape)
         shape = tuple(int(d) for d in shape)
+        if y.shape[0] == 1 and shape[0] > 1:
+            y = y.expand(shape[0], *y.shape[1:])
         if shape[0] != y.shape[0]:
             raise ValueError(f"y has batch size {y.shape[0]} but the sample shape is {shape}")
         dtype = dtype or (x_T.dtype if x_T is not None else y.dtype)

@@ -301,7 +301,7 @@ class SuperResolution(SVDOperator):
         # v_1^T x_block = sum(x_block) / r = r * mean(x_block)
         xf = self._flat(x, self.n, "x")
         img = xf.reshape(xf.shape[0], self.channels, self.H, self.W)
-        return (F.avg_pool2d(img, self.r) * self.r).reshape(xf.shape[0], self.m)
+        return F.avg_pool2d(img, self.r, divisor_override=self.r).reshape(xf.shape[0], self.m)
 
     def _Ut_range(self, y, n=None):
         return self._flat(y, self.m, "y")

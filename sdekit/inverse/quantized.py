@@ -45,7 +45,7 @@ from .base import SVDOperator
 from .operators import DenseOperator
 from .scores import per_sample
 
-__all__ = ["truncated_normal_mean", "quantize", "quantized_likelihood_score"]
+__all__ = ["truncated_normal_mean", "quantize", "quantized_likelihood_score", "quantized_likelihood_score_at"]
 
 _SQRT2 = math.sqrt(2.0)
 _LOG_SQRT_PI_2 = 0.5 * math.log(math.pi / 2)
@@ -165,3 +165,16 @@ def quantized_likelihood_score(A, y_bins, x_t: torch.Tensor, *, mean_scale, std,
     G = _truncated_normal_mean(lt, ut) / tau
     G = torch.where(r2 == 0, torch.zeros_like(G), G)
     return A.adjoint(G, n).reshape(x_t.shape)
+
+
+def quantized_likelihood_score_at(sde, A, y_bins, x_t: torch.Tensor, t, *, sigma_y) -> torch.Tensor:
+    """:func:`quantized_likelihood_score` with ``s = mx(t)``, ``std = marginal_std(t)`` from a ``LinearSDE``.
+
+    ``t``: scalar or ``(B,)``.  The SDE must have no ``y``-drift (ValueError otherwise).
+    """
+    if getattr(sde, "has_y_drift", False):
+        raise ValueError(f"{type(sde).__name__} has a y-drift (my(t) != 0); QCS-SGM's likelihood "
+                         "assumes x_t = mx(t) x0 + std(t) z")
+    t = torch.as_tensor(t, dtype=x_t.dtype, device=x_t.device)
+    mx, _ = sde.mean_coeffs(t)
+    return quantized_likelihood_score(A, y_bins, x_t, mean_scale=mx, std=sde.marginal_std(t), sigma_y=sigma_y)
