@@ -13,7 +13,9 @@ Vectors are batched and flat, as in DDRM: an image batch ``(B, C, H, W)`` is rea
 * ``Ut(y)``  -> ``(B, m)``: ``U^T y``; its first ``k`` entries pair with ``singulars()``;
 * ``V(z)``, ``U(u)``: the inverse maps back to ``(B, n)`` / ``(B, m)``;
 * ``add_zeros(w)``: pads ``(B, k)`` with trailing zeros to ``(B, n)`` (DDRM's role), so
-  ``A^T y = V(add_zeros(S * Ut(y)[:, :k]))`` and ``A x = U(pad_m(S * Vt(x)[:, :k]))``.
+  ``A^T y = V(add_zeros(S * Ut(y)[:, :k]))`` and ``A x = U(pad_m(S * Vt(x)[:, :k]))``;
+* ``forward`` / ``adjoint`` / ``pinv`` apply ``A``, ``A^T``, ``A^+`` (DDRM's ``H``, ``Ht``,
+  ``H_pinv`` are aliases).
 
 Singular values are *not* necessarily sorted (sorting costs a permutation per pass
 and no method here needs it), may be exactly zero, and are never truncated: each
@@ -130,7 +132,8 @@ class SVDOperator:
         """The ``k`` singular values (unsorted, possibly zero), in ``like``'s dtype/device.
 
         ``n`` (elements per input sample) is needed only by operators built without a size.
-        Without ``like`` the values are float64 on the CPU.
+        Without ``like`` the values are float64 on the CPU.  The tensor is cached and
+        shared: do not modify it in place.
         """
         key = ("S64", n if self.n is None else self.n)
         s = self._cache.get(key)
@@ -167,6 +170,26 @@ class SVDOperator:
         n = self.n if n is None else n
         s = self.singulars(n, like=y)
         return self._V_range(s * self._Ut_range(y, n), n)
+
+    def pinv(self, y: torch.Tensor, n: int | None = None) -> torch.Tensor:
+        """``A^+ y = V add_zeros(S^+ (U^T y)[:k])``, ``S^+ = 1/S`` where ``S > 0`` and 0 where ``S = 0``."""
+        n = self.n if n is None else n
+        s = self.singulars(n, like=y)
+        sp = torch.where(s > 0, 1.0 / s, torch.zeros_like(s))
+        return self._V_range(sp * self._Ut_range(y, n), n)
+
+    # DDRM's names, so DDRM-style code ports without edits
+    def H(self, x: torch.Tensor) -> torch.Tensor:
+        """DDRM's name for :meth:`forward`."""
+        return self.forward(x)
+
+    def Ht(self, y: torch.Tensor) -> torch.Tensor:
+        """DDRM's name for :meth:`adjoint`."""
+        return self.adjoint(y)
+
+    def H_pinv(self, y: torch.Tensor) -> torch.Tensor:
+        """DDRM's name for :meth:`pinv`."""
+        return self.pinv(y)
 
     def measurement_size(self, n: int | None = None) -> int:
         """``m`` for an input of ``n`` elements per sample."""
