@@ -64,6 +64,8 @@ class Denoising(SVDOperator):
     def adjoint(self, y, n=None):
         return self._flat(y, self.n, "y")
 
+    pinv = adjoint
+
     def row_norms_sq(self, n=None):
         return self._singulars64(n)
 
@@ -385,6 +387,10 @@ class Colorization(SVDOperator):
         yf = self._flat(y, None if n is None else self._sizes(n)[1], "y")
         B, P = yf.shape
         return (yf / self.channels).unsqueeze(1).expand(B, self.channels, P).reshape(B, -1)
+
+    def pinv(self, y, n=None):
+        """``A^+ y = A^T (A A^T)^-1 y``: every channel of pixel p gets ``y[p]``."""
+        return self.adjoint(y, n) * self.channels
 
     def _Ut_range(self, y, n=None):
         n = self.n if self.n is not None else n
