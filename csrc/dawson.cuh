@@ -1,14 +1,19 @@
 // Dawson's integral D(x) = exp(-x^2) int_0^x exp(s^2) ds, device arithmetic only
 // (no torch includes, so nvcc can compile it on any machine; see
 // tests/test_cuda_build.py).  The same arithmetic as the torch reference
-// sdekit.special.dawson.dawsn_reference, with a = |x|, t = a^2, y = 1/t:
+// sdekit.special.dawson.dawsn_reference, with a = |x|:
 //
-//     r = a < s ? Pi(t)/Qi(t) : Pt(y)/Qt(y)
-//     D = copysign(a < s ? a r : (1 + y (1/2 + y r)) / (2a), x)
+//   a <  split: i = floor(a / h + 1/2), s = a - i h,
+//               D = hi_i + (s (c1_i + s (c2_i + ... + s cK_i)) + lo_i)   (Taylor table)
+//   a >= split: y = 1/a^2, D = (1 + y (1/2 + y P(y)/Q(y))) / (2a)       (rational tail)
+//   D(x) = copysign(D, x)
 //
-// Both quotients are evaluated in every thread (no divergent branch); the
-// coefficients (dawson_coeffs.h, generated) become immediate operands.
+// Both branches are evaluated in every thread (no divergence); the table
+// (dawson_coeffs.h, generated) is a few kB of read-only global memory that stays
+// in L1, the tail coefficients become immediate operands.
 #pragma once
+
+#include <cmath>
 
 #include "dawson_coeffs.h"
 
@@ -29,32 +34,58 @@ SDEKIT_HD T horner(const T (&c)[N], T z) {
   return acc;
 }
 
-template <typename T, int NIP, int NIQ, int NTP, int NTQ>
-SDEKIT_HD T eval(T x, T split, const T (&ip)[NIP], const T (&iq)[NIQ], const T (&tp)[NTP],
-                 const T (&tq)[NTQ]) {
+template <typename T>
+SDEKIT_HD T load(const T* p) {
+#if defined(__CUDA_ARCH__)
+  return __ldg(p);
+#else
+  return *p;
+#endif
+}
+
+template <typename T, int ROWS, int COLS, int NTP, int NTQ>
+SDEKIT_HD T eval(T x, T split, T step, const T* tab, const T (&tp)[NTP], const T (&tq)[NTQ]) {
   const T a = x < T(0) ? -x : x;
-  const T t = a * a;
-  const T y = T(1) / t;
   const bool inner = a < split;
-  const T p = inner ? horner(ip, t) : horner(tp, y);
-  const T q = inner ? horner(iq, t) : horner(tq, y);
-  const T r = p / q;
-  const T d = inner ? a * r : (T(1) + y * (T(0.5) + y * r)) / (a + a);
+  // Taylor table around the nearest grid point (i, x0 = i h and s are exact)
+  const T ai = inner ? a : T(0);
+  const T i = std::floor(ai * (T(1) / step) + T(0.5));
+  const T s = ai - i * step;
+  const int idx = (int)i;
+  T acc = load(tab + (COLS - 1) * ROWS + idx);
+#pragma unroll
+  for (int k = COLS - 2; k >= 2; --k) acc = acc * s + load(tab + k * ROWS + idx);
+  const T d_inner = load(tab + idx) + (acc * s + load(tab + ROWS + idx));
+  // rational tail
+  const T y = T(1) / (a * a);
+  const T r = horner(tp, y) / horner(tq, y);
+  const T d_tail = (T(1) + y * (T(0.5) + y * r)) / (a + a);
+  const T d = inner ? d_inner : d_tail;
   // copysign without the math library: x < 0 flips; -0 and nan pass through as x
   if (x == T(0) || x != x) return x;
   return x < T(0) ? -d : d;
 }
 
 SDEKIT_HD double dawsn(double x) {
-  const double ip[] = SDEKIT_DAWSON_F64_INNER_P, iq[] = SDEKIT_DAWSON_F64_INNER_Q;
+#if defined(__CUDA_ARCH__)
+  const double* tab = sdekit_dawson_f64_taylor_device;
+#else
+  const double* tab = sdekit_dawson_f64_taylor_host;
+#endif
   const double tp[] = SDEKIT_DAWSON_F64_TAIL_P, tq[] = SDEKIT_DAWSON_F64_TAIL_Q;
-  return eval(x, SDEKIT_DAWSON_F64_SPLIT, ip, iq, tp, tq);
+  return eval<double, SDEKIT_DAWSON_F64_ROWS, SDEKIT_DAWSON_F64_COLS>(
+      x, SDEKIT_DAWSON_F64_SPLIT, SDEKIT_DAWSON_F64_STEP, tab, tp, tq);
 }
 
 SDEKIT_HD float dawsn(float x) {
-  const float ip[] = SDEKIT_DAWSON_F32_INNER_P, iq[] = SDEKIT_DAWSON_F32_INNER_Q;
+#if defined(__CUDA_ARCH__)
+  const float* tab = sdekit_dawson_f32_taylor_device;
+#else
+  const float* tab = sdekit_dawson_f32_taylor_host;
+#endif
   const float tp[] = SDEKIT_DAWSON_F32_TAIL_P, tq[] = SDEKIT_DAWSON_F32_TAIL_Q;
-  return eval(x, SDEKIT_DAWSON_F32_SPLIT, ip, iq, tp, tq);
+  return eval<float, SDEKIT_DAWSON_F32_ROWS, SDEKIT_DAWSON_F32_COLS>(
+      x, SDEKIT_DAWSON_F32_SPLIT, SDEKIT_DAWSON_F32_STEP, tab, tp, tq);
 }
 
 // y[i] = D(x[i]) for i < n, in a grid-stride loop.  With VEC > 1 each thread

@@ -16,7 +16,6 @@ from sdekit.special import dawsn
 from sdekit.special import _dawson_coeffs as C
 
 ULP_BOUND = 4.0
-KNOWN_GAP = "issue 3: evaluation rounding of the inner rational exceeds 4 ulp (see RESULTS.md)"
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 BACKENDS = ["torch", "triton", "cuda"]
 
@@ -79,13 +78,7 @@ def ulp_errors(got: np.ndarray, exact: np.ndarray, dtype: torch.dtype) -> np.nda
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("backend,device", BACKEND_PARAMS)
-def test_dawsn_within_4_ulp_of_mpmath(reference, backend, device, dtype, request):
-    if dtype == torch.float64 or device == "cpu":
-        # Known gap, measured (not a loosened bound): the inner quotient's Horner
-        # rounding reaches 6 ulp (float64) / 4.4 ulp (float32) without FMA on the
-        # CPU, 5 / 3.0 ulp with FMA (host-compiled csrc/dawson.cuh); the worst
-        # points lie in 2.3 < |x| < 5.  The approximation error itself is < 0.4 ulp.
-        request.applymarker(pytest.mark.xfail(strict=False, reason=KNOWN_GAP))
+def test_dawsn_within_4_ulp_of_mpmath(reference, backend, device, dtype):
     x, exact = reference[dtype]
     got = dawsn(torch.tensor(x, dtype=dtype, device=device), backend=backend).cpu().numpy()
     err = ulp_errors(got, exact, dtype)
@@ -115,9 +108,13 @@ def test_kernels_match_torch_reference(backend, device, dtype):
     x = torch.linspace(-30, 30, 20001, dtype=dtype, device=device)
     ref = dawsn(x, backend="torch")
     got = dawsn(x, backend=backend)
-    # same equations; a GPU contracts multiply-adds into FMAs, so allow 2 ulp
+    # Same equations.  Under the Triton interpreter the results are bitwise equal; a GPU
+    # contracts multiply-adds into FMAs, and each result is within 1.5 ulp of exact
+    # (measured, host FMA build in test_cuda_build.py), so they differ by at most 3.
+    if device == "cpu":
+        assert torch.equal(got, ref)
     err = ((got - ref).abs() / torch.finfo(dtype).eps / ref.abs().clamp_min(torch.finfo(dtype).tiny)).max()
-    assert err.item() <= 2.0
+    assert err.item() <= 3.0
 
 
 @pytest.mark.parametrize("backend,device", BACKEND_PARAMS)

@@ -1,26 +1,26 @@
-"""Generate the minimax rational coefficients used by ``sdekit.special.dawsn``.
+"""Generate the coefficient tables of ``sdekit.special.dawsn``.
 
-Run ``python tools/dawson_minimax.py`` (about a minute) to reprint the coefficient
-tables that ``sdekit/special/_dawson_coeffs.py`` holds; nothing here runs at import
-time of the library.
+    python tools/dawson_minimax.py > sdekit/special/_dawson_coeffs.py.body
 
-Dawson's integral ``D(x) = exp(-x^2) int_0^x exp(s^2) ds`` is odd, so only
-``x >= 0`` is fitted, in two shapes:
+prints (in about a minute and a half) the tables that
+``sdekit/special/_dawson_coeffs.py`` holds below its docstring; then run
+``python tools/gen_dawson_header.py`` for ``csrc/dawson_coeffs.h``.  Nothing here
+runs when the library is imported.  Reference values: ``D(x) = sqrt(pi)/2 *
+exp(-x^2) * erfi(x)`` in 60-digit mpmath.
 
-* inner region ``0 <= x < a``:  ``D(x) = x * P(t) / Q(t)`` with ``t = x^2``; the
-  fitted function is ``g(t) = D(sqrt t) / sqrt t`` (``g(0) = 1``);
-* outer regions ``x >= b``:     ``D(x) = P(y) / (2 x Q(y))`` with ``y = 1 / x^2``;
-  the fitted function is ``h(y) = 2 x D(x)``, which tends to 1 as ``y -> 0``
-  (the asymptotic series ``h = 1 + y/2 + 3 y^2/4 + ...``).
+* Taylor table for ``|x| < SPLIT`` (:func:`taylor_rows`): exact Taylor coefficients
+  of ``D`` at ``x0 = i * step`` from ``D' = 1 - 2xD``, rounded to the dtype, with
+  ``D(x0)`` as a double-word ``hi + lo``.
+* Tail for ``|x| >= SPLIT``: ``D = (1 + y (1/2 + y P(y)/Q(y))) / (2x)``, ``y = 1/x^2``,
+  where ``P/Q`` approximates ``T(y) = (h - 1 - y/2) / y^2``, ``h = 2xD``, minimax in
+  the relative error it causes in ``D`` (weight ``y^2 T / h``), by the rational Remez
+  exchange (:func:`remez`) on a dense Chebyshev grid.  The printed errors are of
+  the exact quotient and of the quotient with coefficients rounded to the dtype.
 
-Each ``P/Q`` is the minimax approximation in *relative* error on its interval,
-found by the rational Remez exchange algorithm on a dense Chebyshev grid with
-50-digit mpmath arithmetic, where the reference values are
-``D(x) = sqrt(pi)/2 * exp(-x^2) * erfi(x)``.  ``q_0 = 1`` normalises each
-quotient.  The coefficients are then rounded to the target precision and the
-relative error of the *rounded* quotient (exact arithmetic) is reported, so the
-table shows how much of the error budget is left to the floating-point
-evaluation.
+The other fit shapes (``inner``: ``x P(x^2)/Q(x^2)``; ``mid``/``hmid``/``tmid``) are kept
+because they document what was tried: they approximate well (``inner`` (12, 13) on
+[0, 5): 3e-18) but their floating-point evaluation does not (Horner rounding in
+``P(x^2)`` reached 6 ulp), or their coefficients cancel (``hmid``, ``tmid``).
 """
 from __future__ import annotations
 
@@ -160,6 +160,27 @@ def remez(f, lo, hi, m, n, *, weight=None, grid=6000, iters=40, verbose=False):
     return best
 
 
+def taylor_rows(step, split, K, to_float):
+    """Rows ``(hi, lo, c_1, ..., c_K)`` of the Taylor table on the grid ``x0 = i * step``.
+
+    ``D(x0 + s) = sum_k c_k s^k`` with ``c_0 = hi + lo`` (a double-word value, so the
+    table adds no rounding of its own) and, from ``D' = 1 - 2 x D``,
+    ``c_1 = 1 - 2 x0 c_0`` and ``c_(k+1) = -2 (x0 c_k + c_(k-1)) / (k+1)``.
+    Rows cover ``0 <= x0 <= split`` (the last one serves ``split - step/2 <= x < split``).
+    """
+    rows = []
+    step = mp.mpf(step)
+    for i in range(int(mp.ceil(mp.mpf(split) / step)) + 1):
+        x0 = i * step
+        c = [dawson_mp(x0), 1 - 2 * x0 * dawson_mp(x0)]
+        for k in range(1, K):
+            c.append(-2 * (x0 * c[k] + c[k - 1]) / (k + 1))
+        hi = to_float(c[0])
+        lo = to_float(c[0] - mp.mpf(hi))
+        rows.append((hi, lo) + tuple(to_float(ck) for ck in c[1:]))
+    return rows
+
+
 def to_f32(c):
     import numpy as np
 
@@ -185,6 +206,13 @@ LAYOUTS = {
 }
 
 
+# Taylor table below the tail: grid step, number of terms K (truncation < 1e-18
+# relative in float64 and < 2e-9 in float32 for |s| <= step/2; computed in
+# /tools by bounding sum_{k>K} |c_k| (step/2)^k / D(x0 - step/2)).
+TAYLOR = {"float64": (1 / 16, 12), "float32": (1 / 16, 6)}
+SPLIT = {"float64": 5.0, "float32": 4.0}
+
+
 def region_target(kind, xlo, xhi):
     """(f, weight, lo, hi) of the fit in its own variable (t inner, s mid, y tail)."""
     if kind == "mid":
@@ -192,6 +220,12 @@ def region_target(kind, xlo, xhi):
         return (lambda s: dawson_mp(c + s)), None, mp.mpf(xlo) - c, mp.mpf(xhi) - c
     if kind == "inner":
         return inner_target, None, mp.mpf(xlo) ** 2, mp.mpf(xhi) ** 2
+    if kind == "tmid":  # the tail's T(y) on a bounded interval [1/xhi^2, 1/xlo^2]
+        return tail_target, tail_weight, 1 / mp.mpf(xhi) ** 2, 1 / mp.mpf(xlo) ** 2
+    if kind == "hmid":  # h(y) = 2 x D(x) in w = y - y_c, y_c the middle of [1/xhi^2, 1/xlo^2]
+        ylo, yhi = 1 / mp.mpf(xhi) ** 2, 1 / mp.mpf(xlo) ** 2
+        yc = (ylo + yhi) / 2
+        return (lambda w: outer_target(yc + w)), None, ylo - yc, yhi - yc
     lo = 0 if xhi is None else 1 / mp.mpf(xhi) ** 2
     return tail_target, tail_weight, lo, 1 / mp.mpf(xlo) ** 2
 
@@ -234,11 +268,22 @@ def main(argv=None):
     args = ap.parse_args(argv)
     for dtype in args.dtype:
         to_float = float if dtype == "float64" else to_f32
-        for name, kind, xlo, xhi, p, q, E, Er in fit(LAYOUTS[dtype], to_float, args.verbose, args.workers):
+        P = dtype.upper()
+        print(f"{P}_SPLIT = {SPLIT[dtype]!r}")
+        tail = [r for r in LAYOUTS[dtype] if r[1] == "tail"]
+        for name, kind, xlo, xhi, p, q, E, Er in fit(tail, to_float, args.verbose, args.workers):
             print(f"# {dtype} {name} ({kind}) x in [{xlo}, {xhi}): minimax rel err {float(E):.3e}, "
                   f"after rounding coefficients {float(Er):.3e}")
-            print(f"{dtype.upper()}_{name.upper()}_P = ({', '.join(repr(to_float(c)) for c in p)},)")
-            print(f"{dtype.upper()}_{name.upper()}_Q = ({', '.join(repr(to_float(c)) for c in q)},)")
+            print(f"{P}_{name.upper()}_P = ({', '.join(repr(to_float(c)) for c in p)},)")
+            print(f"{P}_{name.upper()}_Q = ({', '.join(repr(to_float(c)) for c in q)},)")
+        step, K = TAYLOR[dtype]
+        rows = taylor_rows(step, SPLIT[dtype], K, to_float)
+        print(f"# {dtype} Taylor table: x0 = i * {step}, rows (hi, lo, c_1, ..., c_{K})")
+        print(f"{P}_TAYLOR_STEP = {step!r}")
+        print(f"{P}_TAYLOR = (")
+        for r in rows:
+            print("    (" + ", ".join(repr(v) for v in r) + "),")
+        print(")")
 
 
 if __name__ == "__main__":

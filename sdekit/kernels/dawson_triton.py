@@ -1,18 +1,21 @@
 """Triton kernel for Dawson's integral ``D(x)`` (see :mod:`sdekit.special.dawson`).
 
 Computes, per element, exactly the arithmetic of the torch reference
-``sdekit.special.dawson.dawsn_reference`` (``a = |x|``, ``t = a^2``, ``y = 1/t``)::
+``sdekit.special.dawson.dawsn_reference`` (``a = |x|``)::
 
-    r = where(a < s, Pi(t)/Qi(t), Pt(y)/Qt(y))
-    D = copysign(where(a < s, a r, (1 + y (1/2 + y r)) / (2a)), x)
+    a <  split:  i = floor(a / h + 1/2),  s = a - i h,
+                 D = hi_i + (s (c1_i + s (c2_i + ... + s cK_i)) + lo_i)      (Taylor table)
+    a >= split:  y = 1 / a^2,  D = (1 + y (1/2 + y P(y)/Q(y))) / (2a)       (rational tail)
+    D(x) = copysign(D, x)
 
-with the minimax coefficients of :mod:`sdekit.special._dawson_coeffs` (passed as a
-small tensor in the compute dtype, so float64 constants are never rounded through
-float32 literals).  On a GPU Triton contracts ``acc * z + c`` into FMAs, so results
-may differ from the reference by an ulp or so; both are within the stated bound.
+with the tables of :mod:`sdekit.special._dawson_coeffs`, passed as tensors in the
+compute dtype (so float64 constants never pass through float32 literals).  On a
+GPU Triton contracts ``acc * s + c`` into FMAs, so results may differ from the
+reference by about an ulp; both meet the stated bound.
 
 Bytes moved: one read and one write of the tensor (8 B/element in float32,
-16 B/element in float64); arithmetic: 2 x (deg P + deg Q) FMAs, 3 divisions.
+16 B/element in float64) plus K + 2 gathers per element from a table of a few
+kB that stays in L1; arithmetic: K + 2 (deg P + 1) FMAs, 3 divisions.
 """
 from __future__ import annotations
 
@@ -40,48 +43,59 @@ if triton is not None:
         return acc
 
     @triton.jit
-    def _dawsn_kernel(x_ptr, out_ptr, c_ptr, n, split,
-                      NIP: tl.constexpr, NIQ: tl.constexpr, NTP: tl.constexpr, NTQ: tl.constexpr,
+    def _dawsn_kernel(x_ptr, out_ptr, tab_ptr, c_ptr, n, split, step, inv_step,
+                      ROWS: tl.constexpr, COLS: tl.constexpr, NTP: tl.constexpr, NTQ: tl.constexpr,
                       BLOCK: tl.constexpr):
         pid = tl.program_id(0).to(tl.int64)
         offs = pid * BLOCK + tl.arange(0, BLOCK)
         mask = offs < n
         x = tl.load(x_ptr + offs, mask=mask, other=0.0)
         a = tl.abs(x)
-        t = a * a
-        y = 1.0 / t
         inner = a < split
-        p = tl.where(inner, _horner(c_ptr, 0, NIP, t), _horner(c_ptr, NIP + NIQ, NTP, y))
-        q = tl.where(inner, _horner(c_ptr, NIP, NIQ, t), _horner(c_ptr, NIP + NIQ + NTP, NTQ, y))
-        r = p / q
-        d_inner = a * r
+        # Taylor table (column-major: column k of every row is contiguous)
+        ai = tl.where(inner, a, 0.0)
+        i = tl.floor(ai * inv_step + 0.5)
+        s = ai - i * step
+        idx = i.to(tl.int32)
+        acc = tl.load(tab_ptr + (COLS - 1) * ROWS + idx, mask=mask, other=0.0)
+        for j in tl.static_range(COLS - 3):
+            acc = acc * s + tl.load(tab_ptr + (COLS - 2 - j) * ROWS + idx, mask=mask, other=0.0)
+        d_inner = tl.load(tab_ptr + idx, mask=mask, other=0.0) + (
+            acc * s + tl.load(tab_ptr + ROWS + idx, mask=mask, other=0.0))
+        # rational tail
+        y = 1.0 / (a * a)
+        r = _horner(c_ptr, 0, NTP, y) / _horner(c_ptr, NTP, NTQ, y)
         d_tail = (1.0 + y * (0.5 + y * r)) / (a + a)
         d = tl.where(inner, d_inner, d_tail)
-        # copysign(d, x): d >= 0 (or nan); flip where x's sign bit is set
+        # copysign(d, x): d >= 0 (or nan); -0 and nan pass through as x
         d = tl.where(x < 0, -d, d)
-        d = tl.where((x == 0) | (x != x), x, d)  # keeps -0 -> -0 and nan -> nan
+        d = tl.where((x == 0) | (x != x), x, d)
         tl.store(out_ptr + offs, d, mask=mask)
 
 
 @functools.lru_cache(maxsize=None)
-def _coefficients(dtype: torch.dtype, device: torch.device):
+def _tail_coefficients(dtype: torch.dtype, device: torch.device):
     from ..special.dawson import dawson_coefficients
 
-    split, ip, iq, tp, tq = dawson_coefficients(dtype)
-    c = torch.tensor(list(ip) + list(iq) + list(tp) + list(tq), dtype=dtype, device=device)
-    return split, c, (len(ip), len(iq), len(tp), len(tq))
+    _, _, _, tp, tq = dawson_coefficients(dtype)
+    return torch.tensor(list(tp) + list(tq), dtype=dtype, device=device), len(tp), len(tq)
 
 
 def dawsn_triton_forward(x: torch.Tensor) -> torch.Tensor:
     """``D(x)`` by the Triton kernel (no autograd; see :func:`dawsn_triton`)."""
+    from ..special.dawson import dawson_coefficients, taylor_table
+
     xc = x.contiguous()
     out = torch.empty_like(xc)
     n = xc.numel()
     if n == 0:
         return out
-    split, c, (nip, niq, ntp, ntq) = _coefficients(xc.dtype, xc.device)
+    split, step, _, _, _ = dawson_coefficients(xc.dtype)
+    tab = taylor_table(xc.dtype, xc.device)
+    c, ntp, ntq = _tail_coefficients(xc.dtype, xc.device)
     grid = (triton.cdiv(n, BLOCK),)
-    _dawsn_kernel[grid](xc, out, c, n, split, NIP=nip, NIQ=niq, NTP=ntp, NTQ=ntq, BLOCK=BLOCK)
+    _dawsn_kernel[grid](xc, out, tab, c, n, split, step, 1.0 / step,
+                        ROWS=tab.shape[1], COLS=tab.shape[0], NTP=ntp, NTQ=ntq, BLOCK=BLOCK)
     return out
 
 

@@ -11,47 +11,63 @@ as ``|x| -> inf`` (asymptotic, divergent); the maximum is ``D(0.9241...) = 0.541
 Algorithm (the same arithmetic in the torch reference, the Triton kernel and the
 CUDA kernel; ``a = |x|``, the sign is restored with ``copysign`` so oddness is exact):
 
-* inner region ``a < s``:  ``D = a * P(t) / Q(t)``, ``t = a^2``;
-* tail region ``a >= s``:  ``D = (1 + y (1/2 + y P(y) / Q(y))) / (2a)``, ``y = 1/a^2``;
+* ``a < S`` -- Taylor table.  With the grid ``x0 = i h`` (``h = 1/16``) and the nearest
+  point ``i = floor(a/h + 1/2)``, ``s = a - x0`` (exact, ``|s| <= 1/32``)::
 
-with ``P/Q`` minimax rational approximations in relative error, derived for each
-precision by ``tools/dawson_minimax.py`` (rational Remez exchange in 50-digit
-mpmath).  float64: ``s = 5``, inner degree (12, 13), tail (8, 8); float32: ``s = 4``,
-inner (7, 7), tail (3, 3).  Both quotients are evaluated in every lane (Horner,
-no branches); one select picks the quotient, so each lane does 3 divisions.
+      D(x0 + s) = c_0 + c_1 s + ... + c_K s^K,
+      c_1 = 1 - 2 x0 c_0,   c_(k+1) = -2 (x0 c_k + c_(k-1)) / (k + 1)      (from D' = 1 - 2xD)
+
+  ``c_0 = D(x0)`` is stored as a double-word ``hi + lo`` and the sum is evaluated as
+  ``hi + (s (c_1 + s (c_2 + ...)) + lo)``: its terms fall by a factor ``<= 0.4`` per
+  power, so Horner's rounding errors are damped and the result is ``hi`` plus a
+  small correction -- about one rounding in all.  float64: 81 rows, K = 12;
+  float32: 65 rows, K = 6 (truncation < 1e-18 resp. 2e-9 relative).
+* ``a >= S`` -- asymptotic form ``D = (1 + y (1/2 + y P(y)/Q(y))) / (2a)``, ``y = 1/a^2``,
+  ``P/Q`` the minimax approximation of ``T(y) = (2aD - 1 - y/2)/y^2`` in the relative
+  error it causes in ``D``; that error is damped by ``y^2 T / (2aD) <= 0.0012``, so the
+  tail's alternating coefficients cost nothing.  float64: ``S = 5``, degree (8, 8);
+  float32: ``S = 4``, degree (3, 3).  ``y`` underflows to 0 for huge ``a``, giving
+  ``1/(2a)``; ``a = inf`` gives 0.
+
+Both branches run in every lane and one select picks the result: no divergent
+branch, one gather per table column (a few kB, L1-resident on a GPU), 2 divisions
+plus one for ``y``.  Coefficients: ``tools/dawson_minimax.py`` (60-digit mpmath;
+rational Remez exchange for the tail).
 
 Why this and not the alternatives:
 
-* *Cody-Paciorek-Thacher / Cephes* (rational approximations on [0, 3.25),
-  [3.25, 6.25), [6.25, inf)) is the right family -- branch-free polynomial
-  arithmetic that a GPU runs at full rate -- but three regions cost three sets of
-  coefficients per lane, its middle and outer quotients in ``y`` have large
-  alternating coefficients (poles of ``P/Q`` near ``y < 0`` where the asymptotic
-  series' essential singularity sits), which amplifies rounding, and Cephes
-  states a peak error of 6.9e-16 (about 3-6 ulp).  Here the tail keeps its
-  leading ``1 + y/2`` exact and fits only ``T(y) = (2aD - 1 - y/2)/y^2``; a
-  relative error of ``T`` reaches ``D`` damped by ``y^2 T / (2aD) <= 0.0012``
-  (float64), so the tail's conditioning stops mattering and two regions suffice.
+* *Cody-Paciorek-Thacher / Cephes* rational approximations (x P(x^2)/Q(x^2) on
+  [0, 3.25), asymptotic-form quotients on [3.25, 6.25) and [6.25, inf)) are
+  branch-free polynomial arithmetic, the right family for a GPU, and were tried
+  first (own Remez fits, degree (12, 13) on [0, 5)): the approximation error was
+  0.03 ulp, but Horner's rounding in ``P(x^2)`` and ``Q(x^2)`` for ``x^2`` up to 25
+  -- where the terms ``p_k x^(2k)`` peak at mid degree -- reached 6 ulp (5 with
+  FMA) in float64 and 4.4 ulp in float32.  Cephes states 6.9e-16 peak (3-6 ulp).
+  The Taylor table has no such growth: 1.0 ulp measured.  The rational form is
+  kept for the tail, where its error is damped as above.
 * *Faddeeva-based* (scipy's ``dawsn`` is ``sqrt(pi)/2 Im w(x)`` from S. G. Johnson's
-  package): 100 Chebyshev sub-intervals selected by a ``switch`` plus a
-  continued fraction for large ``x`` -- a table lookup per lane and a divergent
-  branch per warp on a GPU, and more code than one function needs.
+  package): 100 Chebyshev sub-intervals chosen by a ``switch`` plus a continued
+  fraction for large ``x`` -- the same table idea with a 7 kB table, a divergent
+  branch per warp, and more code than one function needs.
 * *Rybicki's method* (Numerical Recipes ``dawson``): a sum of ~6 Gaussians around
-  the nearest grid point, i.e. several ``exp`` per element, with ``~2e-7``
-  accuracy at the published ``h = 0.4``: float32 at best, not float64.
-* *Series*: ``e^{-x^2} sum x^(2n+1)/(n!(2n+1))`` needs ``~x^2 + 10x`` terms and
-  an accurate ``exp(-x^2)`` (``x^2`` rounds, so the error grows like ``x^2`` ulp).
+  the nearest grid point -- several ``exp`` per element and ``~2e-7`` accuracy at
+  the published ``h = 0.4``: float32 at best.
+* *Power series* ``e^{-x^2} sum x^(2n+1)/(n!(2n+1))``: ``~x^2 + 10x`` terms and an
+  ``exp(-x^2)`` whose argument rounds, so the error grows like ``x^2`` ulp.
 
 Accuracy (tests/test_dawson.py, against mpmath at 40 digits on |x| in
-[1e-12, 1e12] plus region boundaries): see ``benchmarks/RESULTS.md``; the bound
-asserted is 4 ulp in float64 and in float32 (against the exact value at the
-float32 input).  Special values: ``D(+-0) = +-0``, ``D(+-inf) = +-0``,
-``D(nan) = nan``; float16/bfloat16 inputs are computed in float32 and rounded.
+[1e-12, 1e12] plus region boundaries; numbers in ``benchmarks/RESULTS.md``):
+asserted <= 4 ulp in float64 and float32 (float32 against the exact value at the
+float32 input); measured 1.0 ulp (float64) and 1.4 ulp (float32) on the CPU, with or
+without FMA.  Special values: ``D(+-0) = +-0``, ``D(+-inf) = +-0``, ``D(nan) = nan``;
+float16/bfloat16 inputs are computed in float32 and rounded.
 
 Autograd: ``D'(x) = 1 - 2 x D(x)`` from the saved output (so it is exact to the
 accuracy of ``D``, and twice differentiable).
 """
 from __future__ import annotations
+
+import functools
 
 import torch
 
@@ -70,31 +86,45 @@ def _horner(coeffs, z: torch.Tensor) -> torch.Tensor:
 
 
 def dawson_coefficients(dtype: torch.dtype):
-    """``(split, inner_P, inner_Q, tail_P, tail_Q)`` for the compute dtype."""
+    """``(split, step, taylor_rows, tail_P, tail_Q)`` for the compute dtype (Python floats)."""
     if dtype == torch.float64:
-        return C.FLOAT64_SPLIT, C.FLOAT64_INNER_P, C.FLOAT64_INNER_Q, C.FLOAT64_TAIL_P, C.FLOAT64_TAIL_Q
+        return C.FLOAT64_SPLIT, C.FLOAT64_TAYLOR_STEP, C.FLOAT64_TAYLOR, C.FLOAT64_TAIL_P, C.FLOAT64_TAIL_Q
     if dtype == torch.float32:
-        return C.FLOAT32_SPLIT, C.FLOAT32_INNER_P, C.FLOAT32_INNER_Q, C.FLOAT32_TAIL_P, C.FLOAT32_TAIL_Q
+        return C.FLOAT32_SPLIT, C.FLOAT32_TAYLOR_STEP, C.FLOAT32_TAYLOR, C.FLOAT32_TAIL_P, C.FLOAT32_TAIL_Q
     raise TypeError(f"dawsn computes in float32 or float64, got {dtype}")
+
+
+@functools.lru_cache(maxsize=None)
+def taylor_table(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The Taylor table as a ``(K + 2, rows)`` tensor: row ``k`` holds column ``k`` of every grid row."""
+    _, _, rows, _, _ = dawson_coefficients(dtype)
+    return torch.tensor(rows, dtype=dtype, device=device).t().contiguous()
 
 
 @register("dawsn", "torch")
 def dawsn_reference(x: torch.Tensor) -> torch.Tensor:
     """Torch reference of ``D(x)`` (float32/float64, any device): the specification.
 
-    Plain element-wise torch ops, so autograd would also work through it, and
-    dynamo/inductor trace and fuse it.  :func:`dawsn` wraps it with the exact
-    derivative ``1 - 2 x D``.
+    Plain element-wise torch ops plus gathers from the Taylor table, so dynamo
+    and inductor trace it.  :func:`dawsn` wraps it with the exact derivative
+    ``1 - 2 x D``.
     """
-    split, ip, iq, tp, tq = dawson_coefficients(x.dtype)
+    split, step, _, tp, tq = dawson_coefficients(x.dtype)
+    table = taylor_table(x.dtype, x.device)
     a = x.abs()
-    t = a * a
-    y = 1.0 / t
     inner = a < split
-    num = torch.where(inner, _horner(ip, t), _horner(tp, y))
-    den = torch.where(inner, _horner(iq, t), _horner(tq, y))
-    r = num / den
-    d_inner = a * r
+    # |x| < split: nearest grid point x0 = i * step (a power of two, so i, x0 and s are exact)
+    ai = torch.where(inner, a, torch.zeros_like(a))  # also maps nan and inf to row 0
+    i = torch.floor(ai * (1.0 / step) + 0.5)
+    s = ai - i * step
+    idx = i.to(torch.int64)
+    acc = table[-1][idx]
+    for k in range(table.shape[0] - 2, 1, -1):
+        acc.mul_(s).add_(table[k][idx])
+    d_inner = table[0][idx] + (acc * s + table[1][idx])
+    # |x| >= split: asymptotic form with the rational tail
+    y = 1.0 / (a * a)
+    r = _horner(tp, y) / _horner(tq, y)
     d_tail = (1.0 + y * (0.5 + y * r)) / (a + a)
     return torch.copysign(torch.where(inner, d_inner, d_tail), x)
 
