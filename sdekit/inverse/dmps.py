@@ -108,7 +108,7 @@ class DMPS:
 
     def sample(self, prior_score_fn, y: torch.Tensor, seed: int | None = None, *, x_T=None, shape=None,
                backend: str = "auto", progress: bool = False, return_trajectory: bool = False,
-               dtype=None, device=None):
+               check_every: int = 0, cuda_graph: bool = False, dtype=None, device=None):
         """Draw one posterior sample per row of ``y`` (``(B, m)`` or ``(B, *measurement shape)``).
 
         ``prior_score_fn(x, t)``, with ``t`` of shape ``(B,)``, is the prior's score (a trained
@@ -116,6 +116,8 @@ class DMPS:
         or ``shape`` / ``x_T.shape`` (required for operators built without a size).  A single
         measurement (``y`` of batch 1) with a larger ``shape[0]`` draws that many samples for
         it.  ``seed`` keys the solver's counter-based normals (same numbers on every backend).
+        ``check_every`` and ``cuda_graph`` go to the solver: the likelihood part never syncs
+        with the device, so it can be captured in a CUDA graph (``prior_score_fn`` must allow it too).
         """
         if not isinstance(y, torch.Tensor) or y.dim() < 2:
             raise ValueError("y must be a batched measurement tensor (B, ...)")
@@ -136,5 +138,5 @@ class DMPS:
         per_sample(self.sigma_y, shape[0], y, "sigma_y")
         score_fn = self.posterior_score_fn(prior_score_fn, y.to(dtype=dtype, device=device), n, backend)
         return self.solver.sample(score_fn, None, x_T=x_T, shape=shape, seed=seed, backend=backend,
-                                  progress=progress, return_trajectory=return_trajectory, dtype=dtype,
-                                  device=device)
+                                  progress=progress, return_trajectory=return_trajectory,
+                                  check_every=check_every, cuda_graph=cuda_graph, dtype=dtype, device=device)
