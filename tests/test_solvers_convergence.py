@@ -239,7 +239,7 @@ def _w2_to_truth(sampler, y):
 def test_exponential_integrator_beats_euler_maruyama_at_equal_steps(sde, steps):
     """W2 distance of the (exactly Gaussian) outputs to the true marginal at t_eps, equal step counts.
 
-    Holds for VE and the DriftRec family at every count tried (5..400); for VP on the
+    Holds for VE and the DriftRec family at every count tried from 10 to 400; for VP on the
     uniform time grid only at <= 10 steps (at 20 and more EM is closer: see the next test).
     """
     y = 0.8

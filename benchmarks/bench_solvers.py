@@ -1,0 +1,208 @@
+"""Sampling speed: one reverse Euler-Maruyama step, and a 100-step sample, per implementation.
+
+    x <- (1 - a h) x - c h y + g^2 h score + g sqrt(h) z        (OUVE, float32, y-drift on)
+
+Per step the minimum traffic is read x, y, score and write x: 16 bytes per element in
+float32.  Implementations:
+
+* ``fused_triton`` / ``fused_cuda``: sdekit's one-kernel step (normals drawn in-kernel);
+  run only on CUDA (the Triton CPU interpreter says nothing about speed).
+* ``copy``: ``x.copy_(y)`` (8 bytes per element), the device's copy bandwidth, CUDA only.
+* ``torch_reference``: sdekit's torch reference (the specification, Philox in int64 torch ops).
+* ``eager``: the step as diffusion repositories write it, eager ops with ``torch.randn_like``.
+* ``compiled``: ``torch.compile`` of that eager step.
+* ``torchsde``: ``torchsde.sdeint(method="euler")`` on the same reverse SDE.
+
+The 100-step sample uses a trivial score (``-x``), so it measures the loop and the step.
+GB/s in ``extra_info`` counts 16 bytes per element per step.
+Run: ``pytest benchmarks/bench_solvers.py --benchmark-only``.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import pytest
+import torch
+
+from sdekit.kernels import steps as fused
+from sdekit.kernels.dispatch import backend_unavailable_reason
+from sdekit.sde import OUVE
+from sdekit.solvers import EulerMaruyama
+
+CUDA = torch.cuda.is_available()
+DEVICE = torch.device("cuda" if CUDA else "cpu")
+SIZES_CPU = [2**14, 2**20]
+SIZES_GPU = [2**14, 2**20, 2**24, 2**26, 2**27]
+SIZES = SIZES_GPU if CUDA else SIZES_CPU
+STEP_IMPLS = ["fused_triton", "fused_cuda", "copy", "torch_reference", "eager", "compiled", "torchsde"]
+SAMPLE_IMPLS = ["fused_triton", "fused_cuda", "torch_reference", "eager", "compiled", "torchsde"]
+GPU_ONLY = {"fused_triton", "fused_cuda", "copy"}
+
+
+@functools.lru_cache(maxsize=1)
+def _sde():
+    return OUVE()
+
+
+def _sync():
+    if CUDA:
+        torch.cuda.synchronize()
+
+
+def _state(n: int):
+    g = torch.Generator(device=DEVICE).manual_seed(0)
+    shape = (1, n)
+    x, y, s = (torch.randn(shape, generator=g, device=DEVICE) for _ in range(3))
+    return x, y, s
+
+
+def _coefs(t: float, h: float):
+    """(A, C, S, N) as 0-dim device tensors (Python floats would make torch.compile recompile per step)."""
+    a, c, g = (float(v) for v in _sde().coefficients(t))
+    return tuple(torch.tensor(v, dtype=torch.float32, device=DEVICE)
+                 for v in (1.0 - a * h, -c * h, g * g * h, g * math.sqrt(h)))
+
+
+def _eager_step(x, y, score, A: float, C: float, S: float, N: float):
+    return A * x + C * y + S * score + N * torch.randn_like(x)
+
+
+_compiled_step = None
+
+
+def _compiled():
+    global _compiled_step
+    if _compiled_step is None:
+        _compiled_step = torch.compile(_eager_step, dynamic=False)
+    return _compiled_step
+
+
+class _ReverseOUVE(torch.nn.Module):
+    """torchsde form of the reverse SDE in forward time u = T - t: dx = -[f - g^2 score] du + g dW."""
+
+    noise_type = "diagonal"
+    sde_type = "ito"
+
+    def __init__(self, y):
+        super().__init__()
+        self.y = y
+        self.sde = _sde()
+
+    def _abc(self, u):
+        # tensors throughout: no host sync inside torchsde's loop
+        return self.sde.coefficients(self.sde.T - u, check=False)
+
+    def f(self, u, x):
+        a, c, g = self._abc(u)
+        return -(a * x + c * self.y - g * g * (-x))
+
+    def g(self, u, x):
+        _, _, g = self._abc(u)
+        return g.to(x.dtype).expand_as(x)
+
+
+def _skip(impl: str):
+    if impl in GPU_ONLY and not CUDA:
+        pytest.skip("CUDA-only case (the Triton CPU interpreter is not a speed measurement): needs an H100 run")
+    if impl in ("fused_triton", "fused_cuda"):
+        reason = backend_unavailable_reason(impl.split("_")[1], DEVICE)
+        if reason:
+            pytest.skip(reason)
+    if impl == "torchsde":
+        pytest.importorskip("torchsde")
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("impl", STEP_IMPLS)
+def test_bench_em_step(benchmark, impl, n):
+    _skip(impl)
+    if impl in ("torch_reference", "torchsde") and n > 2**24:
+        pytest.skip("too slow to be informative at this size")
+    benchmark.group = f"EM step, 2^{int(math.log2(n))} float32 elements"
+    x, y, s = _state(n)
+    t, h = 0.5, 0.01
+    A, C, S, N = _coefs(t, h)
+    coef = torch.stack([A, C, S, N]).reshape(4, 1)
+    if impl in ("fused_triton", "fused_cuda", "torch_reference"):
+        backend = {"fused_triton": "triton", "fused_cuda": "cuda", "torch_reference": "torch"}[impl]
+        impl_fn = fused.step_impl("affine_step", backend, DEVICE)
+
+        def run():
+            impl_fn(x, coef, score=s, y=y, seed=1, step=2, out=x)
+    elif impl == "copy":
+        def run():
+            x.copy_(y)
+    elif impl == "eager":
+        def run():
+            x.copy_(_eager_step(x, y, s, A, C, S, N))
+    elif impl == "compiled":
+        step = _compiled()
+        step(x, y, s, A, C, S, N)  # compile outside the timing
+
+        def run():
+            x.copy_(step(x, y, s, A, C, S, N))
+    else:
+        import torchsde
+
+        sde = _ReverseOUVE(y)
+        ts = torch.tensor([1.0 - t, 1.0 - t + h], device=DEVICE)
+
+        def run():
+            torchsde.sdeint(sde, x, ts, method="euler", dt=h)
+
+    def timed():
+        run()
+        _sync()
+
+    timed()
+    benchmark.pedantic(timed, rounds=5 if n >= 2**20 else 20, warmup_rounds=1)
+    bytes_moved = (8 if impl == "copy" else 16) * n
+    benchmark.extra_info["GB/s"] = bytes_moved / benchmark.stats["min"] / 1e9
+    benchmark.extra_info["device"] = torch.cuda.get_device_name() if CUDA else "cpu"
+
+
+@pytest.mark.parametrize("n", [2**10, 2**20])
+@pytest.mark.parametrize("impl", SAMPLE_IMPLS)
+def test_bench_em_sample_100_steps(benchmark, impl, n):
+    """A 100-step reverse EM sample with score = -x; per-step loop overhead at 2^10 elements."""
+    _skip(impl)
+    benchmark.group = f"100-step EM sample, 2^{int(math.log2(n))} float32 elements"
+    sde = _sde()
+    steps = 100
+    x_T, y, _ = _state(n)
+    score = lambda x, t: -x  # noqa: E731
+    if impl in ("fused_triton", "fused_cuda", "torch_reference"):
+        backend = {"fused_triton": "triton", "fused_cuda": "cuda", "torch_reference": "torch"}[impl]
+        em = EulerMaruyama(sde, steps)
+
+        def run():
+            return em.sample(score, y=y, x_T=x_T, seed=1, backend=backend)
+    elif impl in ("eager", "compiled"):
+        h = (sde.T - sde.t_eps) / steps
+        coefs = [_coefs(sde.T - k * h, h) for k in range(steps)]
+        step = _eager_step if impl == "eager" else _compiled()
+        step(x_T, y, x_T, *coefs[0])
+
+        def run():
+            x = x_T.clone()
+            for A, C, S, N in coefs:
+                x = step(x, y, score(x, None), A, C, S, N)
+            return x
+    else:
+        import torchsde
+
+        rsde = _ReverseOUVE(y)
+        ts = torch.tensor([1.0 - sde.T, 1.0 - sde.t_eps], device=DEVICE)
+
+        def run():
+            return torchsde.sdeint(rsde, x_T, ts, method="euler", dt=(sde.T - sde.t_eps) / steps)
+
+    def timed():
+        run()
+        _sync()
+
+    timed()
+    benchmark.pedantic(timed, rounds=3, warmup_rounds=1)
+    benchmark.extra_info["us/step"] = benchmark.stats["min"] / steps * 1e6
+    benchmark.extra_info["device"] = torch.cuda.get_device_name() if CUDA else "cpu"
