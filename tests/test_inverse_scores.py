@@ -91,6 +91,29 @@ def test_per_sample_scales_match_scalar_calls(name):
         assert rel_err(got[b:b + 1].flatten(1), want) < 1e-10
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered in divide")  # masked-out 0/0 lanes
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+@pytest.mark.parametrize("dtype", [torch.float32, D64])
+def test_any_mix_of_scalar_and_per_sample_coefficients(backend, dtype):
+    if backend == "triton":
+        pytest.importorskip("triton")
+    op, shape, _ = CASES["superres_2"]
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(3, *shape, generator=g, dtype=dtype)
+    y = torch.randn(3, op.m, generator=g, dtype=dtype)
+    per = {"mean_scale": torch.tensor([0.9, 0.5, 0.1]), "std": torch.tensor([0.3, 0.8, 0.99]),
+           "sigma_y": torch.tensor([0.1, 0.2, 0.0])}
+    scalar = {"mean_scale": 0.5, "std": 0.7, "sigma_y": 0.1}
+    tol = 1e-6 if dtype == torch.float32 else 1e-14
+    for mask in range(8):
+        kw = {k: (per[k].to(dtype) if mask >> i & 1 else scalar[k]) for i, k in enumerate(per)}
+        got = likelihood_score(op, y, x, backend=backend, **kw)
+        for b in range(3):
+            kb = {k: (v[b].item() if isinstance(v, torch.Tensor) else v) for k, v in kw.items()}
+            want = likelihood_score(op, y[b:b + 1], x[b:b + 1], backend="torch", **kb)
+            assert rel_err(got[b:b + 1], want) < tol, (mask, b)
+
+
 def test_noiseless_measurement_with_zero_singular_values_uses_the_pseudo_inverse():
     """sigma_y = 0 and S = 0: the covariance is singular; the score is the pinv formula, finite."""
     A = torch.zeros(3, 5, dtype=D64)

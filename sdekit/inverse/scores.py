@@ -68,16 +68,19 @@ def _check_scalar(v, name: str) -> float:
     return v
 
 
+def _coefficient(v, name: str, B: int, like: torch.Tensor):
+    return _check_scalar(v, name) if _real(v) else per_sample(v, B, like, name)
+
+
 def spectral_coefficients(mean_scale, std, sigma_y, B: int, like: torch.Tensor):
-    """``(s, s^2 sigma_y^2, std^2)``: Python floats when all three are numbers, else ``(B, 1)`` tensors."""
-    if _real(mean_scale) and _real(std) and _real(sigma_y):
-        s = _check_scalar(mean_scale, "mean_scale")
-        sd = _check_scalar(std, "std")
-        sy = _check_scalar(sigma_y, "sigma_y")
-        return s, (s * sy) ** 2, sd * sd
-    s = per_sample(mean_scale, B, like, "mean_scale")
-    sd = per_sample(std, B, like, "std")
-    sy = per_sample(sigma_y, B, like, "sigma_y")
+    """``(s, s^2 sigma_y^2, std^2)``, each a Python float (same for the batch) or a ``(B, 1)`` tensor.
+
+    Numbers stay numbers: no host-to-device copy per call (and nothing that would break a
+    CUDA-graph capture).
+    """
+    s = _coefficient(mean_scale, "mean_scale", B, like)
+    sd = _coefficient(std, "std", B, like)
+    sy = _coefficient(sigma_y, "sigma_y", B, like)
     return s, (s * sy) ** 2, sd * sd
 
 

@@ -36,8 +36,10 @@ def spectral_scale_torch(z, uy, S, s, a, c):
     ``s uy - S z``, in place where possible.  With scalar coefficients ``f`` is computed once
     over ``k`` and broadcast over the batch.
     """
-    if isinstance(a, torch.Tensor) or isinstance(c, torch.Tensor):
+    if isinstance(a, torch.Tensor) and isinstance(c, torch.Tensor):
         f = torch.addcmul(a, c, S * S)
+    elif isinstance(a, torch.Tensor) or isinstance(c, torch.Tensor):
+        f = S * S * c + a
     else:
         f = (S * S).mul_(c).add_(a)
     torch.div(S, f, out=f)
