@@ -1,14 +1,17 @@
 """DMPS: diffusion-model posterior sampling with the closed-form pseudo-likelihood score.
 
 Meng & Kabashima 2022 ("Diffusion model based posterior sampling for noisy linear inverse
-problems", Algorithm 1) run the reverse diffusion with the score of the posterior
+problems", arXiv:2211.12343, Algorithm 1) run the reverse diffusion with the posterior score
 
     grad log p(x_t | y) ~= score_prior(x_t, t) + lam * grad log p~(y | x_t),
 
 where ``p~(y | x_t) = N(y; A x_t / s, sigma_y^2 I + (std/s)^2 A A^T)`` and ``s = mx(t)``,
-``std = marginal_std(t)`` (see :mod:`sdekit.inverse.scores`; ``lam = 1`` is the paper's
-choice).  This module only assembles that score; the reverse-time integration is the
-solver's (:mod:`sdekit.solvers`), one fused kernel per step:
+``std = marginal_std(t)`` (see :mod:`sdekit.inverse.scores`; ``lam`` is the ``scale`` of
+the authors' code, default 1).  In the DDPM form the likelihood term enters the step as
+``x += lam * grad * (1 - alpha_t) / sqrt(alpha_t)``, as in the authors' code.
+
+This module only assembles that score; the reverse-time integration is the solver's
+(:mod:`sdekit.solvers`), one fused kernel per step:
 
 * ``solver="ddpm"`` (default; the paper's DDPM form, generalised to any linear SDE with
   no ``y``-drift): with the exact transition ``x_t = phi x_s + sqrt(var) z`` over a step,

@@ -1,4 +1,4 @@
-"""The DMPS noise-perturbed pseudo-likelihood score (Meng & Kabashima 2022).
+"""The DMPS noise-perturbed pseudo-likelihood score (Meng & Kabashima 2022, arXiv:2211.12343).
 
 For ``y = A x0 + n``, ``n ~ N(0, sigma_y^2 I)``, and a linear SDE without ``y``-drift,
 ``x_t = s x0 + std z`` (``s = mean_scale = mx(t)``, ``std = marginal_std(t)``), DMPS
