@@ -157,6 +157,14 @@ def test_python_float_and_zero_dim_inputs():
         dawsn("1.0")
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+def test_cpu_compiled_fast_path_is_bitwise_the_eager_reference(dtype):
+    from sdekit.special.dawson import _CPU_COMPILE_MIN_NUMEL, dawsn_reference
+
+    x = torch.linspace(-12, 12, _CPU_COMPILE_MIN_NUMEL + 3, dtype=dtype)
+    assert torch.equal(dawsn(x), dawsn_reference(x))
+
+
 def test_dawsn_inside_torch_compile_fullgraph():
     @torch.compile(fullgraph=True, backend="aot_eager")
     def f(x):

@@ -67,7 +67,8 @@ accuracy of ``D``, and twice differentiable).
 """
 from __future__ import annotations
 
-import functools
+import os
+import warnings
 
 import torch
 
@@ -94,14 +95,18 @@ def dawson_coefficients(dtype: torch.dtype):
     raise TypeError(f"dawsn computes in float32 or float64, got {dtype}")
 
 
-@functools.lru_cache(maxsize=None)
+_TABLES: dict = {}
+
+
 def taylor_table(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """The Taylor table as a ``(K + 2, rows)`` tensor: row ``k`` holds column ``k`` of every grid row."""
-    _, _, rows, _, _ = dawson_coefficients(dtype)
-    return torch.tensor(rows, dtype=dtype, device=device).t().contiguous()
+    key = (dtype, device)
+    if key not in _TABLES:
+        _, _, rows, _, _ = dawson_coefficients(dtype)
+        _TABLES[key] = torch.tensor(rows, dtype=dtype, device=device).t().contiguous()
+    return _TABLES[key]
 
 
-@register("dawsn", "torch")
 def dawsn_reference(x: torch.Tensor) -> torch.Tensor:
     """Torch reference of ``D(x)`` (float32/float64, any device): the specification.
 
@@ -129,12 +134,46 @@ def dawsn_reference(x: torch.Tensor) -> torch.Tensor:
     return torch.copysign(torch.where(inner, d_inner, d_tail), x)
 
 
+# CPU fast path: eager torch spends ~70 passes over memory on the ~40 operations
+# above; inductor fuses them into one C++ loop whose results are bitwise those of
+# eager (tests/test_dawson.py checks), about 20x faster on 2^20 elements.
+_CPU_COMPILE_MIN_NUMEL = 1 << 15
+_cpu_compiled = {}
+
+
+def _cpu_compiled_reference():
+    if "fn" not in _cpu_compiled:
+        _cpu_compiled["fn"] = torch.compile(dawsn_reference, dynamic=True)
+    return _cpu_compiled["fn"]
+
+
+@register("dawsn", "torch")
+def dawsn_torch(x: torch.Tensor) -> torch.Tensor:
+    """The ``"torch"`` backend: :func:`dawsn_reference`, compiled by inductor for large CPU tensors.
+
+    Large eager CPU calls (``numel >= 2^15``) run the reference through
+    ``torch.compile`` (compiled once per dtype, a few seconds on first use); set
+    ``SDEKIT_DAWSN_CPU_COMPILE=0`` to stay eager.  If compilation fails (no C++
+    compiler, say), the eager reference is used from then on, with one warning.
+    """
+    if (x.device.type == "cpu" and x.numel() >= _CPU_COMPILE_MIN_NUMEL and "failed" not in _cpu_compiled
+            and not torch.compiler.is_compiling()
+            and os.environ.get("SDEKIT_DAWSN_CPU_COMPILE", "1") not in ("", "0")):
+        try:
+            return _cpu_compiled_reference()(x)
+        except Exception as exc:  # pragma: no cover - depends on the toolchain
+            _cpu_compiled["failed"] = repr(exc)
+            warnings.warn(f"sdekit.special.dawsn: torch.compile of the CPU path failed ({exc!r}); "
+                          "using the eager reference", RuntimeWarning, stacklevel=2)
+    return dawsn_reference(x)
+
+
 class _DawsonReference(torch.autograd.Function):
     """``D`` by the torch reference with ``dD/dx = 1 - 2 x D``."""
 
     @staticmethod
     def forward(x):
-        return dawsn_reference(x)
+        return dawsn_torch(x)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -167,7 +206,7 @@ def dawsn(x: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:
     if x.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"dawsn: unsupported dtype {x.dtype}; use float16/bfloat16/float32/float64")
     impl = resolve("dawsn", backend, x.device)
-    if impl is dawsn_reference:
+    if impl is dawsn_torch:
         return _DawsonReference.apply(x)
     return impl(x)  # kernels are custom ops with their own autograd formula
 
