@@ -233,3 +233,21 @@ def test_quantized_score_at_takes_scale_and_std_from_the_sde():
 
     with pytest.raises(ValueError, match="y-drift"):
         quantized_likelihood_score_at(WithYDrift(), op, (lo, up), x, t, sigma_y=0.1)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_quantized_score_on_cuda_matches_cpu(name):
+    op, shape = OPS[name]
+    n = math.prod(shape)
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(3, *shape, generator=g, dtype=D64)
+    z = 40 * torch.randn(3, op.measurement_size(n), generator=g, dtype=D64)  # far tails included
+    lo, up = quantize(z, torch.tensor([-1.0, 0.0, 1.0]))
+    want = quantized_likelihood_score(op, (lo, up), x, mean_scale=0.8, std=0.6, sigma_y=0.05)
+    got = quantized_likelihood_score(op, (lo.cuda(), up.cuda()), x.cuda(), mean_scale=0.8, std=0.6, sigma_y=0.05)
+    torch.testing.assert_close(got.cpu(), want, rtol=1e-12, atol=1e-12)
+    got32 = quantized_likelihood_score(op, (lo.float().cuda(), up.float().cuda()), x.float().cuda(),
+                                       mean_scale=0.8, std=0.6, sigma_y=0.05)
+    assert torch.isfinite(got32).all()
+    torch.testing.assert_close(got32.double().cpu(), want, rtol=1e-4, atol=1e-4)
