@@ -8,24 +8,18 @@ from __future__ import annotations
 
 import argparse
 import platform
-import re
 import sys
 
 import sympy as sp
 
-from .symbolic.derive import derive
+from .symbolic.moments import derive
 from .symbolic.display import derivation_latex, derivation_text
-from .symbolic.parse import RESERVED, parse_linear_sde
-
-
-_FUNCTIONS = {"exp", "log", "sqrt", "sin", "cos", "tan", "sinh", "cosh", "tanh", "erf", "erfc",
-              "Abs", "atan", "asin", "acos", "pi", "E", "dawsn"}
+from .symbolic.parse import RESERVED, identifiers, parse_linear_sde
 
 
 def _free_parameters(*exprs: str) -> list[str]:
     """Identifiers in the expressions that are neither variables nor functions: the parameters."""
-    names = {n for e in exprs for n in re.findall(r"[A-Za-z_]\w*", e)}
-    return sorted(names - _FUNCTIONS - set(RESERVED))
+    return sorted(set().union(*(identifiers(e) for e in exprs)) - set(RESERVED))
 
 
 def _derive(args) -> int:

@@ -8,7 +8,7 @@ corrupted image in DriftRec).  Given ``x(0) = x0`` with variance ``v0``,
     x(t) ~ N(mx(t) x0 + my(t) y, v(t)),
 
 where ``mx``, ``my``, ``v`` solve the mean and variance ODEs (see
-:mod:`sdekit.symbolic.derive`).  They are derived with sympy when the SDE is first
+:mod:`sdekit.symbolic.moments`).  They are derived with sympy when the SDE is first
 built, rewritten into float64-stable form, and compiled to torch; where sympy
 finds no closed form they come from a tabulated quadrature with a stated error
 bound (:mod:`sdekit.symbolic.numeric`).  ``paths`` says which.
@@ -28,7 +28,7 @@ import torch
 
 from ..symbolic.codegen import numpy_function, torch_function
 from ..symbolic.display import derivation_latex
-from ..symbolic.derive import Derivation, derive, v0 as V0
+from ..symbolic.moments import Derivation, derive, v0 as V0
 from ..symbolic.numeric import ChebyshevTable, tabulate_integral
 from ..symbolic.series import analytic_at_zero, taylor_coefficients, taylor_integral
 from ..symbolic.parse import LinearCoefficients, parse_linear_sde, t as T_SYM, x as X_SYM, y as Y_SYM
@@ -99,7 +99,7 @@ class LinearSDE:
     Attributes:
         paths: for ``"mx"``, ``"my"`` and ``"v"``, either ``"closed form"`` or a
             description of the numerical path with its relative error bound.
-        derivation: the sympy :class:`~sdekit.symbolic.derive.Derivation` (ODEs and
+        derivation: the sympy :class:`~sdekit.symbolic.moments.Derivation` (ODEs and
             solutions with symbolic parameters).
 
     Example::

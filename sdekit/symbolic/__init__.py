@@ -1,5 +1,5 @@
 """Symbolic derivation of linear-SDE marginals: parse, solve, stabilise, compile."""
-from .derive import Derivation, derive
+from .moments import Derivation, derive
 from .functions import dawsn
 from .parse import LinearCoefficients, parse_linear_sde
 

@@ -21,6 +21,17 @@ def _special_dawsn(x):
     return torch_dawsn(x)
 
 
+def _tensor_args(fn):
+    """``fn`` that also accepts python numbers (constant subexpressions such as ``sqrt(2)``)."""
+
+    @functools.wraps(fn)
+    def wrapped(*args):
+        return fn(*(a if isinstance(a, torch.Tensor) else torch.tensor(float(a), dtype=torch.float64)
+                    for a in args))
+
+    return wrapped
+
+
 _TORCH = {
     "exp": torch.exp, "expm1": torch.expm1, "log": torch.log, "log1p": torch.log1p,
     "sqrt": torch.sqrt, "sin": torch.sin, "cos": torch.cos, "tan": torch.tan,
@@ -28,6 +39,7 @@ _TORCH = {
     "asin": torch.asin, "acos": torch.acos, "Abs": torch.abs, "erf": torch.special.erf,
     "erfc": torch.special.erfc, "dawsn": _special_dawsn, "Max": torch.maximum, "Min": torch.minimum,
 }
+_TORCH = {name: _tensor_args(fn) for name, fn in _TORCH.items()}
 _NUMPY = {
     "exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1p, "sqrt": np.sqrt,
     "sin": np.sin, "cos": np.cos, "tan": np.tan, "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh,

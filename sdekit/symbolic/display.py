@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .derive import Derivation
+from .moments import Derivation
 from .parse import x, y
 
 _LABELS = {"mx": ("mx(t)", r"m_x(t)"), "my": ("my(t)", r"m_y(t)"), "v": ("v(t)", r"v(t)")}

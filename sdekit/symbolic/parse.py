@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import keyword
+import re
 
 import sympy as sp
 
@@ -22,6 +23,15 @@ t = sp.Symbol("t", real=True, nonnegative=True)
 x = sp.Symbol("x", real=True)
 y = sp.Symbol("y", real=True)
 RESERVED = ("t", "x", "y")
+#: Names that strings may use as functions or constants; every other identifier is a symbol
+#: (so ``gamma`` and ``beta`` are parameters, not sympy's gamma and beta functions).
+FUNCTIONS = frozenset({"exp", "log", "sqrt", "sin", "cos", "tan", "sinh", "cosh", "tanh", "erf", "erfc",
+                       "Abs", "atan", "asin", "acos", "pi", "E", "dawsn"})
+
+
+def identifiers(expr: str) -> set[str]:
+    """Identifiers in an expression string that are not in :data:`FUNCTIONS`."""
+    return set(re.findall(r"[A-Za-z_]\w*", expr)) - FUNCTIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,8 +61,9 @@ def _to_expr(what: str, expr, namespace: dict) -> sp.Expr:
     if isinstance(expr, (int, float)):
         return sp.nsimplify(expr)
     if isinstance(expr, str):
+        names = {n: sp.Symbol(n) for n in identifiers(expr) if n not in namespace}
         try:
-            parsed = sp.sympify(expr, locals=namespace)
+            parsed = sp.sympify(expr, locals={**names, **namespace})
         except (sp.SympifyError, SyntaxError, TypeError) as err:
             raise ValueError(f"cannot parse the {what} {expr!r}: {err}") from None
     elif isinstance(expr, sp.Basic):
