@@ -160,3 +160,50 @@ def test_gpu_affine_step_equals_reference(backend, dtype):
     s2[0, 0, 0, 0] = float("nan")
     steps.affine_step(x, coef, score=s2, backend=backend, flags=flags)
     assert flags.tolist() == [1, 1]
+
+
+class _EmulatedCudaOps:
+    """The contract of csrc/sde_steps.cu, emulated in torch: (B, D1, D2, D3) views from the
+    launcher's dims and per-tensor strides, seed and step as int64 bit patterns."""
+
+    @staticmethod
+    def _view(t, B, dims, st):
+        return t.as_strided((B, *dims), st, t.storage_offset())
+
+    def sde_affine_step(self, out, x, score, y, coef, flags, dims, strides, seed, step, noise, contig):
+        from sdekit.kernels.rng import philox_normal
+        B, N = x.shape[0], dims[0] * dims[1] * dims[2]
+        st = [strides[4 * k:4 * k + 4] for k in range(4)]
+        cb = coef if coef.shape[1] == B else coef.expand(4, B)
+        c = [cb[k].view(B, 1, 1, 1) for k in range(4)]
+        acc = c[0] * self._view(x, B, dims, st[1])
+        if y is not None:
+            acc = acc + c[1] * self._view(y, B, dims, st[3])
+        if score is not None:
+            acc = acc + c[2] * self._view(score, B, dims, st[2])
+        if noise:
+            z = philox_normal(B, N, seed % 2**64, step % 2**64, x.dtype).view(B, *dims)
+            acc = acc + c[3] * z
+        self._view(out, B, dims, st[0]).copy_(acc)
+
+    def sde_sample_sq_norms(self, score, dims, strides, seed, step, contig):
+        from sdekit.kernels.rng import philox_normal
+        B, N = score.shape[0], dims[0] * dims[1] * dims[2]
+        s = self._view(score, B, dims, strides).reshape(B, N)
+        z = philox_normal(B, N, seed % 2**64, step % 2**64, score.dtype)
+        return torch.stack([s.square().sum(1), z.square().sum(1)], dim=1).unsqueeze(1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cuda_launcher_passes_layout_seed_and_step_as_the_kernel_expects(monkeypatch, dtype):
+    """The Python side of the CUDA backend, against an emulation of the op's contract (runs on CPU)."""
+    from sdekit.kernels import steps_cuda
+    monkeypatch.setattr(steps_cuda, "_ops", lambda: _EmulatedCudaOps())
+    x, s, y, coef = _inputs(dtype)
+    xs = torch.randn(3, 6, 17, 9, dtype=dtype)[:, ::2]
+    ss = torch.randn(3, 9, 17, 3, dtype=dtype).permute(0, 3, 2, 1)
+    for seed, step in [(0, 0), (-3, 2**63 + 5), (2**64 - 1, 7)]:
+        got = steps_cuda.affine_step(xs, coef, score=ss, y=y, seed=seed, step=step)
+        _close(got, ref.affine_step(xs, coef, score=ss, y=y, seed=seed, step=step), dtype)
+        n = steps_cuda.sample_sq_norms(ss, seed=seed, step=step)
+        assert torch.allclose(n, ref.sample_sq_norms(ss, seed=seed, step=step), rtol=1e-5)

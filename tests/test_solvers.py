@@ -248,3 +248,23 @@ def test_gpu_sampling_matches_cpu_reference_and_graph_capture(vp, backend):
     assert torch.allclose(gpu.cpu(), cpu, atol=1e-4, rtol=1e-4)
     graphed = pc.sample(unit_score, x_T=x_T.to(dev), seed=9, backend=backend, cuda_graph=True)
     assert torch.allclose(graphed, gpu, atol=1e-6)
+
+
+def test_sampling_loop_does_not_sync_per_step(vp, monkeypatch):
+    """Host reads of tensor values (item, bool, int, float, tolist) do not grow with the step count."""
+    counts = {"n": 0}
+    for name in ("item", "__bool__", "__int__", "__float__", "tolist"):
+        orig = getattr(torch.Tensor, name)
+
+        def counted(self, *a, _orig=orig, **k):
+            counts["n"] += 1
+            return _orig(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    reads = []
+    for steps in (4, 32):
+        for sampler in (EulerMaruyama(vp, steps), PredictorCorrector(vp, steps)):
+            counts["n"] = 0
+            sampler.sample(unit_score, shape=(2, 8), seed=0)
+            reads.append(counts["n"])
+    assert reads[0] == reads[2] and reads[1] == reads[3], reads

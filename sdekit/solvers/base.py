@@ -15,11 +15,11 @@ launches one kernel, in place on ``x``.  The loop never waits on the device:
 * finiteness is recorded by the kernel itself in a per-step ``flags`` table (non-finite
   score, non-finite update) and inspected once at the end, or every ``check_every`` steps
   when asked (one host sync each).  The error names the first failing step and its time.
-  Non-finite values propagate through the affine update, so checking at the end cannot
-  miss one; checking early only stops a doomed run sooner.
+  Flags are never reset and non-finite values propagate through the affine update, so
+  checking once at the end cannot miss one; checking early only stops a doomed run sooner.
 
-On CUDA, ``cuda_graph=True`` captures the whole loop in a CUDA graph (after one warm-up
-step that compiles the kernel and lets ``score_fn`` allocate its workspaces) and replays
+On CUDA, ``cuda_graph=True`` captures the whole loop in a CUDA graph (after warm-up
+steps that compile the kernels and let ``score_fn`` allocate its workspaces) and replays
 it; a capture that fails (``score_fn`` syncs, allocates from the host, branches on data)
 falls back to the eager loop with a warning.
 """
@@ -333,7 +333,11 @@ def run_reverse(predictor: ReverseSampler, corrector, score_fn, *, y, x_T, shape
             for n in range(steps):
                 one_step(n)
 
-        run_graphed(loop, lambda: one_step(0), x, backup)
+        def warmup():  # compiles every kernel variant the loop launches (the last step may be noise-free)
+            one_step(0)
+            one_step(steps - 1)
+
+        run_graphed(loop, warmup, x, backup)
     else:
         for n in progress_range(steps, progress, type(predictor).__name__):
             one_step(n)

@@ -39,7 +39,8 @@ class LangevinCorrector:
     the batch means of the per-sample norms (``norm="batch_mean"``).  ``alpha = phi^2`` of
     the transition over one step ending at ``t``: score_sde's ``alphas_i = 1 - beta_i`` for
     VP, 1 for VE.  Costs a per-sample norm reduction (a second read of the score) and one
-    fused update per step.
+    fused update per step.  A score that is exactly zero on a whole sample gives an infinite
+    step, as in score_sde; the run then stops with a :class:`NonFiniteError` naming the step.
     """
 
     def __init__(self, sde, snr: float = 0.16, n_steps: int = 1, norm: str = "sample"):
