@@ -3,10 +3,17 @@
     dx = (a(t) x + c(t) y) dt + g(t) dw
 
 Marginals derived symbolically (sympy) and evaluated stably in torch; fused
-sampling kernels (Triton, CUDA); implicit-SVD inverse-problem operators.
+sampling kernels (Triton, CUDA) with in-kernel counter-based normals; implicit-SVD
+inverse-problem operators (``sdekit.inverse``); Dawson's function (``sdekit.special``).
 """
 from .sde import OUVE, TSDVE, DriftVE, LinearSDE, ReverseSDE, SubVPSDE, VESDE, VPSDE
+from .solvers import (EulerMaruyama, ExponentialIntegrator, LangevinCorrector, PredictorCorrector,
+                      ProbabilityFlow, ReverseDiffusion)
 
 __version__ = "0.1.0"
 
-__all__ = ["LinearSDE", "ReverseSDE", "VESDE", "VPSDE", "SubVPSDE", "OUVE", "TSDVE", "DriftVE"]
+__all__ = [
+    "LinearSDE", "ReverseSDE", "VESDE", "VPSDE", "SubVPSDE", "OUVE", "TSDVE", "DriftVE",
+    "EulerMaruyama", "PredictorCorrector", "ReverseDiffusion", "LangevinCorrector",
+    "ProbabilityFlow", "ExponentialIntegrator",
+]
