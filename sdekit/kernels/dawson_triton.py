@@ -15,7 +15,7 @@ reference by about an ulp; both meet the stated bound.
 
 Bytes moved: one read and one write of the tensor (8 B/element in float32,
 16 B/element in float64) plus K + 2 gathers per element from a table of a few
-kB that stays in L1; arithmetic: K + 2 (deg P + 1) FMAs, 3 divisions.
+kB that stays in L1; arithmetic: K + 2 (deg P + 1) FMAs, 3 IEEE divisions.
 """
 from __future__ import annotations
 
@@ -43,9 +43,18 @@ if triton is not None:
         return acc
 
     @triton.jit
+    def _div(a, b, F32: tl.constexpr):
+        # IEEE round-to-nearest division: Triton's float32 "/" lowers to div.full.f32
+        # (<= 2 ulp) on NVIDIA GPUs (triton-lang/triton#10661); float64 "/" is div.rn.
+        if F32:
+            return tl.math.div_rn(a, b)
+        else:
+            return a / b
+
+    @triton.jit
     def _dawsn_kernel(x_ptr, out_ptr, tab_ptr, c_ptr, n, split, step, inv_step,
                       ROWS: tl.constexpr, COLS: tl.constexpr, NTP: tl.constexpr, NTQ: tl.constexpr,
-                      BLOCK: tl.constexpr):
+                      F32: tl.constexpr, BLOCK: tl.constexpr):
         pid = tl.program_id(0).to(tl.int64)
         offs = pid * BLOCK + tl.arange(0, BLOCK)
         mask = offs < n
@@ -63,9 +72,9 @@ if triton is not None:
         d_inner = tl.load(tab_ptr + idx, mask=mask, other=0.0) + (
             acc * s + tl.load(tab_ptr + ROWS + idx, mask=mask, other=0.0))
         # rational tail
-        y = 1.0 / (a * a)
-        r = _horner(c_ptr, 0, NTP, y) / _horner(c_ptr, NTP, NTQ, y)
-        d_tail = (1.0 + y * (0.5 + y * r)) / (a + a)
+        y = _div(tl.zeros_like(a) + 1.0, a * a, F32)
+        r = _div(_horner(c_ptr, 0, NTP, y), _horner(c_ptr, NTP, NTQ, y), F32)
+        d_tail = _div(1.0 + y * (0.5 + y * r), a + a, F32)
         d = tl.where(inner, d_inner, d_tail)
         # copysign(d, x): d >= 0 (or nan); -0 and nan pass through as x
         d = tl.where(x < 0, -d, d)
@@ -95,7 +104,8 @@ def dawsn_triton_forward(x: torch.Tensor) -> torch.Tensor:
     c, ntp, ntq = _tail_coefficients(xc.dtype, xc.device)
     grid = (triton.cdiv(n, BLOCK),)
     _dawsn_kernel[grid](xc, out, tab, c, n, split, step, 1.0 / step,
-                        ROWS=tab.shape[1], COLS=tab.shape[0], NTP=ntp, NTQ=ntq, BLOCK=BLOCK)
+                        ROWS=tab.shape[1], COLS=tab.shape[0], NTP=ntp, NTQ=ntq,
+                        F32=xc.dtype == torch.float32, BLOCK=BLOCK)
     return out
 
 
