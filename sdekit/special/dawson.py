@@ -134,9 +134,10 @@ def dawsn_reference(x: torch.Tensor) -> torch.Tensor:
     return torch.copysign(torch.where(inner, d_inner, d_tail), x)
 
 
-# CPU fast path: eager torch spends ~70 passes over memory on the ~40 operations
-# above; inductor fuses them into one C++ loop whose results are bitwise those of
-# eager (tests/test_dawson.py checks), about 20x faster on 2^20 elements.
+# CPU fast path: eager torch makes one pass over memory per operation above (about
+# 60, counting the gathers); inductor fuses them into one C++ loop whose results are
+# bitwise those of eager (tests/test_dawson.py checks it), 10-12x faster on 2^20
+# elements here (benchmarks/RESULTS.md).
 _CPU_COMPILE_MIN_NUMEL = 1 << 15
 _cpu_compiled = {}
 
