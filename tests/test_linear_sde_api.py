@@ -180,3 +180,17 @@ def test_subvp_variance_has_no_cancellation_near_zero():
     sde, t = SubVPSDE(), 1e-5
     B = 0.1 * t + 0.5 * 19.9 * t**2
     assert float(sde.marginal_var(t)) == pytest.approx(math.expm1(-B) ** 2, rel=1e-13)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_marginals_on_cuda_equal_cpu(dtype):
+    sde = TSDVE(gamma=400.0)
+    t = torch.linspace(0, 1, 257, dtype=dtype)
+    x0, y = torch.randn(257, 3, dtype=dtype), torch.randn(257, 3, dtype=dtype)
+    mean, std = sde.marginal_prob(x0, y, t)
+    mean_gpu, std_gpu = sde.marginal_prob(x0.cuda(), y.cuda(), t.cuda())
+    assert mean_gpu.device.type == "cuda" and std_gpu.dtype == dtype
+    tol = dict(rtol=1e-13, atol=0) if dtype == torch.float64 else dict(rtol=2e-7, atol=0)
+    torch.testing.assert_close(std_gpu.cpu(), std, **tol)
+    torch.testing.assert_close(mean_gpu.cpu(), mean, **tol)
