@@ -7,6 +7,8 @@
 // The Python launcher (sdekit/kernels/steps_cuda.py) validates the arguments and computes the
 // (B, D1, D2, D3) layout: `dims` = [D1, D2, D3], `strides` = 4 strides per tensor (out, x, score, y).
 // seed and step are 64-bit words passed as int64 bit patterns.
+#include <algorithm>
+
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAStream.h>

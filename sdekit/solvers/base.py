@@ -294,9 +294,7 @@ def run_reverse(predictor: ReverseSampler, corrector, score_fn, *, y, x_T, shape
     K = 0 if corrector is None else corrector.n_steps
     words = 1 + K
     if K:
-        sq_norms = _steps.step_impl("sample_sq_norms", backend, device)
         alpha = corrector.alpha(t, s).to(dtype=dtype, device=device)
-        one, zero = torch.ones(B, dtype=dtype, device=device), torch.zeros(B, dtype=dtype, device=device)
     t_host = t.tolist()
 
     def describe(w: int) -> str:
@@ -311,9 +309,7 @@ def run_reverse(predictor: ReverseSampler, corrector, score_fn, *, y, x_T, shape
             w = n * words + j
             sc = score_fn(x, tvec[n])
             checker.check_score(sc, x, w)
-            eps = corrector.step_size(sq_norms(sc, seed=seed, step=w), alpha[n])
-            coef = torch.stack([one, zero, eps, torch.sqrt(2.0 * eps)])
-            affine(x, coef, score=sc, seed=seed, step=w, out=x, flags=checker.flags[w])
+            corrector.step(x, sc, alpha[n], seed=seed, step=w, backend=backend, out=x, flags=checker.flags[w])
         w = n * words + K
         sc = score_fn(x, tvec[n])
         checker.check_score(sc, x, w)

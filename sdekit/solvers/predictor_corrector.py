@@ -5,6 +5,7 @@ import numbers
 
 import torch
 
+from ..kernels import steps as _steps
 from .base import ReverseSampler, check_sde, check_steps, check_t_eps, run_reverse, sqrt_clamped
 from .euler_maruyama import EulerMaruyama
 
@@ -56,6 +57,16 @@ class LangevinCorrector:
     def alpha(self, t, s):
         phi, _, _ = self.sde.transition(s, t)
         return phi * phi
+
+    def step(self, x, score, alpha, *, seed: int, step: int, backend: str = "auto", out=None, flags=None):
+        """One Langevin update of ``x`` at fixed ``t`` (a norm reduction, then one fused kernel).
+
+        ``alpha`` is a scalar tensor (see :meth:`alpha`); ``(seed, step)`` keys the normals, the
+        same ones the norm reduction saw.
+        """
+        eps = self.step_size(_steps.sample_sq_norms(score, backend=backend, seed=seed, step=step), alpha)
+        coef = torch.stack([torch.ones_like(eps), torch.zeros_like(eps), eps, torch.sqrt(2.0 * eps)])
+        return _steps.affine_step(x, coef, backend=backend, score=score, seed=seed, step=step, out=out, flags=flags)
 
     def step_size(self, sq_norms: torch.Tensor, alpha) -> torch.Tensor:
         """Per-sample ``eps`` from the ``(B, 2)`` squared norms ``(||score||^2, ||z||^2)``."""
