@@ -59,7 +59,7 @@ SDEKIT_HD T eval(T x, T split, T step, const T* tab, const T (&tp)[NTP], const T
   // rational tail
   const T y = T(1) / (a * a);
   const T r = horner(tp, y) / horner(tq, y);
-  const T d_tail = (T(1) + y * (T(0.5) + y * r)) / (a + a);
+  const T d_tail = (T(0.5) * (T(1) + y * (T(0.5) + y * r))) / a;  // h / (2a), 2a may overflow
   const T d = inner ? d_inner : d_tail;
   // copysign without the math library: x < 0 flips; -0 and nan pass through as x
   if (x == T(0) || x != x) return x;

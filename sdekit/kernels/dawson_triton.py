@@ -5,7 +5,7 @@ Computes, per element, exactly the arithmetic of the torch reference
 
     a <  split:  i = floor(a / h + 1/2),  s = a - i h,
                  D = hi_i + (s (c1_i + s (c2_i + ... + s cK_i)) + lo_i)      (Taylor table)
-    a >= split:  y = 1 / a^2,  D = (1 + y (1/2 + y P(y)/Q(y))) / (2a)       (rational tail)
+    a >= split:  y = 1 / a^2,  D = (1/2 (1 + y (1/2 + y P(y)/Q(y)))) / a    (rational tail)
     D(x) = copysign(D, x)
 
 with the tables of :mod:`sdekit.special._dawson_coeffs`, passed as tensors in the
@@ -74,7 +74,7 @@ if triton is not None:
         # rational tail
         y = _div(tl.zeros_like(a) + 1.0, a * a, F32)
         r = _div(_horner(c_ptr, 0, NTP, y), _horner(c_ptr, NTP, NTQ, y), F32)
-        d_tail = _div(1.0 + y * (0.5 + y * r), a + a, F32)
+        d_tail = _div(0.5 * (1.0 + y * (0.5 + y * r)), a, F32)  # h / (2a) without overflowing 2a
         d = tl.where(inner, d_inner, d_tail)
         # copysign(d, x): d >= 0 (or nan); -0 and nan pass through as x
         d = tl.where(x < 0, -d, d)
