@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from sdekit.sde import OUVE, TSDVE, VESDE, VPSDE, SubVPSDE
-from sdekit.solvers import (EulerMaruyama, ExponentialIntegrator, PredictorCorrector, ProbabilityFlow,
+from sdekit.solvers import (EulerMaruyama, ExponentialIntegrator, LangevinCorrector, PredictorCorrector,
+                            ProbabilityFlow,
                             ReverseDiffusion)
 
 F64 = torch.float64
@@ -290,3 +291,44 @@ def test_reverse_sampling_of_gaussian_mixture_reproduces_the_data_distribution(n
     assert stats.kstest(z, mixture_cdf(sde, sampler.t_eps)).pvalue > 1e-3
     frac = (z > 0.25).mean()  # the modes at -1 and 1.5 are well separated at 0.25
     assert abs(frac - W[1]) < 5 * math.sqrt(W[0] * W[1] / z.size)
+
+
+# ---------------------------------------------------------------- one step against score_sde's formulas
+def _score_ouve(y):
+    return lambda x, t: -(x - y) / (0.05 + t.view(-1, 1, 1))
+
+
+@pytest.mark.parametrize("probability_flow", [False, True])
+def test_one_reverse_step_equals_score_sde_euler_maruyama_predictor(probability_flow):
+    """The fused step vs score_sde's EulerMaruyamaPredictor written on ``sde.reverse(score_fn)``."""
+    from sdekit.kernels.rng import philox_normal_like
+    sde = OUVE()
+    g = torch.Generator().manual_seed(1)
+    x_T, y = torch.randn(3, 4, 5, generator=g, dtype=F64), torch.randn(3, 4, 5, generator=g, dtype=F64)
+    score = _score_ouve(y)
+    solver = ProbabilityFlow(sde, 1, t_eps=0.6) if probability_flow else EulerMaruyama(sde, 1, t_eps=0.6)
+    got = solver.sample(score, y=y, x_T=x_T, seed=13, backend="torch")
+    dt = -(sde.T - 0.6)
+    t = torch.full((3,), sde.T, dtype=F64)
+    drift, diffusion = sde.reverse(score, probability_flow=probability_flow).sde(x_T, y, t)
+    want = x_T + drift * dt
+    if not probability_flow:
+        want = want + diffusion.view(-1, 1, 1) * math.sqrt(-dt) * philox_normal_like(x_T, 13, 0)
+    assert torch.allclose(got, want, rtol=1e-13, atol=1e-13)
+
+
+def test_one_langevin_step_equals_score_sde_langevin_corrector():
+    """score_sde's LangevinCorrector update with per-sample norms, written out with torch.norm."""
+    from sdekit.kernels.rng import philox_normal_like
+    sde = VPSDE()
+    x = torch.randn(3, 4, 5, generator=torch.Generator().manual_seed(2), dtype=F64)
+    score = -x / 1.3
+    corr = LangevinCorrector(sde, snr=0.16)
+    alpha = torch.tensor(0.97, dtype=F64)
+    got = corr.step(x, score, alpha, seed=5, step=9, backend="torch")
+    z = philox_normal_like(x, 5, 9)
+    grad_norm = torch.norm(score.reshape(3, -1), dim=-1)
+    noise_norm = torch.norm(z.reshape(3, -1), dim=-1)
+    eps = (0.16 * noise_norm / grad_norm) ** 2 * 2 * alpha
+    want = x + eps.view(-1, 1, 1) * score + torch.sqrt(eps * 2).view(-1, 1, 1) * z
+    assert torch.allclose(got, want, rtol=1e-13, atol=1e-13)
