@@ -19,8 +19,7 @@ from scipy import stats
 
 from sdekit.sde import OUVE, TSDVE, VESDE, VPSDE, SubVPSDE
 from sdekit.solvers import (EulerMaruyama, ExponentialIntegrator, LangevinCorrector, PredictorCorrector,
-                            ProbabilityFlow,
-                            ReverseDiffusion)
+                            ProbabilityFlow, ReverseDiffusion)
 
 F64 = torch.float64
 
