@@ -9,11 +9,18 @@ than three inner axes are copied to contiguous memory first.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
 
 def collapse(shape, strides_list):
     """Collapsed inner dims ``[D1, D2, D3]`` and per-tensor strides ``[sb, s1, s2, s3]``, or ``None``."""
+    return _collapse(tuple(shape), tuple(tuple(s) for s in strides_list))
+
+
+@functools.lru_cache(maxsize=1024)  # a sampling loop asks the same question every step
+def _collapse(shape, strides_list):
     inner = list(shape[1:])
     st = [list(s[1:]) for s in strides_list]
     keep = [i for i, d in enumerate(inner) if d != 1]
@@ -31,8 +38,8 @@ def collapse(shape, strides_list):
     if len(inner) > 3:
         return None
     pad = 3 - len(inner)
-    dims = [1] * pad + inner
-    strides = [[s0[0]] + [0] * pad + s for s0, s in zip(strides_list, st)]
+    dims = tuple([1] * pad + inner)
+    strides = tuple(tuple([s0[0]] + [0] * pad + s) for s0, s in zip(strides_list, st))
     return dims, strides
 
 
@@ -43,17 +50,17 @@ def step_layout(tensors: list[torch.Tensor | None]):
     """
     present = [t for t in tensors if t is not None]
     shape = present[0].shape
-    res = collapse(shape, [t.stride() for t in present])
+    res = _collapse(tuple(shape), tuple(t.stride() for t in present))
     if res is None:
         present = [t.contiguous() for t in present]
-        res = collapse(shape, [t.stride() for t in present])
+        res = _collapse(tuple(shape), tuple(t.stride() for t in present))
     dims, strides = res
     it = iter(zip(present, strides))
     out_t, out_s = [], []
     for t in tensors:
         if t is None:
             out_t.append(None)
-            out_s.append([0, 0, 0, 0])
+            out_s.append((0, 0, 0, 0))
         else:
             tt, ss = next(it)
             out_t.append(tt)
