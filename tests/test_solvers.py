@@ -268,3 +268,24 @@ def test_sampling_loop_does_not_sync_per_step(vp, monkeypatch):
             sampler.sample(unit_score, shape=(2, 8), seed=0)
             reads.append(counts["n"])
     assert reads[0] == reads[2] and reads[1] == reads[3], reads
+
+
+def test_cuda_graph_capture_failure_falls_back_to_the_eager_loop():
+    """run_graphed's fallback, exercised on CPU where capture cannot even start."""
+    from sdekit.solvers.base import run_graphed
+    x = torch.zeros(3)
+    backup = x.clone()
+
+    def loop():
+        for _ in range(4):
+            x.add_(1.0)
+
+    with pytest.warns(RuntimeWarning, match="CUDA graph capture failed"):
+        run_graphed(loop, lambda: x.add_(100.0), x, backup)
+    assert torch.equal(x, torch.full((3,), 4.0))
+
+
+def test_cuda_graph_request_on_cpu_runs_eagerly(vp):
+    em = EulerMaruyama(vp, 4)
+    a = em.sample(unit_score, shape=(2, 8), seed=1)
+    assert torch.equal(a, em.sample(unit_score, shape=(2, 8), seed=1, cuda_graph=True))
