@@ -9,6 +9,8 @@ import math
 import mpmath
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 import torch
 
 from sdekit.kernels.dispatch import backend_unavailable_reason
@@ -187,3 +189,15 @@ def test_triton_op_inside_torch_compile_on_gpu():
     x = torch.linspace(-8, 8, 4097, device="cuda")
     # both within 1.5 ulp of exact (measured on the CPU), so within 3 ulp <= 3 eps of each other
     torch.testing.assert_close(f(x), dawsn(x, backend="torch") + 1.0, rtol=3 * 1.2e-7, atol=0)
+
+
+@given(st.floats(min_value=-1e300, max_value=1e300, allow_nan=False, allow_infinity=False))
+def test_dawsn_property_odd_bounded_and_within_4_ulp(v):
+    mpmath.mp.dps = 40
+    x = torch.tensor([v, -v], dtype=torch.float64)
+    d = dawsn(x)
+    assert d[1].item() == -d[0].item()
+    assert abs(d[0].item()) <= 0.5410442246351817  # max of D, at x = 0.92413887...
+    exact = dawson_mp(abs(v))
+    if exact != 0.0:
+        assert abs(abs(d[0].item()) - exact) <= 4 * np.spacing(exact)
