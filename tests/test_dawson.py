@@ -197,7 +197,8 @@ def test_dawsn_property_odd_bounded_and_within_4_ulp(v):
     x = torch.tensor([v, -v], dtype=torch.float64)
     d = dawsn(x)
     assert d[1].item() == -d[0].item()
-    assert abs(d[0].item()) <= 0.5410442246351817  # max of D, at x = 0.92413887...
+    d_max = 0.5410442246351817  # max of D, at x = 0.92413887...; allow the 4-ulp accuracy
+    assert abs(d[0].item()) <= d_max + 4 * np.spacing(d_max)
     exact = dawson_mp(abs(v))
     if exact != 0.0:
         assert abs(abs(d[0].item()) - exact) <= 4 * np.spacing(exact)
