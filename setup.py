@@ -5,6 +5,10 @@ present (or ``SDEKIT_BUILD_CUDA=1`` is set), the kernels in ``csrc/`` are compil
 ahead of time into the extension ``sdekit._C``; otherwise they are compiled just in
 time on first use (see ``sdekit/kernels/cuda_ext.py``).  ``SDEKIT_BUILD_CUDA=0``
 forces the pure-Python build.
+
+torch must be importable while building, so build the extension without pip's
+build isolation: ``pip install --no-build-isolation -e .`` (an isolated build
+environment has no torch and falls back to the pure-Python build).
 """
 import glob
 import os
