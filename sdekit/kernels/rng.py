@@ -51,23 +51,26 @@ def split_seed(seed: int) -> tuple[int, int]:
 def philox4x32(c0, c1, c2, c3, k0: int, k1: int, rounds: int = ROUNDS):
     """Philox4x32-``rounds`` on int64 tensors holding uint32 values; returns four such tensors.
 
-    The two multiplications of a round run as one op on a stacked ``(2, ...)`` tensor (the
-    reference is bound by per-op overhead on small tensors, not by arithmetic).
+    The two multiplications of a round run on one stacked ``(2, ...)`` tensor (the reference
+    is bound by per-op overhead on small tensors); constants enter as Python scalars, so no
+    host-to-device copy (and no host sync) happens on a GPU.
     """
-    m = torch.tensor([PHILOX_M0, PHILOX_M1], dtype=torch.int64, device=c0.device).reshape((2,) + (1,) * c0.dim())
-    even = torch.stack([c0, c2])  # (c0, c2): the multiplied words
-    odd = torch.stack([c3, c1])   # (c3, c1): xored into hi of the *other* product
+    even = torch.stack([c0, c2])  # the multiplied words (c0, c2)
+    odd = torch.stack([c3, c1])   # (c3, c1), xored into the hi word of the *other* product
     for r in range(rounds):
         if r:
             k0 = (k0 + PHILOX_W0) & MASK32
             k1 = (k1 + PHILOX_W1) & MASK32
-        p_lo = (even & 0xFFFF) * m
-        p_hi = (even >> 16) * m
+        p_lo = even & 0xFFFF
+        p_hi = even >> 16
+        for q, m in ((0, PHILOX_M0), (1, PHILOX_M1)):  # products < 2^48: no int64 overflow
+            p_lo[q] *= m
+            p_hi[q] *= m
         hi = (p_hi + (p_lo >> 16)) >> 16                       # (hi0, hi1)
-        lo = (((p_hi & 0xFFFF) << 16) + p_lo) & MASK32          # (lo0, lo1)
-        # new (c0, c2) = (hi1 ^ c1 ^ k0, hi0 ^ c3 ^ k1); new (c3, c1) = (lo0, lo1)
-        key = torch.tensor([k0, k1], dtype=torch.int64, device=c0.device).reshape(m.shape)
-        even = hi.flip(0) ^ odd.flip(0) ^ key
+        lo = (((p_hi & 0xFFFF) << 16) + p_lo) & MASK32          # (lo0, lo1) = new (c3, c1)
+        even = hi.flip(0) ^ odd.flip(0)                         # (hi1 ^ c1, hi0 ^ c3)
+        even[0] ^= k0
+        even[1] ^= k1
         odd = lo
     return even[0], odd[1], even[1], odd[0]
 
