@@ -332,6 +332,7 @@ def run_reverse(predictor: ReverseSampler, corrector, score_fn, *, y, x_T, shape
         def warmup():  # compiles every kernel variant the loop launches (the last step may be noise-free)
             one_step(0)
             one_step(steps - 1)
+            checker.flags.zero_()  # the warm-up ran on a state the real loop never sees
 
         run_graphed(loop, warmup, x, backup)
     else:
