@@ -22,6 +22,17 @@ settings.register_profile(
 settings.load_profile(os.environ.get("SDEKIT_HYPOTHESIS_PROFILE", "ci"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """One intra-op thread: the tests use small tensors, and on a shared 2-core machine OpenMP
+    barriers waiting on a descheduled second thread made small ops 13-20x slower.  Results do
+    not depend on the thread count."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return

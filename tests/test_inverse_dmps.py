@@ -18,7 +18,7 @@ from scipy.stats import chi2
 from sdekit import VESDE
 from sdekit.inverse import DMPS, DenseOperator, SuperResolution
 
-from test_inverse_operators import shared_vpsde, single_thread  # noqa: F401,E402  (autouse fixture)
+from test_inverse_operators import shared_vpsde  # noqa: F401,E402
 
 D64 = torch.float64
 BETA_MIN, BETA_MAX = 0.1, 20.0

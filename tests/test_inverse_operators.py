@@ -24,15 +24,6 @@ def shared_vpsde():
     return VPSDE(0.1, 20.0)
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """One intra-op thread: on the shared 2-core CI box, OpenMP barriers waiting on a descheduled
-    second thread made small ops 20x slower.  Restored afterwards; results do not depend on it."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 # F.conv2d warns that padding='same' with an even kernel copies the input; that is fine here.
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same'")
 

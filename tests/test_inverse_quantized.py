@@ -15,7 +15,7 @@ from sdekit.inverse.quantized import (quantize, quantized_likelihood_score, quan
                                      truncated_normal_mean)
 
 mpmath = pytest.importorskip("mpmath")
-from test_inverse_operators import shared_vpsde, single_thread  # noqa: F401,E402  (autouse fixture)
+from test_inverse_operators import shared_vpsde  # noqa: F401,E402
 
 D64 = torch.float64
 

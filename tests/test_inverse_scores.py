@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from sdekit.inverse import DenseOperator, Inpainting, SuperResolution, likelihood_score, likelihood_score_at
 from sdekit.kernels import resolve
-from test_inverse_operators import CASES, NAMES, shared_vpsde, single_thread  # noqa: F401  (autouse fixture)
+from test_inverse_operators import CASES, NAMES, shared_vpsde  # noqa: F401
 
 D64 = torch.float64
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same'")

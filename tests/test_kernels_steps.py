@@ -17,14 +17,6 @@ TOL = {torch.float32: 2e-6, torch.float64: 4e-15}
 DTYPES = [torch.float32, torch.float64]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors: torch's intra-op threads only thrash on the shared 2-core CI machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _close(a, b, dtype, scale=1.0):
     err = (a - b).abs().max().item()

@@ -22,14 +22,6 @@ SEED_STEPS = [(0, 0), (1, 1), (2**40 + 5, 2**33 + 7), (-3, 12345), (2**31 + 3, 2
 TOL = {torch.float32: 4e-7, torch.float64: 1e-15}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors: torch's intra-op threads only thrash on the shared 2-core CI machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.mark.parametrize("counter,key,expected", PHILOX_KAT)
 def test_philox4x32_10_matches_random123_known_answers(counter, key, expected):

@@ -7,14 +7,6 @@ from sdekit.solvers import (EulerMaruyama, ExponentialIntegrator, LangevinCorrec
                             PredictorCorrector, ProbabilityFlow, ReverseDiffusion, SolverError)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors: torch's intra-op threads only thrash on the shared 2-core CI machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def vp():

@@ -24,14 +24,6 @@ from sdekit.solvers import (EulerMaruyama, ExponentialIntegrator, LangevinCorrec
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors: torch's intra-op threads only thrash on the shared 2-core CI machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _make_sde(family, p1, p2, p3):
     if family == "OUVE":
