@@ -237,7 +237,7 @@ class LinearSDE:
             if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64)):
                 raise TypeError(f"t must be a real tensor, got dtype {t.dtype}")
             dtype = t.dtype if t.is_floating_point() else torch.float64
-            t64 = t.detach().to(torch.float64) if t.dtype != torch.float64 else t
+            t64 = t.to(torch.float64)
         elif isinstance(t, (int, float, np.floating, np.integer)) and not isinstance(t, bool):
             dtype, t64 = torch.float64, torch.tensor(float(t), dtype=torch.float64)
         else:
