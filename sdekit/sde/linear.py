@@ -81,6 +81,25 @@ def _select_branches(expr: sp.Expr, values: Mapping[sp.Symbol, float]) -> sp.Exp
     return expr.replace(sp.Piecewise, choose)
 
 
+def check_state(x: torch.Tensor, y, has_y_drift: bool, name: str = "x") -> None:
+    """``x`` (called ``name`` in errors) is a floating-point tensor; ``y`` is ``None`` (only for
+    SDEs without ``y``-drift) or a tensor of ``x``'s shape, device and dtype."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {getattr(x, 'dtype', type(x).__name__)}")
+    if y is None:
+        if has_y_drift:
+            raise ValueError("this SDE's drift depends on y: pass y (the conditioning tensor)")
+        return
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"y must be a tensor or None, got {type(y).__name__}")
+    if y.shape != x.shape:
+        raise ValueError(f"y has shape {tuple(y.shape)}, expected {name}'s shape {tuple(x.shape)}")
+    if y.device != x.device:
+        raise ValueError(f"y is on {y.device} but {name} is on {x.device}")
+    if y.dtype != x.dtype:
+        raise TypeError(f"y has dtype {y.dtype} but {name} has {x.dtype}")
+
+
 class LinearSDE:
     r"""A linear SDE ``dx = (a(t) x + c(t) y) dt + g(t) dw`` with derived marginals.
 
@@ -260,18 +279,7 @@ class LinearSDE:
         return coef.view(-1, *([1] * (x.dim() - 1)))
 
     def _check_xy(self, x: torch.Tensor, y, what: str = "x") -> None:
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            raise TypeError(f"{what} must be a floating-point tensor")
-        if y is None:
-            if self.has_y_drift:
-                raise ValueError("this SDE's drift depends on y: pass y (the conditioning tensor)")
-            return
-        if not isinstance(y, torch.Tensor):
-            raise TypeError("y must be a tensor or None")
-        if y.shape != x.shape:
-            raise ValueError(f"y must have the shape of {what} {tuple(x.shape)}, got {tuple(y.shape)}")
-        if y.dtype != x.dtype or y.device != x.device:
-            raise ValueError(f"y ({y.dtype}, {y.device}) must match {what} ({x.dtype}, {x.device})")
+        check_state(x, y, self.has_y_drift, what)
 
     # ------------------------------------------------------------------ coefficients
     @property

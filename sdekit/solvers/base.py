@@ -33,6 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..kernels import steps as _steps
+from ..sde.linear import check_state as check_conditioning
 from ..kernels.rng import philox_normal_like
 
 # RNG step words: step n of the loop draws from word n * (1 + corrector_steps) + j; the
@@ -95,18 +96,7 @@ def check_state(sde, x, y, name: str) -> None:
         raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
     if x.dim() < 1 or x.shape[0] < 1:
         raise ValueError(f"{name} must have a non-empty leading batch dimension, got shape {tuple(x.shape)}")
-    if y is None:
-        if sde.has_y_drift:
-            raise ValueError("this SDE's drift depends on y: pass y (the conditioning tensor)")
-        return
-    if not isinstance(y, torch.Tensor):
-        raise TypeError(f"y must be a tensor or None, got {type(y).__name__}")
-    if y.shape != x.shape:
-        raise ValueError(f"y has shape {tuple(y.shape)}, expected {name}'s shape {tuple(x.shape)}")
-    if y.device != x.device:
-        raise ValueError(f"y is on {y.device} but {name} is on {x.device}")
-    if y.dtype != x.dtype:
-        raise TypeError(f"y has dtype {y.dtype} but {name} has {x.dtype}")
+    check_conditioning(x, y, sde.has_y_drift, name)
 
 
 def time_grid(t_start: float, t_end: float, steps: int, device) -> torch.Tensor:
