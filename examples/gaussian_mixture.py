@@ -152,23 +152,34 @@ def main(argv=None) -> dict:
         z = torch.randn(shape, generator=gen, dtype=torch.float64)
         return (mx * x0s + std * z).to(device) + my * y_a_rep
 
-    runs = []
-    for name in ("OUVE", "TSDVE"):
-        sde = sdes[name]
+    def driftrec(sde, exact_x_T: bool):
+        """Euler-Maruyama on the reverse SDE with the exact conditional score (what DriftRec's
+        network is trained to return); ``x_T=None`` is sdekit's prior ``N(y, std(T)^2 I)``."""
         score = cond.to(device).score_fn(sde, y_a_rep)
-        for start_name in ("exact x_T", "DriftRec x_T"):
-            runs.append((f"{name}, {start_name}", "a", lambda sde=sde, score=score, s=start_name: EulerMaruyama(
-                sde, args.steps).sample(score, y=y_a_rep, x_T=exact_start(sde) if s == "exact x_T" else None,
-                                        seed=args.seed, backend=args.backend, return_trajectory=True,
-                                        dtype=torch.float64, device=device)))
+        return EulerMaruyama(sde, args.steps).sample(
+            score, y=y_a_rep, x_T=exact_start(sde) if exact_x_T else None, seed=args.seed, backend=args.backend,
+            return_trajectory=True, dtype=torch.float64, device=device)
+
     vp = sdes["VPSDE"]
-    y_b_rep = y_b[rows].to(device)
-    runs.append(("DMPS (VPSDE, exact prior score)", "b", lambda: DMPS(vp, inpaint, SIGMA_INPAINT, steps=args.steps)
-                 .sample(prior.to(device).score_fn(vp), y_b_rep, seed=args.seed, shape=shape, backend=args.backend,
-                         return_trajectory=True)))
-    runs.append(("VPSDE, exact posterior score", "b", lambda: AncestralDDPM(vp, args.steps).sample(
-        post_b.rows(rows).to(device).score_fn(vp), shape=shape, seed=args.seed, backend=args.backend,
-        return_trajectory=True, dtype=torch.float64, device=device)))
+
+    def dmps():
+        """DMPS (DDPM ancestral steps, lam = 1) with the exact prior score."""
+        return DMPS(vp, inpaint, SIGMA_INPAINT, steps=args.steps).sample(
+            prior.to(device).score_fn(vp), y_b[rows].to(device), seed=args.seed, shape=shape,
+            backend=args.backend, return_trajectory=True)
+
+    def vp_exact_posterior():
+        """The same DDPM solver with the exact posterior score: what DMPS's score approximates."""
+        return AncestralDDPM(vp, args.steps).sample(
+            post_b.rows(rows).to(device).score_fn(vp), shape=shape, seed=args.seed, backend=args.backend,
+            return_trajectory=True, dtype=torch.float64, device=device)
+
+    runs = [("OUVE, exact x_T", "a", lambda: driftrec(sdes["OUVE"], True)),
+            ("OUVE, DriftRec x_T", "a", lambda: driftrec(sdes["OUVE"], False)),
+            ("TSDVE, exact x_T", "a", lambda: driftrec(sdes["TSDVE"], True)),
+            ("TSDVE, DriftRec x_T", "a", lambda: driftrec(sdes["TSDVE"], False)),
+            ("DMPS (VPSDE, exact prior score)", "b", dmps),
+            ("VPSDE, exact posterior score", "b", vp_exact_posterior)]
 
     # exact posterior draws, for the component histograms (their own generator: the runs' draws stay put)
     gen_exact = torch.Generator().manual_seed(args.seed + 1)
@@ -193,7 +204,8 @@ def main(argv=None) -> dict:
            "t_eps_gap": gaps, "marginal_std": marginal_table(sdes),
            "posterior_std": {"a": float(post_a.variance().mean().sqrt()), "b": float(post_b.variance().mean().sqrt())},
            "config": vars(args)}
-    out["figure"] = None if args.no_figure else figure(args, out, sdes, trajectories, x0, y_a, post_a, inpaint, y_b, post_b)
+    out["figure"] = None if args.no_figure else figure(args, out, sdes, trajectories, x0, y_a, post_a,
+                                                        inpaint, y_b, post_b)
     out["seconds"] = time.perf_counter() - start
     if not args.quiet:
         report(out, args)
