@@ -37,7 +37,8 @@ def denoising_score_matching(sde, score_fn: Callable, x0: torch.Tensor, y: torch
     ``lambda(t) = std(t)^2``.  At the exact score of a Gaussian ``x0 ~ N(mu, s^2)`` per element
     its expectation given ``t`` is ``mx^2 s^2 / (mx^2 s^2 + std^2)`` per element (see
     ``tests/test_losses.py``): the loss does not go to 0, and only differences between
-    models mean anything.
+    models mean anything.  The mean over elements is score_sde's ``reduce_mean=True``;
+    sgmse sums over elements and halves (``n / 2`` times this).
 
     Args:
         sde: a :class:`~sdekit.LinearSDE` (``T``, ``t_eps``, ``marginal_prob``).
