@@ -257,10 +257,10 @@ def figure(args, out, sdes, trajectories, x0, y_a, post_a, inpaint, y_b, post_b)
         axes[0].plot(t.numpy(), sde.mean_coeffs(t)[0].numpy(), "--", color=line.get_color(), lw=0.8, label=f"{name} mx")
     axes[0].set(xlabel="t", title="marginal std(t) (solid) and mx(t) (dashed)", yscale="log", ylim=(1e-3, 1.5))
     axes[0].legend(fontsize=7)
-    pixel = int(post_a.variance()[0].argmax())
     panels = [("OUVE, exact x_T", post_a, sdes["OUVE"]), ("TSDVE, DriftRec x_T", post_a, sdes["TSDVE"]),
               ("DMPS (VPSDE, exact prior score)", post_b, sdes["VPSDE"])]
     for ax, (name, post, sde) in zip(axes[1:], panels):
+        pixel = int(post.variance()[0].argmax())  # the most uncertain pixel of patch 0
         paths = trajectories[name]["paths"][:, :, pixel].numpy()
         ax.plot(torch.linspace(sde.T, sde.t_eps, paths.shape[0]).numpy(), paths, lw=0.7)
         m, s = float(post.mean()[0, pixel]), float(post.variance()[0, pixel].sqrt())
