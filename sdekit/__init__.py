@@ -7,6 +7,7 @@ sampling kernels (Triton, CUDA) with in-kernel counter-based normals; implicit-S
 inverse-problem operators (``sdekit.inverse``); Dawson's function (``sdekit.special``).
 """
 from .sde import OUVE, TSDVE, DriftVE, LinearSDE, ReverseSDE, SubVPSDE, VESDE, VPSDE
+from .losses import denoising_score_matching
 from .solvers import (EulerMaruyama, ExponentialIntegrator, LangevinCorrector, PredictorCorrector,
                       ProbabilityFlow, ReverseDiffusion)
 
@@ -15,5 +16,5 @@ __version__ = "0.1.0"
 __all__ = [
     "LinearSDE", "ReverseSDE", "VESDE", "VPSDE", "SubVPSDE", "OUVE", "TSDVE", "DriftVE",
     "EulerMaruyama", "PredictorCorrector", "ReverseDiffusion", "LangevinCorrector",
-    "ProbabilityFlow", "ExponentialIntegrator",
+    "ProbabilityFlow", "ExponentialIntegrator", "denoising_score_matching",
 ]
