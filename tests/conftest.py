@@ -8,6 +8,10 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+# The tests check derivations, not files cached by an earlier run (tests/test_disk_cache.py
+# turns the cache on where it is the subject).
+os.environ.setdefault("SDEKIT_CACHE_DIR", "off")
+
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 

@@ -28,6 +28,7 @@ import threading
 
 import sympy as sp
 
+from . import disk_cache
 from .parse import LinearCoefficients, t
 from .stable import stabilize
 
@@ -136,11 +137,20 @@ def _derive_cached(coefficients: LinearCoefficients, budget: float | None) -> De
     y = sp.Symbol("y", real=True)
     mean_ode = sp.Eq(sp.Derivative(m(t), t), a * m(t) + c * y)
     variance_ode = sp.Eq(sp.Derivative(v(t), t), 2 * a * v(t) + g**2)
+    solutions = disk_cache.load(coefficients)
+    if solutions is None:
+        solutions = _solve(coefficients, budget)
+        disk_cache.store(coefficients, solutions)
+    return Derivation(coefficients, mean_ode, variance_ode, *solutions)
 
+
+def _solve(coefficients: LinearCoefficients, budget: float | None) -> tuple:
+    """``(A, mx, my, v)`` by the integrating factor; ``None`` for each one without closed form."""
+    a, c, g = coefficients.a, coefficients.c, coefficients.g
     at_s = {t: s}
     A = _integrate(a.xreplace(at_s), budget)
     if A is None:
-        return Derivation(coefficients, mean_ode, variance_ode, None, None, None, None)
+        return None, None, None, None
     A = sp.simplify(A)
     A_s = A.xreplace(at_s)
     mx = sp.exp(A)
@@ -153,4 +163,4 @@ def _derive_cached(coefficients: LinearCoefficients, budget: float | None) -> De
 
     integral = _integrate(sp.exp(-2 * A_s) * (g**2).xreplace(at_s), budget)
     var = None if integral is None else mx**2 * v0 + stabilize(sp.exp(2 * A) * integral, t)
-    return Derivation(coefficients, mean_ode, variance_ode, A, mx, my, var)
+    return A, mx, my, var
