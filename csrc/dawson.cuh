@@ -17,11 +17,7 @@
 
 #include "dawson_coeffs.h"
 
-#if defined(__CUDACC__)
-#define SDEKIT_HD __host__ __device__ __forceinline__
-#else
-#define SDEKIT_HD inline
-#endif
+#include "common.cuh"
 
 namespace sdekit {
 namespace dawson {

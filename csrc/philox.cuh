@@ -16,11 +16,7 @@
 #include <stdint.h>
 #include <math.h>
 
-#if defined(__CUDACC__)
-#define SDEKIT_HD __host__ __device__ __forceinline__
-#else
-#define SDEKIT_HD inline
-#endif
+#include "common.cuh"
 
 namespace sdekit {
 

@@ -87,6 +87,15 @@ class SVDOperator:
             self._cache[key] = out
         return out
 
+    def _index(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        """The index tensor attribute ``name`` on ``like``'s device, moved once."""
+        key = (name, like.device)
+        out = self._cache.get(key)
+        if out is None:
+            out = getattr(self, name).to(like.device)
+            self._cache[key] = out
+        return out
+
     def _sizes(self, n: int) -> tuple[int, int, int]:
         """``(n, m, k)`` for an input of ``n`` elements per sample."""
         if self.n is not None and n != self.n:

@@ -75,14 +75,6 @@ class WalshHadamardCS(SVDOperator):
         self._Ha = sylvester_hadamard(self._a) / math.sqrt(self._a)
         self._Hb = sylvester_hadamard(self._b) / math.sqrt(self._b)
 
-    def _index(self, name, like):
-        key = (name, like.device)
-        out = self._cache.get(key)
-        if out is None:
-            out = getattr(self, name).to(like.device)
-            self._cache[key] = out
-        return out
-
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         """``W_P`` applied to every channel: ``(B, n)`` -> ``(B, C, P)`` (its own inverse)."""
         B = x.shape[0]

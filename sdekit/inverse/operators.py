@@ -179,14 +179,6 @@ class Inpainting(SVDOperator):
     def _singulars64(self, n):
         return torch.ones(self.m, dtype=torch.float64)
 
-    def _index(self, name, like):
-        key = (name, like.device)
-        out = self._cache.get(key)
-        if out is None:
-            out = getattr(self, name).to(like.device)
-            self._cache[key] = out
-        return out
-
     def Vt(self, x):
         xf = self._flat(x, self.n, "x")
         return xf.index_select(1, self._index("_perm", xf))
