@@ -8,7 +8,6 @@ composition (the reference, eager) and against a device-to-device copy of the sa
 tensor, whose time is the memory-bandwidth floor (a kernel reads and writes the
 tensor once, exactly as the copy does): ``fraction of copy bandwidth = t_copy / t_kernel``.
 """
-import numpy as np
 import pytest
 import scipy.special
 import torch
