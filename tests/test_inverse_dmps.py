@@ -178,6 +178,33 @@ def test_dmps_with_lam_zero_samples_the_prior_chain_and_float32_runs():
     assert_within_monte_carlo_error(x.double(), mean, cov)
 
 
+def test_dmps_denoise_leaves_the_noise_out_of_the_last_step_only():
+    Sig0, mu0, A, y, sigma_y = problem(seed=3)
+    steps, N = 20, 8000
+    vp = shared_vpsde()
+    scale_var = lambda t: (vp_abar(t).sqrt(), 1 - vp_abar(t))  # noqa: E731
+    sampler = DMPS(vp, DenseOperator(A), sigma_y, steps=steps)
+    score = gaussian_prior_score(Sig0, mu0, scale_var)
+    x = sampler.sample(score, y.expand(N, -1).contiguous(), seed=11, denoise=True)
+    ts = torch.linspace(1.0, vp.t_eps, steps + 1, dtype=D64)
+
+    def ddpm_denoised(t, s):  # DDPM's step; z = 0 on the last one
+        alpha = vp_abar(t) / vp_abar(s)
+        return 1 / alpha.sqrt(), (1 - alpha) / alpha.sqrt(), (1 - alpha).sqrt() * float(s != ts[-1])
+
+    mean, cov = dmps_moments(Sig0, mu0, A, y, sigma_y, ts, ddpm_denoised, scale_var, torch.zeros(3, dtype=D64),
+                             (1 - vp_abar(ts[0])) * torch.eye(3, dtype=D64))
+    assert_within_monte_carlo_error(x, mean, cov)
+    # same seed: the chains agree up to the last step, which then differs by sqrt(beta) z
+    yb = y.expand(64, -1).contiguous()
+    _, plain = sampler.sample(score, yb, seed=11, return_trajectory=True)
+    _, clean = sampler.sample(score, yb, seed=11, return_trajectory=True, denoise=True)
+    torch.testing.assert_close(plain[:-1], clean[:-1], rtol=0, atol=0)
+    beta = 1 - vp_abar(ts[-2]) / vp_abar(ts[-1])
+    z = (plain[-1] - clean[-1]) / beta.sqrt()
+    assert 0.7 < float(z.std()) < 1.3
+
+
 def test_dmps_bad_arguments():
     A = DenseOperator(torch.eye(2, 3, dtype=D64))
     vp = shared_vpsde()

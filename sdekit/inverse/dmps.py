@@ -111,7 +111,7 @@ class DMPS:
 
     def sample(self, prior_score_fn, y: torch.Tensor, seed: int | None = None, *, x_T=None, shape=None,
                backend: str = "auto", progress: bool = False, return_trajectory: bool = False,
-               check_every: int = 0, cuda_graph: bool = False, dtype=None, device=None):
+               check_every: int = 0, cuda_graph: bool = False, dtype=None, device=None, denoise: bool = False):
         """Draw one posterior sample per row of ``y`` (``(B, m)`` or ``(B, *measurement shape)``).
 
         ``prior_score_fn(x, t)``, with ``t`` of shape ``(B,)``, is the prior's score (a trained
@@ -121,6 +121,8 @@ class DMPS:
         it.  ``seed`` keys the solver's counter-based normals (same numbers on every backend).
         ``check_every`` and ``cuda_graph`` go to the solver: the likelihood part never syncs
         with the device, so it can be captured in a CUDA graph (``prior_score_fn`` must allow it too).
+        ``denoise=True`` returns the mean of the last step (no noise added at ``t_eps``, as DDPM's
+        Algorithm 2 takes ``z = 0`` at its last step).
         """
         if not isinstance(y, torch.Tensor) or y.dim() < 2:
             raise ValueError("y must be a batched measurement tensor (B, ...)")
@@ -142,4 +144,5 @@ class DMPS:
         score_fn = self.posterior_score_fn(prior_score_fn, y.to(dtype=dtype, device=device), n, backend)
         return self.solver.sample(score_fn, None, x_T=x_T, shape=shape, seed=seed, backend=backend,
                                   progress=progress, return_trajectory=return_trajectory,
-                                  check_every=check_every, cuda_graph=cuda_graph, dtype=dtype, device=device)
+                                  check_every=check_every, cuda_graph=cuda_graph, dtype=dtype, device=device,
+                                  denoise=denoise)

@@ -238,7 +238,8 @@ class ReverseSampler:
         return time_grid(self.sde.T, self.t_eps, self.steps, device)
 
     def sample(self, score_fn, y=None, x_T=None, shape=None, seed=None, backend="auto", progress=False,
-               return_trajectory=False, *, check_every=0, cuda_graph=False, dtype=torch.float32, device=None):
+               return_trajectory=False, *, check_every=0, cuda_graph=False, dtype=torch.float32, device=None,
+               denoise=False):
         """Integrate from ``x_T`` (default: a prior draw) at ``T`` down to ``t_eps``.
 
         Args:
@@ -253,10 +254,13 @@ class ReverseSampler:
             check_every: look at the finiteness flags every this many steps (one host sync
                 each); 0 looks once at the end.
             cuda_graph: on CUDA, capture the loop in a CUDA graph (falls back if capture fails).
+            denoise: leave the noise out of the last step and return its mean (DDPM's Algorithm 2
+                takes ``z = 0`` at its last step; score_sde's ``noise_removal``).  Off by default:
+                with it the result is no longer a draw of the discretised chain's law at ``t_eps``.
         """
         return run_reverse(self, None, score_fn, y=y, x_T=x_T, shape=shape, seed=seed, backend=backend,
                            progress=progress, return_trajectory=return_trajectory, check_every=check_every,
-                           cuda_graph=cuda_graph, dtype=dtype, device=device, denoise=False)
+                           cuda_graph=cuda_graph, dtype=dtype, device=device, denoise=bool(denoise))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(sde={type(self.sde).__name__}, steps={self.steps}, t_eps={self.t_eps})"
