@@ -157,10 +157,12 @@ class ScoreUNet(nn.Module):
         self.out = nn.Sequential(nn.GroupNorm(8 if w % 8 == 0 else 1, w), nn.SiLU(),
                                  nn.Conv2d(w, self.config["out_channels"], 3, padding=1))
 
-    def _embedding(self, t: torch.Tensor, B: int, like: torch.Tensor) -> torch.Tensor:
+    def _embedding(self, t: torch.Tensor | None, B: int, like: torch.Tensor) -> torch.Tensor:
         half = self.embed[0].in_features // 2
         if not self.time:
             t = torch.zeros(B, dtype=like.dtype, device=like.device)
+        elif t is None:
+            raise ValueError("this net takes the time t: call net(x, t) with t of shape (batch,)")
         freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=like.dtype, device=like.device) / half)
         arg = 1000.0 * t.to(like.dtype).reshape(-1, 1) * freqs
         return self.embed(torch.cat([arg.sin(), arg.cos()], dim=1))
@@ -168,7 +170,7 @@ class ScoreUNet(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor | None = None, y: torch.Tensor | None = None) -> torch.Tensor:
         if (y is not None) != (self.config["cond_channels"] > 0):
             raise ValueError("pass y exactly when the net was built with cond_channels > 0")
-        e = self._embedding(t if t is not None else torch.zeros(x.shape[0]), x.shape[0], x)
+        e = self._embedding(t, x.shape[0], x)
         h = self.inp(x if y is None else torch.cat([x, y], dim=1))
         skips = []
         for i, block in enumerate(self.down):
@@ -225,9 +227,9 @@ def train(net: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor], torch.Ten
         sched.step()
         decay = min(ema, (1.0 + k) / (10.0 + k))
         with torch.no_grad():
-            for pa, pn in zip(avg.parameters(), net.parameters()):
+            for pa, pn in zip(avg.parameters(), net.parameters(), strict=True):
                 pa.lerp_(pn, 1.0 - decay)
-            for ba, bn in zip(avg.buffers(), net.buffers()):
+            for ba, bn in zip(avg.buffers(), net.buffers(), strict=True):
                 ba.copy_(bn)
         losses.append(loss.item())
         if k % 50 == 0:
@@ -269,7 +271,8 @@ def ssim(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     from skimage.metrics import structural_similarity
     a = ((x.clamp(-1, 1) + 1) / 2).double().cpu().numpy()
     b = ((ref + 1) / 2).double().cpu().numpy()
-    return torch.tensor([structural_similarity(p, q, data_range=1.0, channel_axis=0) for p, q in zip(a, b)])
+    return torch.tensor([structural_similarity(p, q, data_range=1.0, channel_axis=0)
+                         for p, q in zip(a, b, strict=True)])
 
 
 def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, projections: int = 256, seed: int = 0) -> float:

@@ -84,45 +84,53 @@ def jpeg_data(names, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
     return clean, jpeg
 
 
+def train_net(args, method: str, sde, clean: torch.Tensor, jpeg: torch.Tensor, path: str) -> im.ScoreUNet:
+    """Train one net on (clean, JPEG) crops, save it to ``path`` and return its EMA weights:
+    the L2 regression (``sde=None``) or the conditional noise-prediction net of ``sde``."""
+    device = clean.device
+    gen = torch.Generator().manual_seed(args.seed)                   # crops and qualities (CPU)
+    noise_gen = torch.Generator(device).manual_seed(args.seed)       # t and z of the loss, on the data's device
+
+    def batch(idx):
+        """Random crops of (clean, JPEG at a random quality) pairs."""
+        q = torch.randint(len(QUALITIES), (len(idx),), generator=gen).to(device)
+        return im.random_crops([clean[idx.to(device)], jpeg[q, idx.to(device)]], CROP, gen)
+
+    if sde is None:
+        net = im.ScoreUNet(1, width=args.width, time=False).to(device)
+
+        def loss_fn(model, idx):
+            x0, y = batch(idx)
+            return (y + model(y) - x0).pow(2).mean()
+    else:
+        net = im.ScoreUNet(1, cond_channels=1, width=args.width).to(device)
+
+        def loss_fn(model, idx):
+            x0, y = batch(idx)
+            return denoising_score_matching(sde, im.score_from_noise(sde, model), x0, y, generator=noise_gen)
+    start = time.perf_counter()
+    avg, losses = im.train(net, loss_fn, clean, args.train_steps, batch=args.batch, seed=args.seed,
+                           progress=not args.quiet, desc=f"train {method}")
+    meta = {"method": method, "steps": args.train_steps, "batch": args.batch, "crop": CROP,
+            "qualities": list(QUALITIES), "images": list(im.TRAIN_GRAY),
+            "final_loss": float(torch.tensor(losses[-100:]).mean()),
+            "seconds": time.perf_counter() - start, "device": str(device), "threads": args.threads}
+    im.save_checkpoint(path, avg, meta)
+    return avg
+
+
 def train_nets(args, sdes: dict, device) -> dict:
-    """Train (or load) the L2 baseline and one conditional score net per SDE."""
-    nets, clean, jpeg = {}, None, None
+    """Load the L2 baseline and one conditional score net per SDE, training those that are
+    missing (all of them with ``--train``)."""
+    nets, data = {}, None
     for method in METHODS:
         path = os.path.join(args.checkpoints, f"driftrec_{method.lower()}.pt")
         if os.path.exists(path) and not args.train:
             nets[method], _ = im.load_checkpoint(path, device)
             continue
-        if clean is None:
-            clean, jpeg = (v.to(device) for v in jpeg_data(im.TRAIN_GRAY, stride=PATCH // 2))
-        gen = torch.Generator().manual_seed(args.seed)
-
-        def batch(idx):
-            """Random crops of (clean, JPEG at a random quality) pairs."""
-            q = torch.randint(len(QUALITIES), (len(idx),), generator=gen).to(device)
-            return im.random_crops([clean[idx.to(device)], jpeg[q, idx.to(device)]], CROP, gen)
-
-        if method == "L2":
-            net = im.ScoreUNet(1, width=args.width, time=False).to(device)
-
-            def loss_fn(model, idx):
-                x0, y = batch(idx)
-                return (y + model(y) - x0).pow(2).mean()
-        else:
-            net = im.ScoreUNet(1, cond_channels=1, width=args.width).to(device)
-            sde = sdes[method]
-
-            def loss_fn(model, idx, sde=sde):
-                x0, y = batch(idx)
-                return denoising_score_matching(sde, im.score_from_noise(sde, model), x0, y, generator=gen)
-        start = time.perf_counter()
-        avg, losses = im.train(net, loss_fn, clean, args.train_steps, batch=args.batch, seed=args.seed,
-                               progress=not args.quiet, desc=f"train {method}")
-        meta = {"method": method, "steps": args.train_steps, "batch": args.batch, "crop": CROP,
-                "qualities": list(QUALITIES), "images": list(im.TRAIN_GRAY),
-                "final_loss": float(torch.tensor(losses[-100:]).mean()),
-                "seconds": time.perf_counter() - start, "device": str(device), "threads": args.threads}
-        im.save_checkpoint(path, avg, meta)
-        nets[method] = avg
+        if data is None:
+            data = [v.to(device) for v in jpeg_data(im.TRAIN_GRAY, stride=PATCH // 2)]
+        nets[method] = train_net(args, method, sdes.get(method), *data, path)
     return nets
 
 

@@ -83,7 +83,8 @@ def test_committed_nets_restore(run):
 
 def test_tiny_training_writes_loadable_checkpoints(tmp_path):
     out = driftrec_jpeg.main(["--train", "--train-steps", "3", "--batch", "4", "--width", "8", "--images", "2",
-                              "--steps", "2", "--checkpoints", str(tmp_path), "--no-figure", "--quiet", "--threads", "1"])
+                              "--steps", "2", "--checkpoints", str(tmp_path), "--no-figure", "--quiet",
+                              "--threads", "1"])
     for method in ("l2", "ouve", "tsdve"):
         net, meta = driftrec_jpeg.im.load_checkpoint(str(tmp_path / f"driftrec_{method}.pt"))
         assert meta["steps"] == 3 and np.isfinite(meta["final_loss"]) and net.config["width"] == 8
