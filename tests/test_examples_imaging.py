@@ -104,6 +104,8 @@ def test_unet_shapes_conditioning_and_checkpoint_roundtrip(tmp_path):
     assert net(x, t, y).shape == (2, 1, 16, 16)
     with pytest.raises(ValueError, match="cond_channels"):
         net(x, t)
+    with pytest.raises(ValueError, match="takes the time"):
+        net(x, None, y)
     for p in net.parameters():            # zero-initialised output convs: perturb before saving
         p.data.add_(0.01 * torch.randn_like(p))
     path = str(tmp_path / "net.pt")
