@@ -28,6 +28,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from _figures import pyplot, save_figure
+
 __all__ = [
     "TRAIN_GRAY", "TEST_GRAY", "TRAIN_RGB", "TEST_RGB", "CHECKPOINTS", "OUT_DIR",
     "load_image", "cut_patches", "image_patches", "jpeg_compress", "random_crops",
@@ -307,12 +309,8 @@ def patch_swd(x: torch.Tensor, ref: torch.Tensor, size: int = 8, seed: int = 0) 
 def save_grid(path: str, columns: Sequence[tuple[str, torch.Tensor]], rows: int = 6, title: str = "") -> str | None:
     """A grid with one column per ``(title, images (N, C, H, W) in [-1, 1])``, ``rows`` images each;
     ``None`` (and a message) without matplotlib."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed (pip install 'sdekit[examples]'): no figure")
+    plt = pyplot()
+    if plt is None:
         return None
     rows = min(rows, *(len(v) for _, v in columns))
     fig, axes = plt.subplots(rows, len(columns), figsize=(1.6 * len(columns), 1.6 * rows + 0.4), squeeze=False)
@@ -329,10 +327,7 @@ def save_grid(path: str, columns: Sequence[tuple[str, torch.Tensor]], rows: int 
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, os.path.dirname(path), os.path.basename(path), dpi=110)
 
 
 class Stopwatch:

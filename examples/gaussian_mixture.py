@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from _figures import pyplot, save_figure  # noqa: E402
 from _mixture import GaussianMixture, patch_mixture  # noqa: E402
 
 from sdekit import OUVE, TSDVE, VPSDE, EulerMaruyama  # noqa: E402
@@ -241,12 +242,8 @@ def report(out: dict, args) -> None:
 
 def figure(args, out, sdes, trajectories, x0, y_a, post_a, inpaint, y_b, post_b) -> str | None:
     """Marginal std curves, reverse trajectories of one pixel, and the patches; ``None`` without matplotlib."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed (pip install 'sdekit[examples]'): no figure", file=sys.stderr)
+    plt = pyplot()
+    if plt is None:
         return None
     fig = plt.figure(figsize=(15, 7), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1.5, 1])
@@ -282,11 +279,7 @@ def figure(args, out, sdes, trajectories, x0, y_a, post_a, inpaint, y_b, post_b)
         ax.axis("off")
     bottom.suptitle(f"patch 0: (a) blur + noise, means of {args.samples} restorations; "
                     "(b) inpainting (missing pixels blank)", fontsize=10)
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "gaussian_mixture.png")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, args.out, "gaussian_mixture.png")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from _figures import pyplot, save_figure  # noqa: E402
 from _mixture import patch_mixture  # noqa: E402
 
 from sdekit import VESDE, VPSDE, EulerMaruyama, PredictorCorrector, ReverseDiffusion  # noqa: E402
@@ -253,12 +254,8 @@ def report(out: dict, args) -> None:
 
 def figure(args, out, x0, restored) -> str | None:
     """Six patches: clean, each estimate (optimally scaled); ``None`` without matplotlib."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed (pip install 'sdekit[examples]'): no figure", file=sys.stderr)
+    plt = pyplot()
+    if plt is None:
         return None
     n = min(6, x0.shape[0])
     cols = [("clean x0", x0)] + list(restored.items())
@@ -279,11 +276,7 @@ def figure(args, out, x0, restored) -> str | None:
         axes[0, j].set_title(label if j == 0 else f"{label}\n{axes[0, j].get_title()}", fontsize=8)
     fig.suptitle(f"1-bit CS, {out['m']} of {out['d']} signs ({args.operator}); estimates scaled optimally",
                  fontsize=10)
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "qcs_sgm.png")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, args.out, "qcs_sgm.png")
 
 
 if __name__ == "__main__":
