@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from .._checks import check_batched_float
 from .dispatch import register
 from .rng import split_seed
 from .steps_layout import step_layout
@@ -54,8 +55,7 @@ def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, noise=True, out=
 @register("sample_sq_norms", "cuda")
 def sample_sq_norms(score, *, seed=0, step=0):
     """CUDA twin of :func:`sdekit.kernels.steps_reference.sample_sq_norms` (deterministic)."""
-    if score.dtype not in (torch.float32, torch.float64) or score.dim() < 1:
-        raise TypeError("score must be a float32/float64 tensor with a batch dimension")
+    check_batched_float("score", score)
     (s,), dims, strides, contig = step_layout([score])
     part = _ops().sde_sample_sq_norms(s, dims, strides[0], _seed_word(seed), _i64(int(step)), contig)
     return part.sum(1)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import torch
 
+from .._checks import check_batched_float, check_like
 from .dispatch import register
 from .rng import philox_normal_like
 
@@ -40,16 +41,8 @@ def check_step_args(x, coef, score, y, out, flags) -> None:
         raise ValueError("x must have a leading batch dimension")
     B = x.shape[0]
     for name, t in (("score", score), ("y", y), ("out", out)):
-        if t is None:
-            continue
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name} must be a tensor or None, got {type(t).__name__}")
-        if t.shape != x.shape:
-            raise ValueError(f"{name} has shape {tuple(t.shape)}, expected x's shape {tuple(x.shape)}")
-        if t.dtype != x.dtype:
-            raise TypeError(f"{name} has dtype {t.dtype}, expected x's dtype {x.dtype}")
-        if t.device != x.device:
-            raise ValueError(f"{name} is on {t.device}, x on {x.device}")
+        if t is not None:
+            check_like(name, t, x)
     if not isinstance(coef, torch.Tensor) or coef.dim() != 2 or coef.shape[0] != 4 or coef.shape[1] not in (1, B):
         shape = tuple(coef.shape) if isinstance(coef, torch.Tensor) else type(coef).__name__
         raise ValueError(f"coef must be a (4, 1) or (4, {B}) tensor of rows (A, C, S, N), got {shape}")
@@ -87,8 +80,7 @@ def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, noise=True, out=
 @register("sample_sq_norms", "torch")
 def sample_sq_norms(score, *, seed=0, step=0):
     """``(B, 2)``: per sample, ``sum(score^2)`` and ``sum(z^2)`` of the normals of ``(seed, step)``."""
-    if score.dtype not in (torch.float32, torch.float64) or score.dim() < 1:
-        raise TypeError("score must be a float32/float64 tensor with a batch dimension")
+    check_batched_float("score", score)
     z = philox_normal_like(score, seed, step)
     B = score.shape[0]
     return torch.stack([score.reshape(B, -1).square().sum(1), z.reshape(B, -1).square().sum(1)], dim=1)

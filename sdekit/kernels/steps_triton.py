@@ -17,6 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .._checks import check_batched_float
 from .dispatch import register, triton_interpreting
 from .rng import group_size, kernel_words, philox_normal_grouped_tl
 from .steps_layout import step_layout
@@ -144,8 +145,7 @@ def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, noise=True, out=
 @register("sample_sq_norms", "triton")
 def sample_sq_norms(score, *, seed=0, step=0):
     """Triton twin of :func:`sdekit.kernels.steps_reference.sample_sq_norms` (deterministic: no atomics)."""
-    if score.dtype not in (torch.float32, torch.float64) or score.dim() < 1:
-        raise TypeError("score must be a float32/float64 tensor with a batch dimension")
+    check_batched_float("score", score)
     B = score.shape[0]
     _check_grid(B)
     (s,), dims, strides, contig = step_layout([score])

@@ -26,6 +26,7 @@ import numpy as np
 import sympy as sp
 import torch
 
+from .._checks import check_like
 from ..symbolic.codegen import numpy_function, torch_function
 from ..symbolic.display import derivation_latex
 from ..symbolic.moments import Derivation, derive, v0 as V0
@@ -90,14 +91,7 @@ def check_state(x: torch.Tensor, y, has_y_drift: bool, name: str = "x") -> None:
         if has_y_drift:
             raise ValueError("this SDE's drift depends on y: pass y (the conditioning tensor)")
         return
-    if not isinstance(y, torch.Tensor):
-        raise TypeError(f"y must be a tensor or None, got {type(y).__name__}")
-    if y.shape != x.shape:
-        raise ValueError(f"y has shape {tuple(y.shape)}, expected {name}'s shape {tuple(x.shape)}")
-    if y.device != x.device:
-        raise ValueError(f"y is on {y.device} but {name} is on {x.device}")
-    if y.dtype != x.dtype:
-        raise TypeError(f"y has dtype {y.dtype} but {name} has {x.dtype}")
+    check_like("y", y, x, name)
 
 
 class LinearSDE:
