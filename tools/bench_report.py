@@ -5,7 +5,8 @@
 
 Rows are grouped by the benchmark's ``group`` when it sets one, otherwise by the test
 function and every parameter except ``impl`` / ``backend``, so that the implementations
-of one operation at one size sit side by side.  Per row: the minimum and median time,
+of one operation at one size sit side by side; with several files, each file's groups
+stay apart (two runs of one suite are compared table to table, not mixed).  Per row: the minimum and median time,
 the ratio of the group's fastest-or-named baseline (``--baseline``, default ``eager``) to
 this row's minimum (how many times faster than the baseline), and, where the group has a
 ``copy`` row, the fraction of copy bandwidth: ``GB/s / GB/s(copy)`` from ``extra_info``
@@ -84,7 +85,9 @@ def main(argv=None) -> int:
         machine = data.get("machine_info", {})
         print(f"<!-- {path}: {machine.get('node', '?')}, {machine.get('cpu', {}).get('brand_raw', '?')}, "
               f"{data.get('datetime', '?')} -->")
-        benches += data.get("benchmarks", [])
+        for b in data.get("benchmarks", []):   # one group per file: runs of one suite are not mixed
+            b["group"] = group_key(b) + (f" — {path}" if len(args.files) > 1 else "")
+            benches.append(b)
     if not benches:
         print("no benchmarks in the given files", file=sys.stderr)
         return 1
