@@ -178,6 +178,23 @@ def test_dmps_with_lam_zero_samples_the_prior_chain_and_float32_runs():
     assert_within_monte_carlo_error(x.double(), mean, cov)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, D64])
+def test_posterior_score_with_the_solver_grid_looks_up_the_same_coefficients(dtype):
+    """``times=`` (what DMPS.sample passes) replaces the per-call SDE evaluation by a table lookup;
+    at every grid time the score is bit-for-bit the evaluated one, in the solver's loop order."""
+    op = SuperResolution(2, 3, 8)
+    sampler = DMPS(shared_vpsde(), op, 0.05, steps=37)
+    g = torch.Generator().manual_seed(8)
+    y = torch.randn(2, op.m, generator=g, dtype=dtype)
+    x = torch.randn(2, 3, 8, 8, generator=g, dtype=dtype)
+    times = sampler.solver.time_grid("cpu")[:-1].to(dtype)
+    evaluated = sampler.posterior_score_fn(lambda v, t: -v, y, 192)
+    looked_up = sampler.posterior_score_fn(lambda v, t: -v, y, 192, times=times)
+    for t in times:
+        tb = t.repeat(2)
+        assert torch.equal(looked_up(x, tb), evaluated(x, tb))
+
+
 def test_dmps_denoise_leaves_the_noise_out_of_the_last_step_only():
     Sig0, mu0, A, y, sigma_y = problem(seed=3)
     steps, N = 20, 8000
