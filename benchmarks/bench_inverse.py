@@ -4,8 +4,9 @@
 
 Compared, at the same inputs:
 
-* ``sdekit``  -- :func:`sdekit.inverse.likelihood_score` (range-space fast paths + the fused
-  spectral-scaling kernel where the device has one);
+* ``sdekit``  -- :func:`sdekit.inverse.likelihood_score` (range-space fast paths), with each
+  backend of its spectral-scaling step: ``torch`` (eager ops), ``triton`` and ``cuda`` (one
+  fused kernel each; GPU only);
 * ``ddrm_style`` -- the same formula written the way DDRM-style code does with an
   implicit-SVD operator: full ``Vt``, ``Ut``, ``singulars``, ``add_zeros``, ``V``, and the
   ``(1/s) S (sigma_y^2 + (std/s)^2 S^2)^-1 (U^T y - S V^T x / s)`` middle as eager ops
@@ -14,8 +15,8 @@ Compared, at the same inputs:
   on the same tensor, the yardstick the issue quotes (79 us on an H100 at batch 1).
 
 * ``sdekit_dmps_step`` -- the score exactly as :class:`sdekit.inverse.DMPS` evaluates it per
-  step (``U^T y`` precomputed once per sampling run, ``s`` and ``std`` from a ``VPSDE`` at
-  ``t``), with a zero prior score so only the likelihood part is timed.
+  step (``U^T y`` precomputed once per sampling run, ``s`` and ``std`` of a ``VPSDE`` looked up
+  on the solver's time grid), with a zero prior score so only the likelihood part is timed.
 
 CUDA cases carry ``gpu`` and skip without a GPU.  Batches: 1 and 8 on the CPU, 1 and 64 on
 the GPU.  CPU runs use one intra-op thread (``SDEKIT_BENCH_THREADS`` overrides): on the
@@ -121,14 +122,23 @@ def _run(benchmark, device, fn):
     benchmark.pedantic(call, rounds=rounds, iterations=1, warmup_rounds=2)
 
 
-@pytest.mark.parametrize("device", DEVICES)
+# sdekit's score with each backend of its spectral-scaling step (the transforms are torch ops)
+# (the impl names the rows of tools/bench_report.py's tables)
+SCALING_BACKENDS = [pytest.param("cpu", "sdekit_torch", id="cpu-torch"),
+                    *(pytest.param("cuda", f"sdekit_{b}", id=f"cuda-{b}", marks=pytest.mark.gpu)
+                      for b in ("torch", "triton", "cuda"))]
+
+
+@pytest.mark.parametrize("device,impl", SCALING_BACKENDS)
 @pytest.mark.parametrize("bidx", [0, 1], ids=["batch_small", "batch_large"])
 @pytest.mark.parametrize("case", CASES)
-def test_likelihood_score_sdekit(benchmark, case, bidx, device):
+def test_likelihood_score_sdekit(benchmark, case, bidx, device, impl):
+    backend = impl.removeprefix("sdekit_")
     batch = BATCH[device][bidx]
     op, x, y = _setup(case, device, batch)
     benchmark.group = f"{case}-{device}-b{batch}"
-    _run(benchmark, device, lambda: likelihood_score(op, y, x, mean_scale=S_T, std=STD_T, sigma_y=SIGMA_Y))
+    _run(benchmark, device, lambda: likelihood_score(op, y, x, mean_scale=S_T, std=STD_T, sigma_y=SIGMA_Y,
+                                                     backend=backend))
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -150,8 +160,10 @@ def test_likelihood_score_ddrm_style(benchmark, case, bidx, device):
 def test_likelihood_score_sdekit_dmps_step(benchmark, case, bidx, device, vpsde):
     batch = BATCH[device][bidx]
     op, x, y = _setup(case, device, batch)
-    score = DMPS(vpsde, op, SIGMA_Y).posterior_score_fn(lambda x, t: torch.zeros_like(x), y, x[0].numel())
-    t = torch.full((batch,), 0.3, dtype=x.dtype, device=device)
+    dmps = DMPS(vpsde, op, SIGMA_Y)
+    times = dmps.solver.time_grid(device)[:-1].to(x.dtype)  # as DMPS.sample passes them
+    score = dmps.posterior_score_fn(lambda x, t: torch.zeros_like(x), y, x[0].numel(), times=times)
+    t = times[300].repeat(batch)  # t = 0.70 on the default 1000-step grid
     score(x, t)
     benchmark.group = f"{case}-{device}-b{batch}"
     _run(benchmark, device, lambda: score(x, t))

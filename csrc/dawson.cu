@@ -5,7 +5,8 @@
 // Registered with TORCH_LIBRARY_FRAGMENT + TORCH_LIBRARY_IMPL, as every csrc/*.cu
 // does (see sdekit/kernels/cuda_ext.py); autograd and the fake (meta) kernel are
 // registered from Python in sdekit/kernels/dawson_cuda.py.
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty_like.h>
 #include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -21,11 +22,10 @@
 namespace {
 
 template <typename T>
-void launch(const T* x, T* y, int64_t n, cudaStream_t stream) {
+void launch_dawsn(const T* x, T* y, int64_t n, cudaStream_t stream) {
   constexpr int threads = 256;
   constexpr int vec = 16 / sizeof(T);
-  const bool aligned = reinterpret_cast<std::uintptr_t>(x) % 16 == 0 &&
-                       reinterpret_cast<std::uintptr_t>(y) % 16 == 0;
+  const bool aligned = sdekit::aligned16(x) && sdekit::aligned16(y);
   int device = 0, sms = 1;
   C10_CUDA_CHECK(cudaGetDevice(&device));
   C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
@@ -48,7 +48,7 @@ at::Tensor dawsn_cuda(const at::Tensor& x) {
   if (n == 0) return y;
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "sdekit_dawsn_cuda", [&] {
-    launch<scalar_t>(xc.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), n, stream);
+    launch_dawsn<scalar_t>(xc.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), n, stream);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return y;

@@ -99,11 +99,6 @@ SDEKIT_HD float dawsn(float x) {
 // y[i] = D(x[i]) for i < n, in a grid-stride loop.  With VEC > 1 each thread
 // moves VEC consecutive elements as one 16-byte load and store (the launcher
 // uses VEC > 1 only when x and y are 16-byte aligned).  Bytes moved: 2 n sizeof(T).
-template <typename T, int VEC>
-struct alignas(sizeof(T) * VEC) Packed {
-  T v[VEC];
-};
-
 #if defined(__CUDACC__)
 template <typename T, int VEC>
 __global__ void dawsn_kernel(const T* __restrict__ x, T* __restrict__ y, long long n) {

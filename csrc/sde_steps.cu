@@ -9,7 +9,9 @@
 // seed and step are 64-bit words passed as int64 bit patterns.
 #include <algorithm>
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/Dispatch.h>
+#include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -47,8 +49,6 @@ void dispatch_affine(const AffineStepArgs<T>& a, dim3 grid, cudaStream_t st, boo
   }
 }
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
-
 void sde_affine_step(at::Tensor out, const at::Tensor& x, const c10::optional<at::Tensor>& score,
                      const c10::optional<at::Tensor>& y, const at::Tensor& coef, const c10::optional<at::Tensor>& flags,
                      at::IntArrayRef dims, at::IntArrayRef strides, int64_t seed, int64_t step, bool noise,
@@ -80,7 +80,7 @@ void sde_affine_step(at::Tensor out, const at::Tensor& x, const c10::optional<at
     const Strides4* ss[4] = {&a.so, &a.sx, &a.ss, &a.sy};
     const void* ps[4] = {a.out, a.x, a.score, a.y};
     for (int k = 0; k < 4; ++k)
-      if (ps[k]) vec = vec && aligned16(ps[k]) && ((ss[k]->sb * (int64_t)sizeof(T)) % 16 == 0);
+      if (ps[k]) vec = vec && sdekit::aligned16(ps[k]) && ((ss[k]->sb * (int64_t)sizeof(T)) % 16 == 0);
     const int64_t Q = (N + G - 1) / G;
     const int64_t bx = std::min<int64_t>((Q + kThreads - 1) / kThreads, 1 << 30);
     dim3 grid((unsigned)bx, (unsigned)B);

@@ -157,13 +157,22 @@ def test_float32_score_agrees_with_float64(name):
         assert rel_err(s32.double(), s64) < 1e-5
 
 
+KERNEL_BACKENDS = [pytest.param("triton", "cpu", id="triton-cpu"),
+                   pytest.param("triton", "cuda", id="triton-cuda", marks=pytest.mark.gpu),
+                   pytest.param("cuda", "cuda", id="cuda", marks=pytest.mark.gpu)]
+
+
 @pytest.mark.filterwarnings("ignore:invalid value encountered in divide")  # masked-out 0/0 lanes
+@pytest.mark.parametrize("backend,device", KERNEL_BACKENDS)
 @given(B=st.integers(1, 3), k=st.integers(1, 3000), zeros=st.integers(0, 5), seed=st.integers(0, 2**16),
-       dtype=st.sampled_from([torch.float32, torch.float64]), scalar=st.booleans())
-def test_triton_spectral_scale_matches_torch_reference(B, k, zeros, seed, dtype, scalar):
-    pytest.importorskip("triton")
+       dtype=st.sampled_from([torch.float32, torch.float64]), scalar=st.booleans(), offset=st.integers(0, 3))
+def test_spectral_scale_kernels_match_torch_reference(backend, device, B, k, zeros, seed, dtype, scalar, offset):
+    """Fused kernels vs the reference; ``offset`` shifts the rows off 16-byte alignment (the CUDA
+    kernel's packed-load path needs aligned rows, ``k % 4 == 0`` in float32, and falls back otherwise)."""
+    if backend == "triton":
+        pytest.importorskip("triton")
     g = torch.Generator().manual_seed(seed)
-    z, uy = torch.randn(B, k, generator=g, dtype=dtype), torch.randn(B, k, generator=g, dtype=dtype)
+    z, uy = (torch.randn(B * k + offset, generator=g, dtype=dtype)[offset:].view(B, k) for _ in range(2))
     S = torch.rand(k, generator=g, dtype=dtype)
     S[torch.randperm(k, generator=g)[: min(zeros, k)]] = 0.0
     s, a, c = (torch.rand(B, 1, generator=g, dtype=dtype) + 0.01 for _ in range(3))
@@ -171,13 +180,68 @@ def test_triton_spectral_scale_matches_torch_reference(B, k, zeros, seed, dtype,
     if scalar:  # one (s, a, c) for the whole batch, passed as Python floats
         s, a, c = s[0].item(), a[0].item(), c[0].item()
     want = resolve("spectral_scale", "torch", "cpu")(z, uy, S, s, a, c)
-    got = resolve("spectral_scale", "triton", "cpu")(z, uy, S, s, a, c)
+    dev = (lambda v: v.to(device) if isinstance(v, torch.Tensor) else v)  # noqa: E731
+    got = resolve("spectral_scale", backend, device)(*map(dev, (z, uy, S, s, a, c))).cpu()
     assert got.dtype == dtype and torch.isfinite(got).all()
-    # Forward-error bound of either evaluation order: a few ulps of the terms of s uy - S z
-    # (which may cancel), times |S / (a + c S^2)|.
+    assert_within_rounding(got, want, z, uy, S, s, a, c)
+
+
+def assert_within_rounding(got, want, z, uy, S, s, a, c):
+    """Forward-error bound of either evaluation order of the spectral weight: a few ulps of the
+    terms of ``s uy - S z`` (which may cancel), times ``|S / (a + c S^2)|``."""
     f = (S / (a + c * S * S)).nan_to_num(nan=0.0).abs()
-    bound = 8 * torch.finfo(dtype).eps * ((s * uy).abs() + (S * z).abs()) * f
+    bound = 8 * torch.finfo(z.dtype).eps * ((s * uy).abs() + (S * z).abs()) * f
     assert ((got - want).abs() <= bound).all()
+
+
+def _emulated_spectral_scale_op(z, uy, S, coef, s, a, c):
+    """What ``csrc/spectral_scale.cu`` accepts (its TORCH_CHECKs) and computes, on CPU tensors."""
+    B, k = z.shape
+    assert uy.shape == (B, k) and S.shape == (k,) and z.dtype == uy.dtype == S.dtype
+    assert z.is_contiguous() and uy.is_contiguous() and S.is_contiguous()
+    if coef is not None:
+        assert coef.shape == (B, 3) and coef.dtype == z.dtype and coef.is_contiguous()
+        s, a, c = (coef[:, j:j + 1] for j in range(3))
+    else:
+        assert all(isinstance(v, float) for v in (s, a, c))
+    w = S * (s * uy - S * z) / (a + c * (S * S))
+    return torch.where(S == 0, 0.0, w)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, D64])
+def test_cuda_launcher_hands_the_kernel_its_coefficients(monkeypatch, dtype):
+    """The Python side of the CUDA backend (layout of the per-sample coefficients, scalars, contiguity)
+    against an emulation of the op's contract; the kernel's arithmetic is tested in test_cuda_build."""
+    from sdekit.kernels import cuda_ext
+    from sdekit.kernels.spectral_scale import spectral_scale_cuda
+
+    monkeypatch.setattr(cuda_ext, "op", lambda name, **kw: _emulated_spectral_scale_op)
+    g = torch.Generator().manual_seed(5)
+    z, uy = (torch.randn(7, 3, generator=g, dtype=dtype).T for _ in range(2))  # (3, 7), not contiguous
+    S = torch.rand(7, generator=g, dtype=dtype)
+    S[2] = 0.0
+    per = [torch.rand(3, 1, generator=g, dtype=dtype) + 0.1 for _ in range(3)]
+    scalars = [0.8, 0.0, 0.3]
+    for mask in range(8):
+        s, a, c = (per[j] if mask >> j & 1 else scalars[j] for j in range(3))
+        want = resolve("spectral_scale", "torch", "cpu")(z, uy, S, s, a, c)
+        got = spectral_scale_cuda(z, uy, S, s, a, c)  # the registered "cuda" backend, here on CPU tensors
+        assert got.dtype == dtype
+        assert_within_rounding(got, want, z, uy, S, s, a, c)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["triton", "cuda"])
+def test_spectral_scale_kernels_take_batches_past_the_grid_limit(backend):
+    """Batches above 65535 rows (CUDA's second grid dimension): chunked (Triton) or row-strided (CUDA)."""
+    g = torch.Generator(device="cuda").manual_seed(2)
+    B, k = 70_001, 5
+    z, uy = (torch.randn(B, k, device="cuda", generator=g) for _ in range(2))
+    S = torch.rand(k, device="cuda", generator=g)
+    s = torch.rand(B, 1, device="cuda", generator=g) + 0.1
+    want = resolve("spectral_scale", "torch", "cuda")(z, uy, S, s, 0.01, 0.5)
+    got = resolve("spectral_scale", backend, "cuda")(z, uy, S, s, 0.01, 0.5)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
 
 
 # --------------------------------------------------------------- LinearSDE
@@ -236,7 +300,7 @@ def test_cuda_score_matches_cpu_in_both_dtypes_and_backends(name):
     x = torch.randn(3, *shape, generator=g, dtype=D64)
     y = torch.randn(3, op.measurement_size(math.prod(shape)), generator=g, dtype=D64)
     want = likelihood_score(op, y, x, mean_scale=0.6, std=0.8, sigma_y=0.05)
-    for backend in ("torch", "triton", "auto"):
+    for backend in ("torch", "triton", "cuda", "auto"):
         got = likelihood_score(op, y.cuda(), x.cuda(), mean_scale=0.6, std=0.8, sigma_y=0.05, backend=backend)
         assert got.device.type == "cuda"
         assert rel_err(got.cpu(), want) < 1e-12
@@ -246,6 +310,7 @@ def test_cuda_score_matches_cpu_in_both_dtypes_and_backends(name):
     s = torch.tensor([1.0, 0.3, 0.01], dtype=D64)
     std = torch.tensor([0.0, 0.95, 1.0], dtype=D64)
     want = likelihood_score(op, y, x, mean_scale=s, std=std, sigma_y=0.05)
-    got = likelihood_score(op, y.cuda(), x.cuda(), mean_scale=s.cuda(), std=std.cuda(), sigma_y=0.05,
-                           backend="triton")
-    assert rel_err(got.cpu(), want) < 1e-12
+    for backend in ("triton", "cuda"):
+        got = likelihood_score(op, y.cuda(), x.cuda(), mean_scale=s.cuda(), std=std.cuda(), sigma_y=0.05,
+                               backend=backend)
+        assert rel_err(got.cpu(), want) < 1e-12

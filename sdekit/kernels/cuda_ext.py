@@ -12,8 +12,8 @@ How CUDA kernels live in sdekit (follow this when adding one):
 
   The ops are then reached as ``torch.ops.sdekit.<op>``; there is no central list
   of bindings to edit.  Fake (meta) kernels and autograd formulas are registered
-  from Python next to the op's wrapper (``torch.library.register_fake`` /
-  ``register_autograd``, see ``sdekit/kernels/dawson_cuda.py``).
+  from Python next to the op's wrapper, through :func:`op` (see
+  ``sdekit/kernels/dawson_cuda.py``).
 * ``csrc/module.cpp`` -- an empty Python module, so that the ahead-of-time build
   is importable as ``sdekit._C``.
 
@@ -95,3 +95,21 @@ def unavailable_reason() -> str | None:
     except RuntimeError as exc:
         return f"the CUDA extension could not be loaded: {exc}"
     return None
+
+
+def op(name: str, fake=None, backward=None, setup_context=None):
+    """``torch.ops.sdekit.<name>``, after loading the extension and, on first use, registering the
+    Python-side pieces the C++ op does not declare: its ``fake`` (meta) kernel, so the op works
+    inside ``torch.compile``, and its autograd formula (``backward`` with ``setup_context``).
+    """
+    load()
+    with _lock:
+        registered = _state.setdefault("python_parts", set())
+        if name not in registered:
+            qualname = f"sdekit::{name}"
+            if fake is not None:
+                torch.library.register_fake(qualname)(fake)
+            if backward is not None:
+                torch.library.register_autograd(qualname, backward, setup_context=setup_context)
+            registered.add(name)
+    return getattr(torch.ops.sdekit, name)

@@ -7,15 +7,10 @@ the tensor.  This module adds what the C++ op does not declare: the fake kernel
 """
 from __future__ import annotations
 
-import threading
-
 import torch
 
 from . import cuda_ext
 from .dispatch import register
-
-_lock = threading.Lock()
-_registered = False
 
 
 def _setup_context(ctx, inputs, output):
@@ -27,21 +22,9 @@ def _backward(ctx, grad):
     return grad * (1.0 - 2.0 * x * d)
 
 
-def _ensure_op():
-    global _registered
-    with _lock:
-        if _registered:
-            return
-        cuda_ext.load()
-        torch.library.register_fake("sdekit::dawsn")(
-            lambda x: torch.empty_like(x, memory_format=torch.contiguous_format)
-        )
-        torch.library.register_autograd("sdekit::dawsn", _backward, setup_context=_setup_context)
-        _registered = True
-
-
 @register("dawsn", "cuda")
 def dawsn_cuda(x: torch.Tensor) -> torch.Tensor:
     """``D(x)`` by the CUDA kernel, differentiable; needs a CUDA tensor."""
-    _ensure_op()
-    return torch.ops.sdekit.dawsn(x)
+    dawsn_op = cuda_ext.op("dawsn", fake=lambda x: torch.empty_like(x, memory_format=torch.contiguous_format),
+                           backward=_backward, setup_context=_setup_context)
+    return dawsn_op(x)
