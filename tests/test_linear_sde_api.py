@@ -115,7 +115,8 @@ def test_sde_and_reverse_drifts():
     torch.testing.assert_close(pdrift, drift - 0.5 * g[:, None] ** 2 * (-x))
     assert torch.all(pg == 0) and torch.equal(rg, g)
     f, G = sde.discretize(x, y, t, 0.01)
-    torch.testing.assert_close(f, drift * 0.01) and torch.testing.assert_close(G, g * 0.1)
+    torch.testing.assert_close(f, drift * 0.01)
+    torch.testing.assert_close(G, g * 0.1)
     with pytest.raises(ValueError, match="score_fn must return"):
         sde.reverse(lambda xx, tt: xx[:1]).sde(x, y, t)
 
@@ -130,8 +131,9 @@ def test_transition_composes_like_a_markov_kernel():
     torch.testing.assert_close(p_st, p_su * p_ut, rtol=1e-13, atol=0)
     torch.testing.assert_close(q_st, p_ut * q_su + q_ut, rtol=1e-13, atol=0)
     torch.testing.assert_close(v_st, p_ut**2 * v_su + v_ut, rtol=1e-12, atol=0)
-    mx, my = sde.mean_coeffs(t)
-    torch.testing.assert_close(p_st[1], mx[1]) and torch.testing.assert_close(v_st[1], sde.marginal_var(t)[1])
+    mx, _ = sde.mean_coeffs(t)
+    torch.testing.assert_close(p_st[1], mx[1], rtol=1e-13, atol=0)  # (s, t) = (0, t[1]): the marginal
+    torch.testing.assert_close(v_st[1], sde.marginal_var(t)[1], rtol=1e-13, atol=0)
 
 
 def test_prior_sampling_matches_terminal_marginal():
@@ -184,6 +186,20 @@ def test_subvp_variance_has_no_cancellation_near_zero():
     sde, t = SubVPSDE(), 1e-5
     B = 0.1 * t + 0.5 * 19.9 * t**2
     assert float(sde.marginal_var(t)) == pytest.approx(math.expm1(-B) ** 2, rel=1e-13)
+
+
+def test_subvp_diffusion_has_no_cancellation_near_zero():
+    """g(t)^2 = beta(t) (1 - exp(-2 B(t))) ~ 2 beta_min^2 t: the coefficients get -expm1 too (at
+    t = 1e-9 the naive form lost 8 digits), so dv/dt = 2 a v + g^2 holds to rounding there."""
+    import mpmath
+
+    mpmath.mp.dps = 40
+    sde = SubVPSDE()
+    for t in (1e-12, 1e-9, 1e-6, 1e-3, 0.5):
+        B = mpmath.mpf(0.1) * t + mpmath.mpf(19.9) / 2 * mpmath.mpf(t) ** 2
+        want = float((mpmath.mpf(0.1) + mpmath.mpf(19.9) * t) * -mpmath.expm1(-2 * B))
+        _, _, g = sde.coefficients(torch.tensor([t], dtype=torch.float64))
+        assert float(g[0]) ** 2 == pytest.approx(want, rel=1e-14, abs=0), t
 
 
 @pytest.mark.gpu
