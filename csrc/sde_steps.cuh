@@ -63,7 +63,7 @@ __global__ void affine_step_kernel(AffineStepArgs<T> a) {
     if (VEC) {
       using V = typename Vec<T>::type;
       const int64_t j = q * G;
-      T xv[G], yv[G], sv[G], ov[G];
+      alignas(16) T xv[G], yv[G], sv[G], ov[G];  // read and written as one V each
       *reinterpret_cast<V*>(xv) = *reinterpret_cast<const V*>(a.x + b * a.sx.sb + j);
       if (HAS_Y) *reinterpret_cast<V*>(yv) = *reinterpret_cast<const V*>(a.y + b * a.sy.sb + j);
       if (HAS_SCORE) *reinterpret_cast<V*>(sv) = *reinterpret_cast<const V*>(a.score + b * a.ss.sb + j);

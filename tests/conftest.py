@@ -26,6 +26,16 @@ settings.register_profile(
 settings.load_profile(os.environ.get("SDEKIT_HYPOTHESIS_PROFILE", "ci"))
 
 
+@pytest.fixture
+def triton_device() -> str:
+    """Where Triton kernels run in this session: ``"cpu"`` under the interpreter (no GPU),
+    ``"cuda"`` when Triton compiles for a GPU (it cannot read CPU tensors then)."""
+    pytest.importorskip("triton")
+    from sdekit.kernels.dispatch import triton_interpreting
+
+    return "cpu" if triton_interpreting() else "cuda"
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _one_torch_thread():
     """One intra-op thread: the tests use small tensors, and on a shared 2-core machine OpenMP

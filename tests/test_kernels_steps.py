@@ -23,17 +23,17 @@ def _close(a, b, dtype, scale=1.0):
     assert err <= TOL[dtype] * scale * (1 + b.abs().max().item()), err
 
 
-def _inputs(dtype, B=3, shape=(3, 17, 9), seed=0):
+def _inputs(dtype, B=3, shape=(3, 17, 9), seed=0, device="cpu"):
     g = torch.Generator().manual_seed(seed)
     x, s, y = (torch.randn(B, *shape, generator=g, dtype=dtype) for _ in range(3))
-    return x, s, y, torch.randn(4, B, generator=g, dtype=dtype)
+    return tuple(t.to(device) for t in (x, s, y, torch.randn(4, B, generator=g, dtype=dtype)))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("terms", ["x+y+score+noise", "x+score+noise", "x+noise", "x+y+score"])
 @pytest.mark.parametrize("per_sample", [True, False])
-def test_triton_affine_step_equals_reference(dtype, terms, per_sample):
-    x, s, y, coef = _inputs(dtype)
+def test_triton_affine_step_equals_reference(dtype, terms, per_sample, triton_device):
+    x, s, y, coef = _inputs(dtype, device=triton_device)
     if not per_sample:
         coef = coef[:, :1]
     kw = dict(score=s if "score" in terms else None, y=y if "y" in terms else None,
@@ -42,24 +42,25 @@ def test_triton_affine_step_equals_reference(dtype, terms, per_sample):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_triton_affine_step_on_strided_views_equals_reference(dtype):
-    x, s, y, coef = _inputs(dtype)
-    xs = torch.randn(3, 6, 17, 9, dtype=dtype)[:, ::2]                 # channel slice
-    ss = torch.randn(3, 9, 17, 3, dtype=dtype).permute(0, 3, 2, 1)     # transposed image
-    ys = torch.randn(5, 3, 17, 9, dtype=dtype)[1:4]                    # batch slice (contiguous rows)
-    out = torch.empty(3, 3, 17, 18, dtype=dtype)[..., ::2]             # strided output
+def test_triton_affine_step_on_strided_views_equals_reference(dtype, triton_device):
+    dev = triton_device
+    x, s, y, coef = _inputs(dtype, device=dev)
+    xs = torch.randn(3, 6, 17, 9, dtype=dtype, device=dev)[:, ::2]                 # channel slice
+    ss = torch.randn(3, 9, 17, 3, dtype=dtype, device=dev).permute(0, 3, 2, 1)     # transposed image
+    ys = torch.randn(5, 3, 17, 9, dtype=dtype, device=dev)[1:4]                    # batch slice
+    out = torch.empty(3, 3, 17, 18, dtype=dtype, device=dev)[..., ::2]             # strided output
     got = steps_triton.affine_step(xs, coef, score=ss, y=ys, seed=9, step=2**40 + 1, out=out)
     assert got is out
     _close(out, ref.affine_step(xs, coef, score=ss, y=ys, seed=9, step=2**40 + 1), dtype)
     # Five inner axes that do not merge: copied to contiguous memory, same numbers.
-    x5 = torch.randn(2, 2, 3, 2, 3, 2, dtype=dtype).transpose(1, 4)
+    x5 = torch.randn(2, 2, 3, 2, 3, 2, dtype=dtype, device=dev).transpose(1, 4)
     c5 = coef[:, :2]
     _close(steps_triton.affine_step(x5, c5, seed=1, step=1), ref.affine_step(x5, c5, seed=1, step=1), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_triton_affine_step_in_place_equals_reference(dtype):
-    x, s, y, coef = _inputs(dtype, shape=(1000,))
+def test_triton_affine_step_in_place_equals_reference(dtype, triton_device):
+    x, s, y, coef = _inputs(dtype, shape=(1000,), device=triton_device)
     expected = ref.affine_step(x, coef, score=s, y=y, seed=5, step=6)
     steps_triton.affine_step(x, coef, score=s, y=y, seed=5, step=6, out=x)
     _close(x, expected, dtype)
@@ -67,10 +68,10 @@ def test_triton_affine_step_in_place_equals_reference(dtype):
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the interpreter's numpy on inf - inf
 @pytest.mark.parametrize("impl", ["torch", "triton"])
-def test_affine_step_flags_non_finite_score_and_output(impl):
+def test_affine_step_flags_non_finite_score_and_output(impl, triton_device):
     fn = ref.affine_step if impl == "torch" else steps_triton.affine_step
-    x, s, y, coef = _inputs(torch.float32)
-    flags = torch.zeros(2, dtype=torch.int32)
+    x, s, y, coef = _inputs(torch.float32, device=triton_device)
+    flags = torch.zeros(2, dtype=torch.int32, device=triton_device)
     fn(x, coef, score=s, flags=flags)
     assert flags.tolist() == [0, 0]
     s[1, 2, 3, 4] = float("nan")
@@ -83,13 +84,29 @@ def test_affine_step_flags_non_finite_score_and_output(impl):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_triton_sample_sq_norms_equals_reference(dtype):
-    s = torch.randn(3, 9, 17, 5, dtype=dtype).permute(0, 3, 2, 1)
+def test_triton_sample_sq_norms_equals_reference(dtype, triton_device):
+    s = torch.randn(3, 9, 17, 5, dtype=dtype, device=triton_device).permute(0, 3, 2, 1)
     got = steps_triton.sample_sq_norms(s, seed=3, step=4)
     want = ref.sample_sq_norms(s, seed=3, step=4)
     assert torch.allclose(got, want, rtol=100 * TOL[dtype], atol=0)
     # sum z^2 over N elements is about N.
-    assert torch.allclose(want[:, 1], torch.full((3,), 765.0, dtype=dtype), rtol=0.2)
+    assert torch.allclose(want[:, 1].cpu(), torch.full((3,), 765.0, dtype=dtype), rtol=0.2)
+
+
+def test_per_step_arguments_do_not_multiply_compiled_variants():
+    """The step counter, seed words, flags word and coefficient row change every step; compiled
+    Triton (not the interpreter) must not specialise on their values, or a CUDA-graph capture
+    would hit a compile midway (see steps_triton._one_variant).  Checked on the JIT objects."""
+    import os
+    import sys
+
+    code = ("from sdekit.kernels import steps_triton as s\n"
+            "for k in (s._affine_step_kernel, s._sq_norms_kernel):\n"
+            "    print(type(k).__name__, sorted(p.name for p in k.params if p.do_not_specialize))\n")
+    env = {**os.environ, "TRITON_INTERPRET": "0"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["JITFunction ['coef_ptr', 'flag_ptr', 'k0', 'k1', 't0', 't1']",
+                                "JITFunction ['k0', 'k1', 't0', 't1']"]
 
 
 def test_step_arguments_are_validated_naming_the_argument():

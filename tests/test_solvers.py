@@ -1,4 +1,6 @@
 """Sampler interface: argument checks, errors that name the step, reproducibility, backends agree."""
+import warnings
+
 import pytest
 import torch
 
@@ -59,9 +61,8 @@ def test_seed_none_follows_torch_manual_seed(vp):
 
 @pytest.mark.parametrize("name,dtype", [(n, d) for n in SAMPLERS for d in (torch.float32, torch.float64)
                                         if not (n == "pc_em" and d == torch.float64)])
-def test_triton_backend_draws_the_same_sample_as_torch(ouve, name, dtype):
-    pytest.importorskip("triton")
-    y = torch.randn(2, 3, 5, 7, generator=torch.Generator().manual_seed(0), dtype=dtype)
+def test_triton_backend_draws_the_same_sample_as_torch(ouve, name, dtype, triton_device):
+    y = torch.randn(2, 3, 5, 7, generator=torch.Generator().manual_seed(0), dtype=dtype).to(triton_device)
 
     def score(x, t):
         return -(x - y) / (0.05 + t.view(-1, 1, 1, 1))
@@ -73,14 +74,13 @@ def test_triton_backend_draws_the_same_sample_as_torch(ouve, name, dtype):
     assert torch.allclose(a, b, rtol=tol, atol=tol), (a - b).abs().max()
 
 
-def test_forward_simulate_backends_agree_and_reproduce(ouve):
-    pytest.importorskip("triton")
+def test_forward_simulate_backends_agree_and_reproduce(ouve, triton_device):
     em = EulerMaruyama(ouve, 10)
-    x0, y = torch.zeros(3, 40), torch.ones(3, 40)
+    x0, y = torch.zeros(3, 40, device=triton_device), torch.ones(3, 40, device=triton_device)
     a = em.simulate(x0, y, seed=4, backend="torch")
     assert torch.equal(a, em.simulate(x0, y, seed=4))
     assert torch.allclose(a, em.simulate(x0, y, seed=4, backend="triton"), atol=1e-6)
-    assert torch.equal(x0, torch.zeros(3, 40))  # inputs are not modified
+    assert torch.equal(x0, torch.zeros_like(x0))  # inputs are not modified
 
 
 def test_sample_does_not_modify_x_T_and_accepts_strided_x_T(vp):
@@ -191,15 +191,14 @@ def test_score_fn_returning_wrong_shape_or_dtype_names_the_step(vp, name):
 
 @pytest.mark.parametrize("backend,name", [("torch", "em"), ("torch", "pc"), ("torch", "exp"),
                                           ("triton", "em"), ("triton", "exp")])  # the Triton PC case costs 6 s
-def test_non_finite_score_stops_with_the_first_bad_step(vp, backend, name):
-    if backend == "triton":
-        pytest.importorskip("triton")
+def test_non_finite_score_stops_with_the_first_bad_step(vp, backend, name, request):
+    device = request.getfixturevalue("triton_device") if backend == "triton" else "cpu"
 
     def score(x, t):
         return torch.where(t.view(-1, 1) < 0.4, torch.full_like(x, float("nan")), -x)
 
     with pytest.raises(NonFiniteError, match=r"score_fn returned non-finite values .* at step 5 of 8 .*t=0\.37"):
-        SAMPLERS[name](vp).sample(score, shape=(2, 4), seed=0, backend=backend)
+        SAMPLERS[name](vp).sample(score, shape=(2, 4), seed=0, backend=backend, device=device)
 
 
 def test_check_every_stops_early_without_running_every_step(vp):
@@ -238,7 +237,9 @@ def test_gpu_sampling_matches_cpu_reference_and_graph_capture(vp, backend):
     cpu = pc.sample(unit_score, x_T=x_T, seed=9, backend="torch")
     gpu = pc.sample(unit_score, x_T=x_T.to(dev), seed=9, backend=backend)
     assert torch.allclose(gpu.cpu(), cpu, atol=1e-4, rtol=1e-4)
-    graphed = pc.sample(unit_score, x_T=x_T.to(dev), seed=9, backend=backend, cuda_graph=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a failed capture falls back with a warning
+        graphed = pc.sample(unit_score, x_T=x_T.to(dev), seed=9, backend=backend, cuda_graph=True)
     assert torch.allclose(graphed, gpu, atol=1e-6)
 
 
@@ -275,6 +276,84 @@ def test_cuda_graph_capture_failure_falls_back_to_the_eager_loop():
     with pytest.warns(RuntimeWarning, match="CUDA graph capture failed"):
         run_graphed(loop, lambda: x.add_(100.0), x, backup)
     assert torch.equal(x, torch.full((3,), 4.0))
+
+
+class _FakeCuda:
+    """Just enough of torch.cuda for run_graphed's control flow on CPU: streams as names, a graph
+    that replays the captured callable; ``fail`` makes capture_end raise, as a failed capture does."""
+
+    def __init__(self, fail: bool):
+        self.fail, self.current, self.log = fail, "caller", []
+        fake = self
+
+        class Stream:
+            def __init__(self, device=None):
+                self.name = "side"
+
+            def wait_stream(self, other):
+                pass
+
+        class CUDAGraph:
+            def capture_begin(self):
+                fake.log.append(("capture_begin", fake.current))
+
+            def capture_end(self):
+                fake.log.append(("capture_end", fake.current))
+                if fake.fail:
+                    raise RuntimeError("operation not permitted when stream is capturing")
+
+            def replay(self):
+                fake.log.append(("replay", fake.current))
+                fake.captured()
+
+        self.Stream, self.CUDAGraph = Stream, CUDAGraph
+
+    def install(self, monkeypatch, loop):
+        import contextlib
+
+        @contextlib.contextmanager
+        def stream(s):
+            previous, self.current = self.current, s.name
+            try:
+                yield
+            finally:
+                self.current = previous
+
+        class Caller:
+            name = "caller"
+
+            def wait_stream(self, other):
+                pass
+
+        self.captured = loop
+        for name, value in (("Stream", self.Stream), ("CUDAGraph", self.CUDAGraph), ("stream", stream),
+                            ("current_stream", lambda device=None: Caller()),
+                            ("synchronize", lambda device=None: None)):
+            monkeypatch.setattr(torch.cuda, name, value)
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_cuda_graph_capture_runs_on_a_side_stream_and_gives_the_callers_stream_back(monkeypatch, fail):
+    """Captured on the side stream, replayed on the caller's; after a failed capture_end the
+    caller's stream is current again (torch.cuda.graph's __exit__ would leave the side one) and
+    the loop runs eagerly from the saved state."""
+    from sdekit.solvers.base import run_graphed
+    x = torch.zeros(3)
+    backup = x.clone()
+
+    def loop():
+        x.add_(1.0)
+
+    fake = _FakeCuda(fail)
+    fake.install(monkeypatch, loop)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_graphed(loop, lambda: x.add_(100.0), x, backup)
+    assert fake.current == "caller"
+    assert fake.log[:2] == [("capture_begin", "side"), ("capture_end", "side")]
+    assert fake.log[2:] == ([] if fail else [("replay", "caller")])
+    assert [str(w.message).startswith("CUDA graph capture failed") for w in caught] == ([True] if fail else [])
+    assert torch.equal(x, torch.ones(3))  # one pass of the loop from the backup, however it ran
 
 
 def test_cuda_graph_request_on_cpu_runs_eagerly(vp):

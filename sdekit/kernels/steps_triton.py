@@ -13,6 +13,8 @@ reference and specification is ``steps_reference.py``; the normals are ``rng.py`
 """
 from __future__ import annotations
 
+import inspect
+
 import torch
 import triton
 import triton.language as tl
@@ -22,6 +24,23 @@ from .dispatch import register, triton_interpreting
 from .rng import group_size, kernel_words, philox_normal_grouped_tl
 from .steps_layout import step_layout
 from .steps_reference import check_step_args
+
+
+def _one_variant(*names: str) -> dict:
+    """``triton.jit`` options that compile one variant for ``names`` whatever their values.
+
+    A sampling loop passes a new step counter, flags word and coefficient row every step.  By
+    default Triton compiles a variant per value class (an int equal to 1 or divisible by 16, a
+    16-byte-aligned pointer), and a compile during a CUDA-graph capture fails the capture.
+    (``do_not_specialize_on_alignment`` is newer than ``do_not_specialize``: used when present.)
+    """
+    options = {"do_not_specialize": list(names)}
+    if "do_not_specialize_on_alignment" in inspect.signature(triton.jit).parameters:
+        options["do_not_specialize_on_alignment"] = list(names)
+    return options
+
+
+_SEED_AND_STEP = ("k0", "k1", "t0", "t1")
 
 
 @triton.jit
@@ -35,7 +54,7 @@ def _offsets(bb, j, D2, D3, sb, s1, s2, s3, CONTIG: tl.constexpr):
     return off
 
 
-@triton.jit
+@triton.jit(**_one_variant("coef_ptr", "flag_ptr", *_SEED_AND_STEP))
 def _affine_step_kernel(
     out_ptr, x_ptr, s_ptr, y_ptr, coef_ptr, flag_ptr,
     N, D2, D3,
@@ -80,7 +99,7 @@ def _affine_step_kernel(
         tl.store(flag_ptr + 1, one, mask=bad_o > 0)
 
 
-@triton.jit
+@triton.jit(**_one_variant(*_SEED_AND_STEP))
 def _sq_norms_kernel(
     s_ptr, part_ptr, N, D2, D3, s_sb, s_s1, s_s2, s_s3, k0, k1, t0, t1,
     CONTIG: tl.constexpr, IS_FP64: tl.constexpr, G: tl.constexpr, BLOCK: tl.constexpr,

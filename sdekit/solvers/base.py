@@ -178,18 +178,27 @@ def validated_score_fn(score_fn) -> Callable:
 def run_graphed(loop: Callable[[], None], warmup: Callable[[], None], x: torch.Tensor, backup: torch.Tensor) -> None:
     """Run ``loop`` (which updates ``x`` in place) captured in a CUDA graph; eager on failure.
 
-    Written for the GPU machine and not exercised on CPU-only CI.
+    The capture is driven by hand (``capture_begin`` / ``capture_end`` inside a stream context)
+    rather than by ``torch.cuda.graph``, whose ``__exit__`` leaves its capture stream current
+    when ``capture_end`` raises: after a failed capture the eager fallback, and all the caller's
+    later work, would run on that stream.  Written for the GPU machine; CPU-only CI cannot run it.
     """
+    device = x.device
     try:
-        side = torch.cuda.Stream(device=x.device)
-        side.wait_stream(torch.cuda.current_stream(x.device))
+        side = torch.cuda.Stream(device=device)
+        side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side):
             warmup()
-        torch.cuda.current_stream(x.device).wait_stream(side)
+        torch.cuda.current_stream(device).wait_stream(side)
         x.copy_(backup)
+        torch.cuda.synchronize(device)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            loop()
+        with torch.cuda.stream(side):  # the caller's stream comes back whatever raises inside
+            graph.capture_begin()
+            try:
+                loop()
+            finally:
+                graph.capture_end()
         x.copy_(backup)
         graph.replay()
     except Exception as err:  # noqa: BLE001 - any capture failure falls back
