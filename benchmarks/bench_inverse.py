@@ -134,6 +134,11 @@ SCALING_BACKENDS = [pytest.param("cpu", "sdekit_torch", id="cpu-torch"),
 @pytest.mark.parametrize("case", CASES)
 def test_likelihood_score_sdekit(benchmark, case, bidx, device, impl):
     backend = impl.removeprefix("sdekit_")
+    if device == "cuda" and torch.cuda.is_available():
+        from sdekit.kernels.dispatch import backend_unavailable_reason
+
+        if reason := backend_unavailable_reason(backend, torch.device(device)):
+            pytest.skip(reason)
     batch = BATCH[device][bidx]
     op, x, y = _setup(case, device, batch)
     benchmark.group = f"{case}-{device}-b{batch}"

@@ -7,8 +7,8 @@ Rows are grouped by the benchmark's ``group`` when it sets one, otherwise by the
 function and every parameter except ``impl`` / ``backend``, so that the implementations
 of one operation at one size sit side by side; with several files, each file's groups
 stay apart (two runs of one suite are compared table to table, not mixed).  Per row: the minimum and median time,
-the ratio of the group's fastest-or-named baseline (``--baseline``, default ``eager``) to
-this row's minimum (how many times faster than the baseline), and, where the group has a
+the ratio of the group's baseline to this row's minimum (how many times faster than the
+baseline; ``--baseline`` lists candidate impls, the first one present in a group is used), and, where the group has a
 ``copy`` row, the fraction of copy bandwidth: ``GB/s / GB/s(copy)`` from ``extra_info``
 when both carry it, else ``t(copy) / t`` (right for element-wise maps that read and write
 as many bytes as the copy).  Minimum times are the ones compared: on a GPU they are the
@@ -22,6 +22,9 @@ import sys
 from collections import defaultdict
 
 IMPL_KEYS = ("impl", "backend")
+# the eager-torch way of each suite: bench_solvers, bench_dawson (GPU, CPU), bench_inverse
+DEFAULT_BASELINES = ("eager", "torch", "test_cpu_scipy", "test_likelihood_score_ddrm_style",
+                     "test_em_step_eager")
 
 
 def group_key(bench: dict) -> str:
@@ -55,11 +58,13 @@ def table(benches: list[dict], baseline: str) -> str:
     for key in sorted(groups):
         rows = sorted(groups[key], key=lambda b: b["stats"]["min"])
         by_impl = {impl_of(b): b for b in rows}
-        base = by_impl.get(baseline)
+        base_name = next((name for name in baseline if name in by_impl), None)
+        base = by_impl.get(base_name)
         copy = by_impl.get("copy")
         device = next((b["extra_info"].get("device") for b in rows if b.get("extra_info", {}).get("device")), "")
         lines += [f"\n**{key}**" + (f" ({device})" if device else ""), "",
-                  f"| impl | min | median | {baseline} / this | of copy bandwidth |", "|---|---|---|---|---|"]
+                  f"| impl | min | median | {base_name or 'baseline'} / this | of copy bandwidth |",
+                  "|---|---|---|---|---|"]
         for b in rows:
             t = b["stats"]["min"]
             ratio = f"{base['stats']['min'] / t:.2f}x" if base is not None else "-"
@@ -76,7 +81,9 @@ def table(benches: list[dict], baseline: str) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("files", nargs="+", help="pytest-benchmark JSON files")
-    p.add_argument("--baseline", default="eager", help="impl whose time the ratios divide (default: eager)")
+    p.add_argument("--baseline", default=",".join(DEFAULT_BASELINES),
+                   help="comma-separated impls whose time the ratios divide; the first one a group has "
+                        f"is used (default: {','.join(DEFAULT_BASELINES)})")
     args = p.parse_args(argv)
     benches = []
     for path in args.files:
@@ -91,7 +98,7 @@ def main(argv=None) -> int:
     if not benches:
         print("no benchmarks in the given files", file=sys.stderr)
         return 1
-    print(table(benches, args.baseline))
+    print(table(benches, args.baseline.split(",")))
     return 0
 
 
