@@ -56,6 +56,7 @@ try:  # Triton is optional (absent on some platforms)
 except ImportError:  # pragma: no cover
     triton = None
 
+
 def _per_sample_coefficients(s, a, c, B: int, like: torch.Tensor, always: bool = False) -> torch.Tensor | None:
     """``(B, 3)`` contiguous rows ``(s_b, a_b, c_b)`` in ``like``'s dtype and device; ``None`` when
     all three are numbers (shared by the batch) unless ``always``.
