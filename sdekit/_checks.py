@@ -1,7 +1,124 @@
-"""Argument checks shared across layers (kernels, SDEs, solvers): errors name the argument."""
+"""The argument checks of sdekit's front doors: one function per kind of argument, errors name it.
+
+Each check returns the normalised value (``int``, ``float``, ``torch.device``, ...) so that a front
+door validates and converts in one line, e.g. ``steps = check_int("steps", steps, min=1)``.
+Checks run once, where a user's value enters (a constructor, ``sample``, ``simulate``, a public
+kernel call); nothing below a front door checks again.
+"""
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
+
+SEED_MAX = 2**64 - 1  # seeds are the 64-bit Philox key (sdekit.kernels.rng)
+FLOAT_DTYPES = (torch.float32, torch.float64)
+
+
+def check_bool(name: str, v) -> bool:
+    """``v`` must be a ``bool``."""
+    if not isinstance(v, bool):
+        raise TypeError(f"{name} must be True or False, got {v!r}")
+    return v
+
+
+def check_int(name: str, v, *, min: int | None = None) -> int:  # noqa: A002 - reads best at call sites
+    """``v`` must be an integer (not a bool), ``>= min`` when given."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+    if min is not None and v < min:
+        raise ValueError(f"{name} must be >= {min}, got {v}")
+    return int(v)
+
+
+def check_real(name: str, v, *, positive: bool = False, nonnegative: bool = False) -> float:
+    """``v`` must be a finite real number (not a bool); ``> 0`` or ``>= 0`` when asked."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(v).__name__}")
+    v = float(v)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {v}")
+    if positive and not v > 0:
+        raise ValueError(f"{name} must be > 0, got {v}")
+    if nonnegative and not v >= 0:
+        raise ValueError(f"{name} must be >= 0, got {v}")
+    return v
+
+
+def check_t_eps(t_eps, T: float, *, allow_zero: bool = False) -> float:
+    """``t_eps`` must be a real in ``(0, T)`` (``[0, T)`` with ``allow_zero``)."""
+    if isinstance(t_eps, bool) or not isinstance(t_eps, numbers.Real):
+        raise TypeError(f"t_eps must be a float, got {type(t_eps).__name__}")
+    t_eps = float(t_eps)
+    if not ((0.0 <= t_eps if allow_zero else 0.0 < t_eps) and t_eps < T):
+        raise ValueError(f"t_eps must lie in {'[' if allow_zero else '('}0, T) = (0, {T}), got {t_eps}")
+    return t_eps
+
+
+def check_seed(seed) -> int | None:
+    """``seed`` must be ``None`` or an int in ``[0, 2**64 - 1]`` (the 64-bit Philox key: larger
+    seeds would wrap onto smaller ones silently)."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
+    if not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"seed must lie in [0, 2**64 - 1], got {seed}")
+    return int(seed)
+
+
+def check_backend(backend) -> str:
+    """``backend`` must be ``"auto"`` or one of :data:`sdekit.kernels.dispatch.BACKENDS`."""
+    from .kernels.dispatch import BACKENDS
+
+    if backend != "auto" and backend not in BACKENDS:
+        raise ValueError(f"backend must be 'auto' or one of {BACKENDS}, got {backend!r}")
+    return backend
+
+
+def check_dtype(name: str, dtype) -> torch.dtype | None:
+    """``dtype`` must be ``None``, ``torch.float32`` or ``torch.float64``."""
+    if dtype is None:
+        return None
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"{name} must be torch.float32 or torch.float64, got {dtype!r}")
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be torch.float32 or torch.float64, got {dtype}")
+    return dtype
+
+
+def check_device(name: str, device) -> torch.device | None:
+    """``device`` must be ``None`` or a device torch knows and this build can use."""
+    if device is None:
+        return None
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"{name} must be a torch.device or a string such as 'cpu' or 'cuda', got {device!r}")
+    try:
+        device = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"{name}={device!r} is not a torch device ('cpu', 'cuda', 'cuda:1', ...): {err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{name}={str(device)!r} but this torch build sees no CUDA device "
+                         f"(torch.cuda.is_available() is False)")
+    return device
+
+
+def check_float_batch(name: str, x) -> torch.Tensor:
+    """``x`` must be a float32/float64 tensor with a non-empty leading batch dimension."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a tensor, got {type(x).__name__}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
+    if x.dim() < 1 or x.shape[0] < 1:
+        raise ValueError(f"{name} must have a non-empty leading batch dimension, got shape {tuple(x.shape)}")
+    return x
+
+
+def check_finite(name: str, x: torch.Tensor) -> None:
+    """``x`` must hold no NaN or infinity (one host synchronisation)."""
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} holds non-finite values (NaN or inf)")
 
 
 def check_like(name: str, t, ref: torch.Tensor, ref_name: str = "x") -> None:
@@ -18,5 +135,5 @@ def check_like(name: str, t, ref: torch.Tensor, ref_name: str = "x") -> None:
 
 def check_batched_float(name: str, t) -> None:
     """``t`` must be a float32 or float64 tensor with a leading batch dimension."""
-    if not isinstance(t, torch.Tensor) or t.dtype not in (torch.float32, torch.float64) or t.dim() < 1:
+    if not isinstance(t, torch.Tensor) or t.dtype not in FLOAT_DTYPES or t.dim() < 1:
         raise TypeError(f"{name} must be a float32/float64 tensor with a batch dimension")

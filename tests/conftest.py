@@ -1,4 +1,6 @@
-"""Shared test configuration: GPU marker, Triton interpreter, hypothesis profiles."""
+"""Shared test configuration: GPU marker, Triton interpreter, hypothesis profiles, shared SDE fixtures.
+
+Shared test problems (helpers, not fixtures) live in ``tests/_problems.py``."""
 import os
 
 import torch
@@ -34,6 +36,22 @@ def triton_device() -> str:
     from sdekit.kernels.dispatch import triton_interpreting
 
     return "cpu" if triton_interpreting() else "cuda"
+
+
+@pytest.fixture(scope="session")
+def vp():
+    """The default VPSDE(0.1, 20), built once per session."""
+    from _problems import shared_vpsde
+
+    return shared_vpsde()
+
+
+@pytest.fixture(scope="session")
+def ouve():
+    """DriftRec's OUVE with the paper's defaults, built once per session."""
+    from sdekit import OUVE
+
+    return OUVE()
 
 
 @pytest.fixture(autouse=True, scope="session")

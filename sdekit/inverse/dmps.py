@@ -23,42 +23,20 @@ This module only assembles that score; the reverse-time integration is the solve
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 
 import torch
 
-from ..solvers import EulerMaruyama, ReverseDiffusion
-from ..solvers.base import ReverseSampler, sqrt_clamped
+from .._checks import check_finite, check_float_batch
+from ..solvers.ancestral import AncestralDDPM
+from ..solvers.options import RunOptions
+from ..solvers.registry import SAMPLERS, lookup
 from .base import SVDOperator
 from .scores import _spectral_middle, per_sample
 
-__all__ = ["DMPS", "AncestralDDPM"]
-
-
-class AncestralDDPM(ReverseSampler):
-    r"""DDPM's ancestral step (Ho et al. 2020, Algorithm 2, ``sigma_t^2 = beta_t``) for a linear
-    SDE without ``y``-drift, written through its exact transition ``x_t = phi x_s + sqrt(var) z``::
-
-        x_s = (x_t + var score(x_t, t)) / phi + sqrt(var) z
-
-    For VP, ``phi = sqrt(alpha_t)`` and ``var = beta_t = 1 - alpha_t``.  First order.
-    """
-
-    strong_order = 1.0
-    weak_order = 1.0
-
-    def __init__(self, sde, steps: int = 1000, t_eps: float | None = None):
-        super().__init__(sde, steps, t_eps)
-        if sde.has_y_drift:
-            raise ValueError("AncestralDDPM needs an SDE without y-drift")
-
-    def coefficients(self, t, s):
-        phi, psi, var = self.sde.transition(s, t)
-        return 1.0 / phi, -psi / phi, var / phi, sqrt_clamped(var)
-
-
-_SOLVERS = {"ddpm": AncestralDDPM, "reverse_diffusion": ReverseDiffusion, "euler_maruyama": EulerMaruyama}
+__all__ = ["DMPS", "AncestralDDPM"]  # AncestralDDPM lives in sdekit.solvers; re-exported where DMPS users find it
 
 
 class DMPS:
@@ -70,7 +48,8 @@ class DMPS:
         sigma_y: measurement noise std (>= 0).
         lam: weight of the likelihood score (the paper uses 1).
         steps: number of reverse steps from ``T`` to ``t_eps``.
-        solver: ``"ddpm"``, ``"reverse_diffusion"`` or ``"euler_maruyama"`` (module docstring).
+        solver: a name from :data:`sdekit.solvers.registry.SAMPLERS`: ``"ddpm"`` (default),
+            ``"reverse_diffusion"``, ``"euler_maruyama"`` (module docstring), ``"exponential"``, ...
         t_eps: end time (default ``sde.t_eps``).
     """
 
@@ -83,11 +62,10 @@ class DMPS:
         for name, v in (("sigma_y", sigma_y), ("lam", lam)):
             if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
-        if solver not in _SOLVERS:
-            raise ValueError(f"solver must be one of {sorted(_SOLVERS)}, got {solver!r}")
+        solver_class = lookup(SAMPLERS, solver, "solver")
         self.sde, self.op = sde, op
         self.sigma_y, self.lam = float(sigma_y), float(lam)
-        self.solver = _SOLVERS[solver](sde, steps, t_eps)
+        self.solver = solver_class(sde, steps, t_eps)
 
     @property
     def steps(self) -> int:
@@ -99,10 +77,13 @@ class DMPS:
 
         ``times``: when given, the only times ``score_fn`` will see (a 1-D tensor in the state's
         dtype, on its device).  ``mx(t)`` and ``std(t)`` are then evaluated once for all of them and
-        looked up per call (a ``searchsorted`` and two gathers instead of the ~75 small ops of
-        evaluating the SDE's closed forms: launch overhead on a GPU); the numbers are identical.  A
-        ``t`` outside ``times`` would get a neighbour's coefficients: :meth:`sample` passes the
-        solver's own grid.
+        looked up per call (a ``searchsorted`` and two gathers instead of the many small ops of
+        evaluating the SDE's closed forms: launch overhead on a GPU).  The looked-up ``mx`` and
+        ``std`` are the evaluated ones up to the last bit: torch evaluates a long tensor of times
+        with vectorised ``exp``/``log`` and a short one partly with scalar ones, which may differ by
+        1 ulp (seen in float64 near ``t_eps``), so the score agrees with the evaluated one to a few
+        ulp of its size, not bitwise.  A ``t`` outside ``times`` would get a neighbour's
+        coefficients: :meth:`sample` passes the solver's own grid.
         """
         op, sde, lam, sigma_y = self.op, self.sde, self.lam, self.sigma_y
         uy = op._Ut_range(y, n)
@@ -131,23 +112,25 @@ class DMPS:
         return score_fn
 
     def sample(self, prior_score_fn, y: torch.Tensor, seed: int | None = None, *, x_T=None, shape=None,
-               backend: str = "auto", progress: bool = False, return_trajectory: bool = False,
-               check_every: int = 0, cuda_graph: bool = False, dtype=None, device=None, denoise: bool = False):
+               options: RunOptions | None = None, **run_options):
         """Draw one posterior sample per row of ``y`` (``(B, m)`` or ``(B, *measurement shape)``).
 
         ``prior_score_fn(x, t)``, with ``t`` of shape ``(B,)``, is the prior's score (a trained
         network, or the exact one in tests).  The sample shape is ``(B, *op.in_shape)``,
         or ``shape`` / ``x_T.shape`` (required for operators built without a size).  A single
         measurement (``y`` of batch 1) with a larger ``shape[0]`` draws that many samples for
-        it.  ``seed`` keys the solver's counter-based normals (same numbers on every backend).
-        ``check_every`` and ``cuda_graph`` go to the solver: the likelihood part never syncs
-        with the device, so it can be captured in a CUDA graph (``prior_score_fn`` must allow it too).
-        ``denoise=True`` returns the mean of the last step (no noise added at ``t_eps``, as DDPM's
-        Algorithm 2 takes ``z = 0`` at its last step).
+        it.  ``seed`` and the other run options (``options=`` and keywords: backend, progress,
+        return_trajectory, check_every, cuda_graph, dtype, device, denoise) are the solver's,
+        :class:`sdekit.solvers.RunOptions`; ``dtype`` and ``device`` default to ``x_T``'s, else
+        ``y``'s.  The likelihood part never syncs with the device, so it can be captured in a CUDA
+        graph (``prior_score_fn`` must allow it too).
         """
         if not isinstance(y, torch.Tensor) or y.dim() < 2:
             raise ValueError("y must be a batched measurement tensor (B, ...)")
+        check_float_batch("y", y)
+        options = RunOptions.merge(options, (), dict(run_options, seed=seed) if seed is not None else run_options)
         if x_T is not None:
+            check_float_batch("x_T", x_T)
             shape = tuple(x_T.shape)
         elif shape is None:
             if self.op.in_shape is None:
@@ -158,13 +141,13 @@ class DMPS:
             y = y.expand(shape[0], *y.shape[1:])
         if shape[0] != y.shape[0]:
             raise ValueError(f"y has batch size {y.shape[0]} but the sample shape is {shape}")
-        dtype = dtype or (x_T.dtype if x_T is not None else y.dtype)
-        device = device or (x_T.device if x_T is not None else y.device)
+        check_finite("y", y)
+        ref = x_T if x_T is not None else y
+        dtype, device = options.dtype or ref.dtype, options.device or ref.device
         n = math.prod(shape[1:])
         per_sample(self.sigma_y, shape[0], y, "sigma_y")
         times = self.solver.time_grid("cpu")[:-1].to(dtype).to(device)  # what the solver's loop passes as t
-        score_fn = self.posterior_score_fn(prior_score_fn, y.to(dtype=dtype, device=device), n, backend, times=times)
-        return self.solver.sample(score_fn, None, x_T=x_T, shape=shape, seed=seed, backend=backend,
-                                  progress=progress, return_trajectory=return_trajectory,
-                                  check_every=check_every, cuda_graph=cuda_graph, dtype=dtype, device=device,
-                                  denoise=denoise)
+        score_fn = self.posterior_score_fn(prior_score_fn, y.to(dtype=dtype, device=device), n, options.backend,
+                                           times=times)
+        return self.solver.sample(score_fn, None, x_T=x_T, shape=shape,
+                                  options=dataclasses.replace(options, dtype=dtype, device=device))

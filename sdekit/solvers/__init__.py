@@ -1,16 +1,29 @@
 """Samplers of linear SDEs: the SDE gives the coefficients, the solver the update, the kernel the arithmetic.
 
 Every update is one fused kernel ``x <- A x + C y + S score + N z`` (:mod:`sdekit.kernels.steps`)
-with counter-based normals keyed by ``(seed, step, element)``, so the ``torch``, ``triton``
-and ``cuda`` backends draw the same numbers for the same seed.
+with counter-based normals keyed by ``(seed, word, element)``, so the ``torch``, ``triton`` and
+``cuda`` backends draw the same numbers for the same seed.  The modules:
+
+* :mod:`.base`: the abstract :class:`ReverseSampler` (a sampler is its ``step_coefficients``)
+  and :class:`Corrector`, and the front door that checks a run;
+* :mod:`.plan`: a run's :class:`Plan` (grid, ``(A, C, S, N)`` table, corrector, RNG words);
+* :mod:`.options`: :class:`RunOptions` (seed, backend, ..., denoise), one frozen object;
+* :mod:`.loop`: the one loop that executes a plan (forward and reverse);
+* :mod:`.registry`: the names ``PredictorCorrector`` and ``DMPS`` accept;
+* one module per family of samplers (equation, order and source in each class docstring).
 """
-from .base import NonFiniteError, ReverseSampler, SolverError
+from .ancestral import AncestralDDPM
+from .base import Corrector, ReverseSampler
 from .euler_maruyama import EulerMaruyama
 from .exponential import ExponentialIntegrator
+from .loop import NonFiniteError, SolverError
+from .options import RunOptions
+from .plan import Plan
 from .predictor_corrector import LangevinCorrector, PredictorCorrector, ReverseDiffusion
 from .probability_flow import ProbabilityFlow
 
 __all__ = [
-    "EulerMaruyama", "ExponentialIntegrator", "LangevinCorrector", "NonFiniteError", "PredictorCorrector",
-    "ProbabilityFlow", "ReverseDiffusion", "ReverseSampler", "SolverError",
+    "AncestralDDPM", "Corrector", "EulerMaruyama", "ExponentialIntegrator", "LangevinCorrector", "NonFiniteError",
+    "Plan", "PredictorCorrector", "ProbabilityFlow", "ReverseDiffusion", "ReverseSampler", "RunOptions",
+    "SolverError",
 ]

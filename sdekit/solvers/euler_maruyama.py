@@ -1,13 +1,19 @@
 """Euler-Maruyama for the forward and the reverse-time linear SDE."""
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
-from ..kernels import steps as _steps
-from .base import (ReverseSampler, StepChecker, check_backend, check_seed, check_state, coef_table,
-                   time_grid)
+from .._checks import check_finite, check_float_batch, check_real
+from . import loop
+from .base import ReverseSampler, _with_seed, check_conditioning
+from .options import RunOptions
+from .plan import Plan, coefficient_table, time_grid
+from .registry import register_sampler
 
 
+@register_sampler("euler_maruyama")
 class EulerMaruyama(ReverseSampler):
     r"""Euler-Maruyama (Maruyama 1955), strong order 1 and weak order 1 for these SDEs (Ito).
 
@@ -26,7 +32,7 @@ class EulerMaruyama(ReverseSampler):
     strong_order = 1.0
     weak_order = 1.0
 
-    def coefficients(self, t, s):
+    def step_coefficients(self, t, s):
         a, c, g = self.sde.coefficients(t)
         h = t - s
         return 1.0 - a * h, -c * h, g * g * h, g * h.sqrt()
@@ -37,28 +43,33 @@ class EulerMaruyama(ReverseSampler):
         h = t_next - t
         return 1.0 + a * h, c * h, torch.zeros_like(h), g * h.sqrt()
 
-    def simulate(self, x0, y=None, t0=0.0, t1=None, seed=None, backend="auto", *, check_every=0):
-        """Integrate the forward SDE from ``x0`` at ``t0`` to ``t1`` (default ``T``) in ``steps`` steps."""
-        sde, steps = self.sde, self.steps
-        check_state(sde, x0, y, "x0")
-        t1 = sde.T if t1 is None else t1
-        for name, v in (("t0", t0), ("t1", t1)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise TypeError(f"{name} must be a float, got {type(v).__name__}")
-        t0, t1 = float(t0), float(t1)
+    def forward_plan(self, t0: float, t1: float) -> Plan:
+        """The plan of the forward run from ``t0`` to ``t1`` in ``steps`` steps (no score)."""
+        ts = time_grid(t0, t1, self.steps)
+        return Plan(ts, coefficient_table(*self.forward_coefficients(ts[:-1], ts[1:])), uses_score=False,
+                    name=f"{type(self).__name__} (forward)", direction="forward")
+
+    def simulate(self, x0, y=None, t0=0.0, t1=None, *args, options: RunOptions | None = None, **kwargs):
+        """Integrate the forward SDE from ``x0`` at ``t0`` to ``t1`` (default ``T``) in ``steps`` steps.
+
+        Run options as for :meth:`sample` (``seed`` and ``backend`` may go positionally after
+        ``t1``); ``denoise`` does not apply (every forward step draws its normals).
+        """
+        if "denoise" in kwargs:
+            raise TypeError("simulate has no denoise option (every forward step draws its normals)")
+        options = _with_seed(dataclasses.replace(RunOptions.merge(options, args, kwargs), denoise=False))
+        sde = self.sde
+        check_float_batch("x0", x0)
+        check_conditioning(sde, x0, y, "x0")
+        for name, want in (("dtype", options.dtype), ("device", options.device)):
+            if want is not None and getattr(x0, name) != want:
+                raise ValueError(f"{name}={want} disagrees with x0's {name} {getattr(x0, name)}: leave {name} unset")
+        t0 = check_real("t0", t0)
+        t1 = sde.T if t1 is None else check_real("t1", t1)
         if not (0.0 <= t0 < t1 <= sde.T):
             raise ValueError(f"need 0 <= t0 < t1 <= T = {sde.T}, got t0={t0}, t1={t1}")
-        seed = check_seed(seed)
-        affine = _steps.step_impl("affine_step", check_backend(backend), x0.device)
-        ts = time_grid(t0, t1, steps, "cpu")
-        table = coef_table(*self.forward_coefficients(ts[:-1], ts[1:]), x0.dtype).to(x0.device)
-        y_arg = y if (y is not None and sde.has_y_drift) else None
-        t_host = ts.tolist()
-        checker = StepChecker(steps, x0.device, lambda w: f"step {w} of {steps} (forward, t={t_host[w]:.6g})",
-                              check_every)
+        check_finite("x0", x0)
+        if y is not None:
+            check_finite("y", y)
         x = x0.clone(memory_format=torch.contiguous_format)
-        for n in range(steps):
-            affine(x, table[n], y=y_arg, seed=seed, step=n, out=x, flags=checker.flags[n])
-            checker.maybe_check(n, n + 1)
-        checker.raise_if_bad()
-        return x
+        return loop.run(self.forward_plan(t0, t1), x, None, y if sde.has_y_drift else None, options)

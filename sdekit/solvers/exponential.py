@@ -1,9 +1,22 @@
 """Exponential integrator of the reverse SDE: the linear part solved exactly, the noise estimate frozen."""
 from __future__ import annotations
 
+import warnings
+
+import torch
+
 from .base import ReverseSampler, sqrt_clamped
+from .registry import register_sampler
 
 
+def log_snr_steps(sde, ts: torch.Tensor) -> torch.Tensor:
+    """``h_n = lambda(t_{n+1}) - lambda(t_n)`` over the grid ``ts``, ``lambda = log(mx / std)``."""
+    mx, _ = sde.mean_coeffs(ts)
+    lam = torch.log(mx) - 0.5 * torch.log(sde.marginal_var(ts))
+    return lam[1:] - lam[:-1]
+
+
+@register_sampler("exponential")
 class ExponentialIntegrator(ReverseSampler):
     r"""First-order exponential integrator of the reverse SDE (SDE-DPM-Solver-1, Lu et al. 2022,
     "DPM-Solver", sec. 5 / DPM-Solver++ eq. 10), weak order 1.
@@ -16,19 +29,32 @@ class ExponentialIntegrator(ReverseSampler):
 
     so ``A = r``, ``C = my_s - r my_t``, ``S = 2 sigma_s sigma_t (e^h - 1)``,
     ``N = sigma_s sqrt(e^(2h) - 1)``.  The linear drift ``a x + c y`` is integrated exactly
-    (``x - my y`` obeys ``d(x - my y) = a (x - my y) dt + g dw``), so the mean of a Gaussian
-    data distribution is exact at any step count.  Against Euler-Maruyama at equal steps
-    (W2 distance to the exact marginal for Gaussian data, tests/test_solvers_convergence.py):
-    smaller for VE and the DriftRec family (OUVE, TSDVE) at every count tried from 10 to 400
-    (e.g. 0.026 vs 0.63 for VE at 10 steps, 0.0017 vs 0.012 for OUVE); for VP on a uniform
-    time grid only at about 10 steps or fewer: the last steps are then very long in
-    ``lambda`` and the frozen-noise error dominates.
+    (``x - my y`` obeys ``d(x - my y) = a (x - my y) dt + g dw``), so the mean of Gaussian data
+    is exact at any step count.
+
+    Where it is worse: the frozen-noise error of a step grows like ``e^h``.  On VP's uniform time
+    grid the last steps are long in ``lambda`` (``h`` up to 4-10 at 1-6 steps), and there the
+    output variance for Gaussian data is orders of magnitude above the truth and above
+    Euler-Maruyama's; from 8 to about 10 steps it is closer than EM, from 20 steps on EM is
+    closer.  For VE and the DriftRec family it is closer than EM at every count tried (5-100).
+    The measured table is in ``benchmarks/RESULTS.md``.  A grid with a step of
+    ``h > max_log_snr_step`` (4) gets a ``RuntimeWarning`` at construction.
     """
 
     strong_order = 1.0
     weak_order = 1.0
+    max_log_snr_step = 4.0
 
-    def coefficients(self, t, s):
+    def __init__(self, sde, steps: int = 100, t_eps: float | None = None):
+        super().__init__(sde, steps, t_eps)
+        h = float(log_snr_steps(sde, self.time_grid()).max())
+        if h > self.max_log_snr_step:
+            warnings.warn(f"ExponentialIntegrator({type(sde).__name__}, steps={self.steps}): a step spans {h:.3g} "
+                          f"in log(mx/std) (> {self.max_log_snr_step:g}); the frozen-noise error grows like e^h "
+                          "and such runs were measured far off the true marginal (benchmarks/RESULTS.md): "
+                          "use more steps", RuntimeWarning, stacklevel=2)
+
+    def step_coefficients(self, t, s):
         sde = self.sde
         mx_t, my_t = sde.mean_coeffs(t)
         mx_s, my_s = sde.mean_coeffs(s)

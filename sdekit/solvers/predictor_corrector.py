@@ -1,15 +1,17 @@
 """score_sde's predictor-corrector samplers (Song et al. 2021, Algorithms 2-3), one fused kernel per update."""
 from __future__ import annotations
 
-import numbers
-
 import torch
 
+from .._checks import check_int, check_real
 from ..kernels import steps as _steps
-from .base import ReverseSampler, check_sde, check_steps, check_t_eps, run_reverse, sqrt_clamped
-from .euler_maruyama import EulerMaruyama
+from .base import Corrector, ReverseSampler, check_sde, sqrt_clamped
+from .options import RunOptions
+from .plan import Plan
+from .registry import CORRECTORS, SAMPLERS, lookup, register_corrector, register_sampler
 
 
+@register_sampler("reverse_diffusion")
 class ReverseDiffusion(ReverseSampler):
     r"""Reverse-diffusion predictor (Song et al. 2021, eq. 46), first order.
 
@@ -26,45 +28,63 @@ class ReverseDiffusion(ReverseSampler):
     strong_order = 1.0
     weak_order = 1.0
 
-    def coefficients(self, t, s):
+    def step_coefficients(self, t, s):
         phi, psi, var = self.sde.transition(s, t)
         return 2.0 - phi, -psi, var, sqrt_clamped(var)
 
 
-class LangevinCorrector:
+@register_corrector("langevin")
+class LangevinCorrector(Corrector):
     r"""Langevin corrector (Song et al. 2021, Algorithm 5): ``n_steps`` steps at fixed ``t``::
 
         eps = 2 alpha (snr ||z|| / ||score||)^2,     x <- x + eps score(x, t) + sqrt(2 eps) z
 
-    with per-sample norms (``norm="sample"``, the default) or, as score_sde's code does,
-    the batch means of the per-sample norms (``norm="batch_mean"``).  ``alpha = phi^2`` of
-    the transition over one step ending at ``t``: score_sde's ``alphas_i = 1 - beta_i`` for
-    VP, 1 for VE.  Costs a per-sample norm reduction (a second read of the score) and one
-    fused update per step.  A score that is exactly zero on a whole sample gives an infinite
-    step, as in score_sde; the run then stops with a :class:`NonFiniteError` naming the step.
+    ``norm`` says which norms set the step size:
+
+    * ``"batch_mean"`` (default; what score_sde's and sgmse's code do): the batch means of the
+      per-sample norms, one ``eps`` for the whole batch.  Safe for any sample dimension; it
+      assumes the samples of a batch have scores of comparable size (one data set, one noise
+      level), which a sampling batch has.
+    * ``"sample"`` (Algorithm 5 read per sample): each sample's own norms.  Safe only when each
+      sample is high-dimensional (images: ``||z||`` and ``||score||`` then concentrate, and it
+      differs from the batch rule by a few percent per step); on low-dimensional samples (a batch
+      of scalars or 2-D points) a sample near a mode has ``||score|| ~ 0``, an enormous step,
+      and the chain diverges.
+
+    ``alpha="transition"`` (default) is ``phi^2`` of the transition over the predictor step ending
+    at ``t``: score_sde's ``alphas_i = 1 - beta_i`` for VP, ``1`` for VE.  A positive float fixes
+    it (sgmse uses ``1``).  Costs a per-sample norm reduction (a second read of the score) and
+    one fused update per step.  A score that is exactly zero gives an infinite step, as in
+    score_sde; the run then stops with a :class:`NonFiniteError` naming the step.
     """
 
-    def __init__(self, sde, snr: float = 0.16, n_steps: int = 1, norm: str = "sample"):
+    def __init__(self, sde, snr: float = 0.16, n_steps: int = 1, norm: str = "batch_mean",
+                 alpha: str | float = "transition"):
         check_sde(sde)
-        if isinstance(snr, bool) or not isinstance(snr, numbers.Real) or not snr > 0:
-            raise ValueError(f"snr must be a positive float, got {snr!r}")
-        if isinstance(n_steps, bool) or not isinstance(n_steps, numbers.Integral) or n_steps < 0:
-            raise ValueError(f"n_steps must be an int >= 0, got {n_steps!r}")
+        self.snr = check_real("snr", snr, positive=True)
+        self.n_steps = check_int("n_steps", n_steps, min=0)
         if norm not in ("sample", "batch_mean"):
             raise ValueError(f"norm must be 'sample' or 'batch_mean', got {norm!r}")
-        self.sde, self.snr, self.n_steps, self.norm = sde, float(snr), int(n_steps), norm
+        if alpha != "transition":
+            if isinstance(alpha, str):
+                raise ValueError(f"alpha must be 'transition' or a positive float, got {alpha!r}")
+            alpha = check_real("alpha", alpha, positive=True)
+        self.sde, self.norm, self.alpha = sde, norm, alpha
 
-    def alpha(self, t, s):
-        phi, _, _ = self.sde.transition(s, t)
-        return phi * phi
+    def constants(self, t, s):
+        """``alpha`` at each ``t`` (``phi(s -> t)^2``, or the fixed value), float64."""
+        if self.alpha == "transition":
+            phi, _, _ = self.sde.transition(s, t)
+            return phi * phi
+        return torch.full_like(t, self.alpha, dtype=torch.float64)
 
-    def step(self, x, score, alpha, *, seed: int, step: int, backend: str = "auto", out=None, flags=None):
+    def step(self, x, score, constant, *, seed: int, step: int, backend: str = "auto", out=None, flags=None):
         """One Langevin update of ``x`` at fixed ``t`` (a norm reduction, then one fused kernel).
 
-        ``alpha`` is a scalar tensor (see :meth:`alpha`); ``(seed, step)`` keys the normals, the
-        same ones the norm reduction saw.
+        ``constant`` is ``alpha``, a scalar tensor (see :meth:`constants`); ``(seed, step)`` keys
+        the normals, the same ones the norm reduction saw.
         """
-        eps = self.step_size(_steps.sample_sq_norms(score, backend=backend, seed=seed, step=step), alpha)
+        eps = self.step_size(_steps.sample_sq_norms(score, backend=backend, seed=seed, step=step), constant)
         coef = torch.stack([torch.ones_like(eps), torch.zeros_like(eps), eps, torch.sqrt(2.0 * eps)])
         return _steps.affine_step(x, coef, backend=backend, score=score, seed=seed, step=step, out=out, flags=flags)
 
@@ -79,46 +99,42 @@ class LangevinCorrector:
         return 2.0 * alpha * self.snr**2 * ratio2
 
 
-_PREDICTORS = {"reverse_diffusion": ReverseDiffusion, "euler_maruyama": EulerMaruyama}
+class PredictorCorrector(ReverseSampler):
+    """score_sde's PC sampler: at each time, ``corrector_steps`` corrector updates, then one predictor step.
 
-
-class PredictorCorrector:
-    """score_sde's PC sampler: at each time, ``corrector_steps`` Langevin steps, then one predictor step.
-
-    ``denoise=True`` (score_sde's ``noise_removal``) drops the noise of the last predictor
-    step, returning its mean.  Weak order 1 (the predictor's; the corrector only moves
-    samples towards the marginal at the current time).
+    ``predictor`` names any registered sampler (:data:`sdekit.solvers.registry.SAMPLERS`:
+    ``"reverse_diffusion"``, ``"euler_maruyama"``, ``"ddpm"``, ...); ``corrector`` a registered
+    corrector (``"langevin"``), a :class:`Corrector`, or ``None``.  ``snr``, ``corrector_steps``,
+    ``norm`` and ``alpha`` configure the Langevin corrector.  Weak order 1 (the predictor's; the
+    corrector only moves samples towards the marginal at the current time).  ``denoise``, when
+    given, is this sampler's default for the run option of that name (score_sde's
+    ``noise_removal``); otherwise :class:`RunOptions`' default applies.
     """
 
-    def __init__(self, sde, steps: int = 1000, predictor: str = "reverse_diffusion", corrector: str | None = "langevin",
-                 snr: float = 0.16, corrector_steps: int = 1, t_eps: float | None = None, denoise: bool = True,
-                 norm: str = "sample"):
-        check_sde(sde)
-        steps = check_steps(steps)
-        t_eps = check_t_eps(sde, t_eps)
-        if predictor not in _PREDICTORS:
-            raise ValueError(f"predictor must be one of {sorted(_PREDICTORS)}, got {predictor!r}")
-        if corrector not in ("langevin", None):
-            raise ValueError(f"corrector must be 'langevin' or None, got {corrector!r}")
-        self.sde = sde
-        self.predictor = _PREDICTORS[predictor](sde, steps, t_eps)
-        self.corrector = LangevinCorrector(sde, snr, corrector_steps, norm) if corrector else None
-        self.denoise = bool(denoise)
-        self.weak_order = self.predictor.weak_order
+    def __init__(self, sde, steps: int = 1000, predictor: str = "reverse_diffusion",
+                 corrector: str | Corrector | None = "langevin", snr: float = 0.16, corrector_steps: int = 1,
+                 t_eps: float | None = None, denoise: bool | None = None, norm: str = "batch_mean",
+                 alpha: str | float = "transition"):
+        super().__init__(sde, steps, t_eps)
+        self.predictor = lookup(SAMPLERS, predictor, "predictor")(sde, self.steps, self.t_eps)
+        if corrector is None or isinstance(corrector, Corrector):
+            self.corrector = corrector
+        else:
+            self.corrector = lookup(CORRECTORS, corrector, "corrector")(
+                sde, snr=snr, n_steps=corrector_steps, norm=norm, alpha=alpha)
+        self.noise = self.predictor.noise
+        self.strong_order, self.weak_order = self.predictor.strong_order, self.predictor.weak_order
+        if denoise is not None:
+            self.run_defaults = RunOptions(denoise=denoise)
 
-    @property
-    def steps(self) -> int:
-        return self.predictor.steps
+    def step_coefficients(self, t, s):
+        return self.predictor.step_coefficients(t, s)
 
-    @property
-    def t_eps(self) -> float:
-        return self.predictor.t_eps
-
-    def sample(self, score_fn, y=None, x_T=None, shape=None, seed=None, backend="auto", progress=False,
-               return_trajectory=False, *, check_every=0, cuda_graph=False, dtype=torch.float32, device=None):
-        """Like :meth:`sdekit.solvers.base.ReverseSampler.sample`."""
-        corrector = self.corrector if (self.corrector is not None and self.corrector.n_steps) else None
-        return run_reverse(self.predictor, corrector, score_fn, y=y, x_T=x_T, shape=shape, seed=seed,
-                           backend=backend, progress=progress, return_trajectory=return_trajectory,
-                           check_every=check_every, cuda_graph=cuda_graph, dtype=dtype, device=device,
-                           denoise=self.denoise)
+    def plan(self) -> Plan:
+        """The predictor's plan with the corrector and its per-step constants added."""
+        plan = self.predictor.plan()
+        if self.corrector is None or self.corrector.n_steps == 0:
+            return Plan(plan.times, plan.table, noise=plan.noise, name=type(self).__name__)
+        t, s = plan.times[:-1], plan.times[1:]
+        return Plan(plan.times, plan.table, noise=plan.noise, corrector=self.corrector,
+                    corrector_constants=self.corrector.constants(t, s), name=type(self).__name__)

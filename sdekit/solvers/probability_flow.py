@@ -1,9 +1,11 @@
 """Probability-flow ODE sampler (Song et al. 2021, eq. 13): deterministic, one fused kernel per step."""
 from __future__ import annotations
 
+from .registry import register_sampler
 from .base import ReverseSampler
 
 
+@register_sampler("probability_flow")
 class ProbabilityFlow(ReverseSampler):
     r"""The probability-flow ODE ``dx = [a x + c y - g^2 score / 2] dt`` from ``T`` to ``t_eps``, order 1.
 
@@ -30,7 +32,7 @@ class ProbabilityFlow(ReverseSampler):
             raise ValueError(f"method must be 'euler' or 'exponential', got {method!r}")
         self.method = method
 
-    def coefficients(self, t, s):
+    def step_coefficients(self, t, s):
         if self.method == "euler":
             a, c, g = self.sde.coefficients(t)
             h = t - s

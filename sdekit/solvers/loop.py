@@ -1,0 +1,168 @@
+"""The one sampling loop: executes a :class:`~sdekit.solvers.plan.Plan` on a state, in place.
+
+Used by every sampler's ``sample`` and by :meth:`EulerMaruyama.simulate`.  Per step it calls
+``score_fn`` and launches one fused kernel per update (:mod:`sdekit.kernels.steps`), and it never
+waits on the device:
+
+* times and coefficients are tables of the plan, moved to the device once;
+* the kernels check ``score_fn``'s result (shape, dtype, device: host metadata, free) when they
+  take it; the loop only adds where in the run it happened;
+* finiteness is recorded by the kernels themselves in a per-word ``flags`` table (non-finite
+  score, non-finite update) and inspected once at the end, or every ``check_every`` steps (one
+  host sync each).  The error names the first failing step and its time.
+
+On CUDA, ``cuda_graph=True`` captures the whole loop in a CUDA graph (after warm-up steps that
+compile the kernels and let ``score_fn`` allocate its workspaces) and replays it; a capture that
+fails (``score_fn`` syncs, allocates from the host, branches on data) falls back to the eager
+loop with a warning.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from ..kernels.dispatch import resolve
+from ..kernels import steps as _steps  # noqa: F401  (importing it registers every backend)
+from .options import RunOptions
+from .plan import Plan
+
+
+class SolverError(RuntimeError):
+    """A sampling run failed (the message names the step)."""
+
+
+class NonFiniteError(SolverError, FloatingPointError):
+    """``score_fn`` or the update produced NaN or infinity."""
+
+
+class StepRecords:
+    """Per-word finiteness flags the kernels set without a host sync, and the errors they imply."""
+
+    def __init__(self, plan: Plan, device, check_every: int):
+        self.plan = plan
+        self.flags = torch.zeros(plan.steps * plan.words_per_step, 2, dtype=torch.int32, device=device)
+        self.t_host = plan.times.tolist()
+        self.check_every = check_every
+
+    def describe(self, word: int) -> str:
+        return self.plan.describe(word, self.t_host)
+
+    def maybe_check(self, n: int) -> None:
+        if self.check_every and (n + 1) % self.check_every == 0:
+            self.raise_if_bad((n + 1) * self.plan.words_per_step)
+
+    def raise_if_bad(self, upto_word: int | None = None) -> None:
+        flags = self.flags if upto_word is None else self.flags[:upto_word]
+        bad = flags.any(dim=1)
+        if not bool(bad.any()):  # the one host sync
+            return
+        w = int(bad.nonzero()[0, 0])
+        if int(flags[w, 0]):
+            raise NonFiniteError(f"score_fn returned non-finite values (NaN or inf) at {self.describe(w)}")
+        raise NonFiniteError(f"the update produced non-finite values at {self.describe(w)} "
+                             "(coefficients or state overflowed)")
+
+
+def rng_key(options: RunOptions, word: int) -> dict:
+    """The counter-based generator's key of one update: the single place the run's RNG numbering
+    meets the kernels (issue 18's ``sample_offset`` joins ``seed`` and ``step`` here)."""
+    return {"seed": options.seed, "step": word}
+
+
+def run(plan: Plan, x: torch.Tensor, score_fn: Callable | None, y, options: RunOptions):
+    """Execute ``plan`` on ``x`` in place (``x``: the validated, contiguous initial state; ``y``:
+    the conditioning tensor or ``None``; ``options.seed`` already drawn).  Returns ``x``, or
+    ``(x, trajectory)`` with ``options.return_trajectory``."""
+    steps, K, device = plan.steps, plan.corrector_steps, x.device
+    affine = resolve("affine_step", options.backend, device)
+    table = plan.table.to(x.dtype).unsqueeze(-1).to(device)  # (steps, 4, 1): the kernels' coef layout
+    t_rows = plan.times[:-1, None].expand(steps, x.shape[0]).to(x.dtype).contiguous().to(device)
+    constants = None if K == 0 else plan.corrector_constants.to(dtype=x.dtype, device=device)
+    records = StepRecords(plan, device, options.check_every)
+    last_noise = plan.noise and not options.denoise
+
+    def score(n: int) -> torch.Tensor:
+        return score_fn(x, t_rows[n])
+
+    def launch(w: int, kernel: Callable, *args, **kwargs) -> None:
+        try:
+            kernel(*args, **kwargs)
+        except (TypeError, ValueError) as err:  # everything but score_fn's result was checked up front
+            raise SolverError(f"at {records.describe(w)}: score_fn returned a value the step cannot take: "
+                              f"{err}") from err
+
+    def one_step(n: int) -> None:
+        for j in range(K):
+            w = plan.word(n, j)
+            launch(w, plan.corrector.step, x, score(n), constants[n], **rng_key(options, w),
+                   backend=options.backend, out=x, flags=records.flags[w])
+        w = plan.word(n, K)
+        noise = last_noise if n == steps - 1 else plan.noise
+        launch(w, affine, x, table[n], score=score(n) if plan.uses_score else None, y=y, noise=noise,
+               out=x, flags=records.flags[w], **rng_key(options, w))
+
+    trajectory = [x.clone()] if options.return_trajectory else None
+    use_graph = options.cuda_graph and device.type == "cuda"
+    if use_graph and (options.return_trajectory or options.progress or options.check_every):
+        warnings.warn("cuda_graph ignores progress, return_trajectory and check_every: running eagerly",
+                      RuntimeWarning, stacklevel=4)
+        use_graph = False
+    if use_graph:
+        backup = x.clone()
+
+        def loop():
+            for n in range(steps):
+                one_step(n)
+
+        def warmup():  # compiles every kernel variant the loop launches (the last step may be noise-free)
+            one_step(0)
+            one_step(steps - 1)
+            records.flags.zero_()  # the warm-up ran on a state the real loop never sees
+
+        run_graphed(loop, warmup, x, backup)
+    else:
+        for n in tqdm(range(steps), desc=plan.name, disable=not options.progress, leave=False):
+            one_step(n)
+            if trajectory is not None:
+                trajectory.append(x.clone())
+            records.maybe_check(n)
+    records.raise_if_bad()
+    if trajectory is not None:
+        return x, torch.stack(trajectory)
+    return x
+
+
+def run_graphed(loop: Callable[[], None], warmup: Callable[[], None], x: torch.Tensor, backup: torch.Tensor) -> None:
+    """Run ``loop`` (which updates ``x`` in place) captured in a CUDA graph; eager on failure.
+
+    The capture is driven by hand (``capture_begin`` / ``capture_end`` inside a stream context)
+    rather than by ``torch.cuda.graph``, whose ``__exit__`` leaves its capture stream current
+    when ``capture_end`` raises: after a failed capture the eager fallback, and all the caller's
+    later work, would run on that stream.  Written for the GPU machine; CPU-only CI cannot run it.
+    """
+    device = x.device
+    try:
+        side = torch.cuda.Stream(device=device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            warmup()
+        torch.cuda.current_stream(device).wait_stream(side)
+        x.copy_(backup)
+        torch.cuda.synchronize(device)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.stream(side):  # the caller's stream comes back whatever raises inside
+            graph.capture_begin()
+            try:
+                loop()
+            finally:
+                graph.capture_end()
+        x.copy_(backup)
+        graph.replay()
+    except Exception as err:  # noqa: BLE001 - any capture failure falls back
+        warnings.warn(f"CUDA graph capture failed ({type(err).__name__}: {err}); running the loop eagerly",
+                      RuntimeWarning, stacklevel=4)
+        x.copy_(backup)
+        loop()
