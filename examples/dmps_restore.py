@@ -198,7 +198,7 @@ def dps_sample(sde, net, op, y: torch.Tensor, x_T: torch.Tensor, steps: int, zet
     """
     sampler = AncestralDDPM(sde, steps)
     ts = sampler.time_grid()
-    a, _, s, n = (c.tolist() for c in sampler.coefficients(ts[:-1], ts[1:]))
+    a, _, s, n = (c.tolist() for c in sampler.step_coefficients(ts[:-1], ts[1:]))
     mx, std = sde.mean_coeffs(ts[:-1])[0].tolist(), sde.marginal_std(ts[:-1]).tolist()
     gen = torch.Generator(x_T.device).manual_seed(seed)
     x = x_T.clone()

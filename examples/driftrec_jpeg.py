@@ -158,7 +158,8 @@ def main(argv=None) -> dict:
                 score_fn = im.score_from_noise(sde, nets[name], y)
                 with im.Stopwatch(device) as w:
                     out[name] = EulerMaruyama(sde, args.steps).sample(
-                        score_fn, y=y, seed=args.seed + qi, backend=args.backend, progress=not args.quiet)
+                        score_fn, y=y, seed=args.seed + qi, backend=args.backend, progress=not args.quiet,
+                        denoise=False)
                 seconds[(quality, name)] = w.seconds
         for name, x in out.items():
             rows[(quality, name)] = {"psnr": float(im.psnr(x, clean).mean()), "ssim": float(im.ssim(x, clean).mean()),

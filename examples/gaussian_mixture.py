@@ -159,7 +159,7 @@ def main(argv=None) -> dict:
         score = cond.to(device).score_fn(sde, y_a_rep)
         return EulerMaruyama(sde, args.steps).sample(
             score, y=y_a_rep, x_T=exact_start(sde) if exact_x_T else None, seed=args.seed, backend=args.backend,
-            return_trajectory=True, dtype=torch.float64, device=device)
+            return_trajectory=True, dtype=torch.float64, device=device, denoise=False)
 
     vp = sdes["VPSDE"]
 
@@ -167,13 +167,13 @@ def main(argv=None) -> dict:
         """DMPS (DDPM ancestral steps, lam = 1) with the exact prior score."""
         return DMPS(vp, inpaint, SIGMA_INPAINT, steps=args.steps).sample(
             prior.to(device).score_fn(vp), y_b[rows].to(device), seed=args.seed, shape=shape,
-            backend=args.backend, return_trajectory=True)
+            backend=args.backend, return_trajectory=True, denoise=False)
 
     def vp_exact_posterior():
         """The same DDPM solver with the exact posterior score: what DMPS's score approximates."""
         return AncestralDDPM(vp, args.steps).sample(
             post_b.rows(rows).to(device).score_fn(vp), shape=shape, seed=args.seed, backend=args.backend,
-            return_trajectory=True, dtype=torch.float64, device=device)
+            return_trajectory=True, dtype=torch.float64, device=device, denoise=False)
 
     runs = [("OUVE, exact x_T", "a", lambda: driftrec(sdes["OUVE"], True)),
             ("OUVE, DriftRec x_T", "a", lambda: driftrec(sdes["OUVE"], False)),

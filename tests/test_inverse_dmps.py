@@ -18,7 +18,7 @@ from scipy.stats import chi2
 from sdekit import VESDE
 from sdekit.inverse import DMPS, DenseOperator, SuperResolution
 
-from test_inverse_operators import shared_vpsde  # noqa: F401,E402
+from _problems import shared_vpsde
 
 D64 = torch.float64
 BETA_MIN, BETA_MAX = 0.1, 20.0
@@ -105,7 +105,8 @@ def test_dmps_ddpm_form_matches_its_own_gaussian_prediction_and_documents_the_po
     vp = shared_vpsde()
     scale_var = lambda t: (vp_abar(t).sqrt(), 1 - vp_abar(t))  # noqa: E731
     sampler = DMPS(vp, DenseOperator(A), sigma_y, steps=steps, t_eps=t_eps)  # solver="ddpm"
-    x = sampler.sample(gaussian_prior_score(Sig0, mu0, scale_var), y.expand(N, -1).contiguous(), seed=7)
+    x = sampler.sample(gaussian_prior_score(Sig0, mu0, scale_var), y.expand(N, -1).contiguous(), seed=7,
+                       denoise=False)
     assert x.shape == (N, 3) and x.dtype == D64
 
     def ddpm(t, s):  # (x + beta score) / sqrt(alpha) + sqrt(beta) z, alpha = abar(t) / abar(s)
@@ -146,7 +147,8 @@ def test_dmps_general_sde_form_ve_euler_maruyama_matches_its_prediction():
     sig = lambda t: smin * (smax / smin) ** t  # noqa: E731
     scale_var = lambda t: (torch.ones((), dtype=D64), sig(t) ** 2)  # noqa: E731
     sampler = DMPS(ve, DenseOperator(A), sigma_y, steps=steps, solver="euler_maruyama", t_eps=t_eps)
-    x = sampler.sample(gaussian_prior_score(Sig0, mu0, scale_var), y.expand(N, -1).contiguous(), seed=3)
+    x = sampler.sample(gaussian_prior_score(Sig0, mu0, scale_var), y.expand(N, -1).contiguous(), seed=3,
+                       denoise=False)
 
     def em(t, s):  # x + g^2 h score + g sqrt(h) z, g^2 = d sigma^2 / dt = 2 sigma^2 log(smax / smin)
         h = t - s
@@ -165,7 +167,7 @@ def test_dmps_with_lam_zero_samples_the_prior_chain_and_float32_runs():
     scale_var = lambda t: (vp_abar(t).sqrt(), 1 - vp_abar(t))  # noqa: E731
     sampler = DMPS(vp, DenseOperator(A), sigma_y, lam=0.0, steps=20)
     y32 = y.float().expand(4000, -1).contiguous()
-    x = sampler.sample(gaussian_prior_score(Sig0, mu0, scale_var), y32, seed=5)
+    x = sampler.sample(gaussian_prior_score(Sig0, mu0, scale_var), y32, seed=5, denoise=False)
     assert x.dtype == torch.float32 and torch.isfinite(x).all()
 
     def ddpm(t, s):
@@ -214,7 +216,7 @@ def test_dmps_denoise_leaves_the_noise_out_of_the_last_step_only():
     assert_within_monte_carlo_error(x, mean, cov)
     # same seed: the chains agree up to the last step, which then differs by sqrt(beta) z
     yb = y.expand(64, -1).contiguous()
-    _, plain = sampler.sample(score, yb, seed=11, return_trajectory=True)
+    _, plain = sampler.sample(score, yb, seed=11, return_trajectory=True, denoise=False)
     _, clean = sampler.sample(score, yb, seed=11, return_trajectory=True, denoise=True)
     torch.testing.assert_close(plain[:-1], clean[:-1], rtol=0, atol=0)
     beta = 1 - vp_abar(ts[-2]) / vp_abar(ts[-1])
@@ -257,7 +259,8 @@ def test_dmps_with_an_image_operator_uses_its_fast_paths_and_matches_the_predict
     prior = gaussian_prior_score(Sig0, mu0, scale_var)
     steps, N = 25, 6000
     x = DMPS(vp, op, 0.1, steps=steps).sample(lambda x, t: prior(x.reshape(N, d), t).reshape(x.shape),
-                                              y[None], seed=11, shape=(N, 1, 4, 4))
+                                              y[None], seed=11, shape=(N, 1, 4, 4),
+                                              denoise=False)
     assert x.shape == (N, 1, 4, 4)
 
     def ddpm(t, s):

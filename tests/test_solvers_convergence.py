@@ -17,12 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from _problems import MU, S0, exact_x_T, gaussian_score, gaussian_truth, reverse_moments
 from sdekit.sde import OUVE, TSDVE, VESDE, VPSDE, SubVPSDE
 from sdekit.solvers import (EulerMaruyama, ExponentialIntegrator, LangevinCorrector, PredictorCorrector,
                             ProbabilityFlow, ReverseDiffusion)
 
 F64 = torch.float64
-
 
 
 def _make_sde(family, p1, p2, p3):
@@ -119,49 +119,7 @@ def test_euler_maruyama_strong_order_is_one_for_additive_noise():
 
 
 # ---------------------------------------------------------------- reverse sampling, Gaussian data
-MU, S0 = 0.5, 0.3
-
-
-def gaussian_score(sde, y=None):
-    """Exact score of x_t when x0 ~ N(MU, S0^2): -(x - mx MU - my y) / (mx^2 S0^2 + v)."""
-    def score(x, t):
-        mx, my = sde.mean_coeffs(t)
-        v = sde.marginal_var(t)
-        mx, my, v = (c.to(x.dtype).view(-1, *([1] * (x.dim() - 1))) for c in (mx, my, v))
-        mean = mx * MU + (my * y if y is not None else 0.0)
-        return -(x - mean) / (mx**2 * S0**2 + v)
-    return score
-
-
-def gaussian_truth(sde, t, y=0.0):
-    mx, my = (float(c) for c in sde.mean_coeffs(t))
-    return mx * MU + (my * y if sde.has_y_drift else 0.0), mx**2 * S0**2 + float(sde.marginal_var(t))
-
-
-def exact_x_T(sde, shape, y=0.0, seed=0):
-    """A draw from the exact marginal at T (the SDE's prior N(prior_mean, v(T)) ignores the data:
-    for OUVE its mean is off by mx(T) (MU - y), DriftRec's prior mismatch)."""
-    mean, var = gaussian_truth(sde, sde.T, y)
-    g = torch.Generator().manual_seed(seed)
-    return mean + math.sqrt(var) * torch.randn(shape, generator=g, dtype=F64)
-
-
-def reverse_moments(sampler, y=0.0, denoise=False):
-    """Exact mean/variance of a reverse sampler's output for Gaussian data (score affine in x)."""
-    sde = sampler.sde
-    ts = sampler.time_grid()
-    t, s = ts[:-1], ts[1:]
-    A, C, S, N = sampler.coefficients(t, s)
-    mx, my = sde.mean_coeffs(t)
-    V = mx**2 * S0**2 + sde.marginal_var(t)
-    k, b = -1.0 / V, (mx * MU + (my * y if sde.has_y_drift else 0.0)) / V
-    m, v = gaussian_truth(sde, sde.T, y)  # started from the exact marginal at T (no prior mismatch)
-    for n in range(sampler.steps):
-        m = (A[n] + S[n] * k[n]) * m + S[n] * b[n] + (C[n] * y if sde.has_y_drift else 0.0)
-        v = (A[n] + S[n] * k[n]) ** 2 * v + (0.0 if denoise and n == sampler.steps - 1 else N[n] ** 2)
-    return float(m), float(v)
-
-
+# (MU, S0, gaussian_score, gaussian_truth, exact_x_T, reverse_moments: tests/_problems.py)
 SAMPLERS = {
     "euler_maruyama": lambda sde, n: EulerMaruyama(sde, n),
     "reverse_diffusion": lambda sde, n: ReverseDiffusion(sde, n),
@@ -180,7 +138,7 @@ def test_reverse_sampling_of_gaussian_data_reproduces_the_marginal(name, sde_nam
     y = torch.full(shape, y_val, dtype=F64) if sde.has_y_drift else None
     sampler = SAMPLERS[name](sde, 100)
     x_T = exact_x_T(sde, shape, y_val)
-    x = sampler.sample(gaussian_score(sde, y), y=y, x_T=x_T, seed=11, backend="torch")
+    x = sampler.sample(gaussian_score(sde, y), y=y, x_T=x_T, seed=11, backend="torch", denoise=False)
     mean, var = gaussian_truth(sde, sampler.t_eps, y_val)
     m_s, v_s = reverse_moments(sampler, y_val)
     n = x.numel()
@@ -194,8 +152,8 @@ def test_predictor_corrector_reproduces_gaussian_data():
     """PC (reverse diffusion + Langevin, snr 0.16) with the exact score: 5 SE plus the predictor's bias."""
     sde = VPSDE()
     shape = (4, 2048)
-    pc = PredictorCorrector(sde, steps=100, snr=0.16, denoise=True)
-    x = pc.sample(gaussian_score(sde), x_T=exact_x_T(sde, shape), seed=5, backend="torch")
+    pc = PredictorCorrector(sde, steps=100, snr=0.16)
+    x = pc.sample(gaussian_score(sde), x_T=exact_x_T(sde, shape), seed=5, backend="torch", denoise=True)
     mean, var = gaussian_truth(sde, pc.t_eps)
     m_s, v_s = reverse_moments(pc.predictor, denoise=True)
     n = x.numel()
@@ -277,7 +235,8 @@ def test_reverse_sampling_of_gaussian_mixture_reproduces_the_data_distribution(n
     """KS test against the exact mixture marginal at t_eps (4096 samples, p > 1e-3), and the mode weights."""
     sde = VPSDE()
     sampler = ExponentialIntegrator(sde, 200) if name == "exponential" else PredictorCorrector(sde, 200)
-    x = sampler.sample(mixture_score(sde), shape=(2, 2048), seed=3, backend="torch", dtype=F64)
+    x = sampler.sample(mixture_score(sde), shape=(2, 2048), seed=3, backend="torch", dtype=F64,
+                       denoise=name == "predictor_corrector")
     z = x.flatten().numpy()
     assert stats.kstest(z, mixture_cdf(sde, sampler.t_eps)).pvalue > 1e-3
     frac = (z > 0.25).mean()  # the modes at -1 and 1.5 are well separated at 0.25
@@ -298,7 +257,7 @@ def test_one_reverse_step_equals_score_sde_euler_maruyama_predictor(probability_
     x_T, y = torch.randn(3, 4, 5, generator=g, dtype=F64), torch.randn(3, 4, 5, generator=g, dtype=F64)
     score = _score_ouve(y)
     solver = ProbabilityFlow(sde, 1, t_eps=0.6) if probability_flow else EulerMaruyama(sde, 1, t_eps=0.6)
-    got = solver.sample(score, y=y, x_T=x_T, seed=13, backend="torch")
+    got = solver.sample(score, y=y, x_T=x_T, seed=13, backend="torch", denoise=False)
     dt = -(sde.T - 0.6)
     t = torch.full((3,), sde.T, dtype=F64)
     drift, diffusion = sde.reverse(score, probability_flow=probability_flow).sde(x_T, y, t)
@@ -309,12 +268,12 @@ def test_one_reverse_step_equals_score_sde_euler_maruyama_predictor(probability_
 
 
 def test_one_langevin_step_equals_score_sde_langevin_corrector():
-    """score_sde's LangevinCorrector update with per-sample norms, written out with torch.norm."""
+    """score_sde's LangevinCorrector update read per sample (``norm="sample"``), written out with torch.norm."""
     from sdekit.kernels.rng import philox_normal_like
     sde = VPSDE()
     x = torch.randn(3, 4, 5, generator=torch.Generator().manual_seed(2), dtype=F64)
     score = -x / 1.3
-    corr = LangevinCorrector(sde, snr=0.16)
+    corr = LangevinCorrector(sde, snr=0.16, norm="sample")
     alpha = torch.tensor(0.97, dtype=F64)
     got = corr.step(x, score, alpha, seed=5, step=9, backend="torch")
     z = philox_normal_like(x, 5, 9)

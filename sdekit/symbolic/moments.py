@@ -60,10 +60,6 @@ class Derivation:
     my: sp.Expr | None
     v: sp.Expr | None
 
-    @property
-    def closed_form(self) -> dict[str, bool]:
-        return {"mx": self.mx is not None, "my": self.my is not None, "v": self.v is not None}
-
 
 class _OutOfTime(Exception):
     pass
