@@ -1,4 +1,5 @@
 """Sampler interface: argument checks, errors that name the step, reproducibility, backends agree."""
+import dataclasses
 import warnings
 
 import pytest
@@ -351,3 +352,147 @@ def test_cuda_graph_request_on_cpu_runs_eagerly(vp):
     em = EulerMaruyama(vp, 4)
     a = em.sample(unit_score, shape=(2, 8), seed=1)
     assert torch.equal(a, em.sample(unit_score, shape=(2, 8), seed=1, cuda_graph=True))
+
+
+# ------------------------------------------------------------------ run options, plan, registry
+def test_run_options_as_one_object_as_keywords_or_positionally_give_the_same_sample(vp):
+    from sdekit.solvers import RunOptions
+    em = EulerMaruyama(vp, 4)
+    a = em.sample(unit_score, shape=(2, 8), seed=3, backend="torch", denoise=False)
+    assert torch.equal(a, em.sample(unit_score, None, None, (2, 8), 3, "torch", denoise=False))
+    opts = RunOptions(seed=3, backend="torch", denoise=False)
+    assert torch.equal(a, em.sample(unit_score, shape=(2, 8), options=opts))
+    assert not torch.equal(a, em.sample(unit_score, shape=(2, 8), options=opts, seed=4))  # keywords override
+    with pytest.raises(TypeError, match="unknown run option"):
+        em.sample(unit_score, shape=(2, 8), sede=3)
+    with pytest.raises(TypeError, match="both positionally and by keyword"):
+        em.sample(unit_score, None, None, (2, 8), 3, seed=3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opts.seed = 5
+
+
+def test_bad_run_options_are_refused_naming_the_argument(vp):
+    em = EulerMaruyama(vp, 2)
+    for seed in (2**64, 2**70, -1):
+        with pytest.raises(ValueError, match=r"seed must lie in \[0, 2\*\*64 - 1\]"):
+            em.sample(unit_score, shape=(2, 3), seed=seed)
+    assert em.sample(unit_score, shape=(2, 3), seed=2**64 - 1).shape == (2, 3)
+    with pytest.raises(ValueError, match="seed must lie"):
+        em.simulate(torch.zeros(2, 3), seed=2**64)
+    with pytest.raises(ValueError, match="device='gpu' is not a torch device"):
+        em.sample(unit_score, shape=(2, 3), device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device='cuda' but this torch build sees no CUDA device"):
+            em.sample(unit_score, shape=(2, 3), device="cuda")
+    for dtype in (torch.int64, torch.float16, "float32"):
+        with pytest.raises(TypeError, match="dtype must be torch.float32 or torch.float64"):
+            em.sample(unit_score, shape=(2, 3), dtype=dtype)
+    with pytest.raises(ValueError, match="dtype=torch.float64 disagrees with x_T's dtype"):
+        em.sample(unit_score, x_T=torch.zeros(2, 3), dtype=torch.float64)
+    for flag in ("progress", "denoise", "cuda_graph", "return_trajectory"):
+        with pytest.raises(TypeError, match=f"{flag} must be True or False"):
+            em.sample(unit_score, shape=(2, 3), **{flag: 1})
+    for shape in (5, (2, -3), (2.5, 3)):
+        with pytest.raises(ValueError, match="shape must be a tuple of ints"):
+            em.sample(unit_score, shape=shape)
+
+
+def test_non_finite_or_non_float_inputs_are_reported_as_the_input_not_the_score(ouve):
+    em = EulerMaruyama(ouve, 3)
+    x_T, y = torch.zeros(2, 3), torch.ones(2, 3)
+    nan = torch.tensor([[0.0, float("nan"), 0.0], [0.0, 0.0, 0.0]])
+    with pytest.raises(ValueError, match="x_T holds non-finite values"):
+        em.sample(unit_score, y=y, x_T=nan)
+    with pytest.raises(ValueError, match="y holds non-finite values"):
+        em.sample(unit_score, y=nan, x_T=x_T)
+    with pytest.raises(ValueError, match="y holds non-finite values"):
+        em.sample(unit_score, y=nan)
+    with pytest.raises(ValueError, match="x0 holds non-finite values"):
+        em.simulate(nan, y)
+    for bad_y in (torch.ones(2, 3, dtype=torch.int64), torch.ones(2, 3, dtype=torch.float16)):
+        with pytest.raises(TypeError, match="y must be float32 or float64"):
+            em.sample(unit_score, y=bad_y)
+        with pytest.raises(TypeError, match="y must be float32 or float64"):
+            em.sample(unit_score, y=bad_y, x_T=x_T)
+
+
+def test_snr_and_alpha_of_the_corrector_must_be_finite_and_positive(vp):
+    for snr in (float("inf"), float("nan"), 0.0):
+        with pytest.raises(ValueError, match="snr must be"):
+            LangevinCorrector(vp, snr=snr)
+        with pytest.raises(ValueError, match="snr must be"):
+            PredictorCorrector(vp, 4, snr=snr)
+    for alpha in ("phi", 0.0, float("inf")):
+        with pytest.raises(ValueError, match="alpha must be"):
+            LangevinCorrector(vp, alpha=alpha)
+    with pytest.raises(ValueError, match="norm must be"):
+        LangevinCorrector(vp, norm="l1")
+
+
+def test_samplers_are_abstract_reverse_samplers_and_predictor_corrector_is_one(vp):
+    from sdekit.solvers import Corrector, ReverseSampler
+    with pytest.raises(TypeError, match="abstract"):
+        ReverseSampler(vp, 4)
+    with pytest.raises(TypeError, match="abstract"):
+        Corrector()
+    pc = PredictorCorrector(vp, 4)
+    assert isinstance(pc, ReverseSampler) and isinstance(pc.corrector, Corrector)
+    assert pc.weak_order == ReverseDiffusion.weak_order
+
+
+def test_one_registry_names_the_predictors_and_the_dmps_solvers(vp):
+    from sdekit.inverse import DMPS, AncestralDDPM, DenseOperator
+    from sdekit.solvers import AncestralDDPM as SolversDDPM
+    from sdekit.solvers.registry import SAMPLERS
+    assert AncestralDDPM is SolversDDPM and SAMPLERS["ddpm"] is SolversDDPM
+    assert {"ddpm", "euler_maruyama", "exponential", "probability_flow", "reverse_diffusion"} <= set(SAMPLERS)
+    x_T = torch.randn(2, 6, generator=torch.Generator().manual_seed(0))
+    for name, cls in SAMPLERS.items():  # a PC without corrector is its predictor, bit for bit
+        pc = PredictorCorrector(vp, 9, predictor=name, corrector=None)
+        assert torch.equal(pc.sample(unit_score, x_T=x_T, seed=2), cls(vp, 9).sample(unit_score, x_T=x_T, seed=2))
+        assert isinstance(DMPS(vp, DenseOperator(torch.eye(2, 6)), 0.1, steps=9, solver=name).solver, cls)
+
+
+def test_plan_numbers_every_update_with_its_own_rng_word(vp):
+    from sdekit.solvers.plan import PRIOR_WORD
+    pc = PredictorCorrector(vp, 5, corrector_steps=2)
+    plan = pc.plan()
+    words = [plan.word(n, j) for n in range(plan.steps) for j in range(plan.words_per_step)]
+    assert words == list(range(15)) and PRIOR_WORD not in words
+    ts = pc.time_grid()
+    assert torch.equal(plan.table, torch.stack(pc.predictor.step_coefficients(ts[:-1], ts[1:]), dim=1))
+    assert torch.equal(plan.corrector_constants, pc.corrector.constants(ts[:-1], ts[1:]))
+
+
+def test_predictor_corrector_run_equals_a_hand_written_loop_over_the_plans_words(vp):
+    """score_sde's PC loop written out (corrector updates, then the predictor, at each t) with the
+    normals of the documented RNG words: word n (1 + K) + j, the prior at word 2**64 - 1."""
+    from sdekit.kernels.rng import philox_normal_like
+    K, steps, seed = 2, 6, 17
+    pc = PredictorCorrector(vp, steps, corrector_steps=K, snr=0.2)
+    got = pc.sample(unit_score, shape=(3, 5), seed=seed, dtype=torch.float64, backend="torch")
+    x = float(vp.marginal_std(vp.T)) * philox_normal_like(torch.empty(3, 5, dtype=torch.float64), seed, 2**64 - 1)
+    ts = torch.linspace(vp.T, pc.t_eps, steps + 1, dtype=torch.float64)
+    for n in range(steps):
+        t, s = ts[n], ts[n + 1]
+        abar = lambda u: torch.exp(-(0.1 * u + 19.9 * u * u / 2))  # noqa: E731  VP(0.1, 20) by hand
+        alpha = abar(t) / abar(s)
+        for j in range(K):
+            grad, z = -x, philox_normal_like(x, seed, n * (1 + K) + j)
+            eps = (0.2 * z.norm(dim=1).mean() / grad.norm(dim=1).mean()) ** 2 * 2 * alpha
+            x = x + eps * grad + torch.sqrt(2 * eps) * z
+        beta = 1 - alpha  # score_sde's reverse-diffusion (DDPM) predictor
+        z = philox_normal_like(x, seed, n * (1 + K) + K)
+        x = (2 - alpha.sqrt()) * x + beta * (-x) + (beta.sqrt() * z if n < steps - 1 else 0.0)
+    torch.testing.assert_close(got, x, rtol=1e-12, atol=1e-12)
+
+
+def test_simulate_runs_the_same_loop_with_trajectory_and_options(ouve):
+    from sdekit.solvers import RunOptions
+    em = EulerMaruyama(ouve, 5)
+    x0, y = torch.zeros(2, 4), torch.ones(2, 4)
+    x, traj = em.simulate(x0, y, 0.0, None, 9, return_trajectory=True)
+    assert traj.shape == (6, 2, 4) and torch.equal(traj[0], x0) and torch.equal(traj[-1], x)
+    assert torch.equal(x, em.simulate(x0, y, options=RunOptions(seed=9)))
+    with pytest.raises(TypeError, match="simulate has no denoise"):
+        em.simulate(x0, y, seed=9, denoise=True)
