@@ -282,3 +282,72 @@ def test_one_langevin_step_equals_score_sde_langevin_corrector():
     eps = (0.16 * noise_norm / grad_norm) ** 2 * 2 * alpha
     want = x + eps.view(-1, 1, 1) * score + torch.sqrt(eps * 2).view(-1, 1, 1) * z
     assert torch.allclose(got, want, rtol=1e-13, atol=1e-13)
+
+
+def _langevin_by_hand(x, grad, z, snr, alpha):
+    """score_sde's and sgmse's LangevinCorrector.update_fn, one step, on given normals ``z``:
+    batch means of the per-sample norms, ``step_size = (snr ||z|| / ||grad||)^2 2 alpha``."""
+    grad_norm = torch.norm(grad.reshape(grad.shape[0], -1), dim=-1).mean()
+    noise_norm = torch.norm(z.reshape(z.shape[0], -1), dim=-1).mean()
+    step_size = (snr * noise_norm / grad_norm) ** 2 * 2 * alpha
+    x_mean = x + step_size * grad
+    return x_mean + torch.sqrt(step_size * 2) * z
+
+
+@pytest.mark.parametrize("alpha", ["transition", 1.0])
+def test_default_langevin_step_equals_score_sde_and_sgmse_batch_mean_update(alpha):
+    """The default ``norm="batch_mean"`` is the peers' code; ``alpha=1.0`` is sgmse's (its
+    corrector has no alpha), ``"transition"`` score_sde's ``alphas_i`` for VP."""
+    from sdekit.kernels.rng import philox_normal_like
+    sde = VPSDE()
+    x = torch.randn(4, 3, 5, generator=torch.Generator().manual_seed(6), dtype=F64)
+    grad = -x / torch.tensor([0.5, 1.0, 2.0, 4.0], dtype=F64).view(-1, 1, 1)
+    corr = LangevinCorrector(sde, snr=0.16, alpha=alpha)
+    t, s = torch.tensor([0.5], dtype=F64), torch.tensor([0.49], dtype=F64)
+    a = corr.constants(t, s)[0]
+    got = corr.step(x, grad, a, seed=3, step=4, backend="torch")
+    want_alpha = 1.0 if alpha == 1.0 else math.exp(-(0.1 * 0.01 + 19.9 * (0.5**2 - 0.49**2) / 2))  # 1 - beta_i
+    assert float(a) == pytest.approx(float(want_alpha), rel=1e-13)
+    want = _langevin_by_hand(x, grad, philox_normal_like(x, 3, 4), 0.16, want_alpha)
+    assert torch.allclose(got, want, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("n", [10_000, pytest.param(200_000, marks=pytest.mark.slow)])  # the issue's n: 150 s here
+def test_predictor_corrector_on_a_batch_of_scalars_matches_the_exact_variance(n):
+    """Issue 14's regression: OUVE(1, 0.01, 0.3), 200 steps, snr 0.1, 200000 scalar samples of
+    Gaussian data N(MU, 0.2^2) with the exact score.  With per-sample norms the chain diverged
+    (variance 5.5e5); with the default batch means the variance at t_eps is the exact one within
+    5 Monte Carlo standard errors plus the predictor's own bias (exact recursion, no corrector)."""
+    sde, s0, y_val = OUVE(1.0, 0.01, 0.3), 0.2, 0.8
+    pc = PredictorCorrector(sde, steps=200, snr=0.1)
+    y = torch.full((n,), y_val, dtype=F64)
+    x_T = exact_x_T(sde, (n,), y_val, seed=1, s0=s0)
+    exact = gaussian_score(sde, y_val, s0=s0)
+    x = pc.sample(lambda x, t: exact(x, t[:1]), y=y, x_T=x_T, seed=4, backend="torch")  # one t per step
+    mean, var = gaussian_truth(sde, pc.t_eps, y_val, s0=s0)
+    assert var == pytest.approx(0.039, abs=5e-4)  # the issue's exact value
+    _, v_pred = reverse_moments(pc.predictor, y_val, denoise=True, s0=s0)
+    assert abs(float(x.var()) - var) <= 5 * var * math.sqrt(2 / (n - 1)) + abs(v_pred - var)
+    assert abs(float(x.mean()) - mean) <= 5 * math.sqrt(var / n) + 1e-3
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 4])
+def test_exponential_integrator_on_vp_at_few_steps_warns_and_is_far_off(steps):
+    """The documented failure (benchmarks/RESULTS.md): VP's uniform grid at 1-4 steps puts a step of
+    more than 4 in log(mx/std); the output variance of Gaussian data is then more than 100x the
+    truth and more than 10x Euler-Maruyama's.  Construction warns."""
+    sde = VPSDE()
+    with pytest.warns(RuntimeWarning, match="frozen-noise error"):
+        ei = ExponentialIntegrator(sde, steps)
+    _, v_ei = reverse_moments(ei)
+    _, v_em = reverse_moments(EulerMaruyama(sde, steps))
+    _, var = gaussian_truth(sde, ei.t_eps)
+    assert v_ei > 100 * var and v_ei > 10 * v_em, (v_ei, v_em, var)
+
+
+def test_exponential_integrator_does_not_warn_where_it_was_measured_fine():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for sde, steps in ((VPSDE(), 8), (VPSDE(), 100), (OUVE(), 2), (VESDE(), 10), (TSDVE(), 5)):
+            ExponentialIntegrator(sde, steps)
