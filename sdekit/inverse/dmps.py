@@ -81,8 +81,8 @@ class DMPS:
         evaluating the SDE's closed forms: launch overhead on a GPU).  The looked-up ``mx`` and
         ``std`` are the evaluated ones up to the last bit: torch evaluates a long tensor of times
         with vectorised ``exp``/``log`` and a short one partly with scalar ones, which may differ by
-        1 ulp (seen in float64 near ``t_eps``), so the score agrees with the evaluated one to a few
-        ulp of its size, not bitwise.  A ``t`` outside ``times`` would get a neighbour's
+        1 ulp (seen in float64 near ``t_eps``), so the score agrees with the evaluated one to within
+        ``4 eps`` of its largest entry (``eps`` of the dtype), not always bitwise.  A ``t`` outside ``times`` would get a neighbour's
         coefficients: :meth:`sample` passes the solver's own grid.
         """
         op, sde, lam, sigma_y = self.op, self.sde, self.lam, self.sigma_y
@@ -91,18 +91,18 @@ class DMPS:
         def evaluate(t):
             return sde.mean_coeffs(t, check=False)[0], sde.marginal_std(t, check=False)
 
-        coefficients = evaluate
+        mean_scale_and_std = evaluate
         if times is not None:
             grid = torch.sort(times.reshape(-1)).values
             mx_table, std_table = evaluate(grid)
             last = grid.numel() - 1
 
-            def coefficients(t):
+            def mean_scale_and_std(t):
                 i = torch.searchsorted(grid, t).clamp_(max=last)
                 return mx_table[i], std_table[i]
 
         def score_fn(x, t):
-            mx, std = coefficients(t)
+            mx, std = mean_scale_and_std(t)
             u = uy if uy.dtype == x.dtype else uy.to(x.dtype)
             w = _spectral_middle(op, u, op._Vt_range(x), n, mean_scale=mx, std=std, sigma_y=sigma_y,
                                  backend=backend)
