@@ -13,13 +13,14 @@ the authors' code, default 1).  In the DDPM form the likelihood term enters the 
 This module only assembles that score; the reverse-time integration is the solver's
 (:mod:`sdekit.solvers`), one fused kernel per step:
 
-* ``solver="ddpm"`` (default; the paper's DDPM form, generalised to any linear SDE with
-  no ``y``-drift): with the exact transition ``x_t = phi x_s + sqrt(var) z`` over a step,
+* ``solver="ddpm"`` (default; :class:`sdekit.solvers.AncestralDDPM`, the paper's DDPM form,
+  generalised to any linear SDE with no ``y``-drift): with the exact transition ``x_t = phi x_s + sqrt(var) z`` over a step,
   ``x_s = (x_t + var * score) / phi + sqrt(var) z`` — for VP this is DDPM's ancestral step
   ``(x_t + beta_t score) / sqrt(alpha_t) + sqrt(beta_t) z`` with ``sigma_t^2 = beta_t``;
   for VE (``phi = 1``, ``var = sigma_t^2 - sigma_s^2``) it is SMLD's reverse-diffusion rule;
 * ``solver="reverse_diffusion"``: :class:`sdekit.solvers.ReverseDiffusion` (score_sde);
-* ``solver="euler_maruyama"``: :class:`sdekit.solvers.EulerMaruyama` on the reverse SDE.
+* ``solver="euler_maruyama"``: :class:`sdekit.solvers.EulerMaruyama` on the reverse SDE;
+* any other name of :data:`sdekit.solvers.registry.SAMPLERS` (the one table of sampler names).
 """
 from __future__ import annotations
 
