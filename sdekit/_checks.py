@@ -104,13 +104,14 @@ def check_device(name: str, device) -> torch.device | None:
     return device
 
 
-def check_float_batch(name: str, x) -> torch.Tensor:
-    """``x`` must be a float32/float64 tensor with a non-empty leading batch dimension."""
+def check_float_batch(name: str, x, *, allow_empty: bool = False) -> torch.Tensor:
+    """``x`` must be a float32/float64 tensor with a leading batch dimension (non-empty unless
+    ``allow_empty``)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a tensor, got {type(x).__name__}")
     if x.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
-    if x.dim() < 1 or x.shape[0] < 1:
+    if x.dim() < 1 or (x.shape[0] < 1 and not allow_empty):
         raise ValueError(f"{name} must have a non-empty leading batch dimension, got shape {tuple(x.shape)}")
     return x
 
@@ -134,6 +135,5 @@ def check_like(name: str, t, ref: torch.Tensor, ref_name: str = "x") -> None:
 
 
 def check_batched_float(name: str, t) -> None:
-    """``t`` must be a float32 or float64 tensor with a leading batch dimension."""
-    if not isinstance(t, torch.Tensor) or t.dtype not in FLOAT_DTYPES or t.dim() < 1:
-        raise TypeError(f"{name} must be a float32/float64 tensor with a batch dimension")
+    """The kernels' form of :func:`check_float_batch`: an empty batch is allowed."""
+    check_float_batch(name, t, allow_empty=True)
