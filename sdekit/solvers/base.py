@@ -40,8 +40,8 @@ def sqrt_clamped(v: torch.Tensor) -> torch.Tensor:
 
 
 def check_conditioning(sde, x: torch.Tensor, y, name: str) -> None:
-    """``y`` is ``None`` (only for SDEs without ``y``-drift) or a finite float tensor like ``x``
-    (called ``name``)."""
+    """``y`` is ``None`` (only for SDEs without ``y``-drift) or a tensor of the shape, dtype and
+    device of ``x`` (called ``name``)."""
     if y is None:
         if sde.has_y_drift:
             raise ValueError("this SDE's drift depends on y: pass y (the conditioning tensor)")
@@ -49,53 +49,60 @@ def check_conditioning(sde, x: torch.Tensor, y, name: str) -> None:
     check_like("y", y, x, name)
 
 
-def resolve_seed(seed: int | None) -> int:
-    """``seed``, or one drawn from torch's global CPU generator (so ``torch.manual_seed`` repeats runs)."""
-    return int(torch.randint(0, 2**62, (1,)).item()) if seed is None else seed
+def check_agrees(options: RunOptions, ref: torch.Tensor, ref_name: str) -> None:
+    """``options.dtype`` and ``options.device``, where given, must be ``ref``'s."""
+    if options.dtype is not None and options.dtype != ref.dtype:
+        raise ValueError(f"dtype={options.dtype} disagrees with {ref_name}'s dtype {ref.dtype}: leave dtype unset")
+    want = options.device
+    if want is not None and (want.type != ref.device.type or want.index not in (None, ref.device.index)):
+        raise ValueError(f"device={want} disagrees with {ref_name}'s device {ref.device}: leave device unset")
+
+
+def with_drawn_seed(options: RunOptions) -> RunOptions:
+    """``options`` with its seed, or with one drawn from torch's global CPU generator when it is
+    ``None`` (so ``torch.manual_seed`` makes runs repeatable)."""
+    if options.seed is not None:
+        return options
+    return dataclasses.replace(options, seed=int(torch.randint(0, 2**62, (1,)).item()))
 
 
 def initial_state(sde, y, x_T, shape, options: RunOptions) -> torch.Tensor:
     """``x_T`` copied (contiguous), or a prior draw ``prior_mean(y) + std(T) z`` with the
-    counter-based ``z`` of :data:`PRIOR_WORD`.  ``y`` is checked here, before it fixes anything."""
+    counter-based ``z`` of :data:`PRIOR_WORD`, of ``shape`` (default ``y.shape``).  ``y`` and
+    ``x_T`` are checked as themselves (dtype, finiteness) before they fix anything."""
     if y is not None:
         check_float_batch("y", y)
     if x_T is not None:
         check_float_batch("x_T", x_T)
         if shape is not None and tuple(shape) != tuple(x_T.shape):
             raise ValueError(f"shape {tuple(shape)} does not match x_T's shape {tuple(x_T.shape)}")
-        ref, ref_name = x_T, "x_T"
-    elif y is not None:
-        if shape is not None and tuple(shape) != tuple(y.shape):
-            raise ValueError(f"shape {tuple(shape)} does not match y's shape {tuple(y.shape)}")
-        ref, ref_name, shape = y, "y", y.shape
-    elif shape is None:
-        raise ValueError("sample needs x_T, y or shape to know what to draw")
-    else:
-        ref, ref_name = None, None
-    for name, want in (("dtype", options.dtype), ("device", options.device)):
-        have = None if ref is None else getattr(ref, name)
-        if want is not None and have is not None and have != want:
-            raise ValueError(f"{name}={want} disagrees with {ref_name}'s {name} {have}: leave {name} unset")
-    if x_T is not None:
+        check_agrees(options, x_T, "x_T")
         check_conditioning(sde, x_T, y, "x_T")
-        check_finite("x_T", x_T)
-        if y is not None:
-            check_finite("y", y)
-        return x_T.clone(memory_format=torch.contiguous_format)
-    if ref is not None:
-        dtype, device = ref.dtype, ref.device
+        x = None
     else:
-        dtype, device = options.dtype or torch.float32, options.device or torch.device("cpu")
-        if not isinstance(shape, (tuple, list)) or any(isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 0 for d in shape):
-            raise ValueError(f"shape must be a tuple of ints >= 0, got {shape!r}")
-    x = torch.empty(tuple(int(d) for d in shape), dtype=dtype, device=device)
-    check_float_batch("the sample", x)
-    check_conditioning(sde, x, y, "the sample")
+        if y is not None:
+            if shape is not None and tuple(shape) != tuple(y.shape):
+                raise ValueError(f"shape {tuple(shape)} does not match y's shape {tuple(y.shape)}")
+            check_agrees(options, y, "y")
+            shape, dtype, device = y.shape, y.dtype, y.device
+        elif shape is None:
+            raise ValueError("sample needs x_T, y or shape to know what to draw")
+        else:
+            if not isinstance(shape, (tuple, list)) or any(
+                    isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 0 for d in shape):
+                raise ValueError(f"shape must be a tuple of ints >= 0, got {shape!r}")
+            dtype, device = options.dtype or torch.float32, options.device or torch.device("cpu")
+        x = torch.empty(tuple(int(d) for d in shape), dtype=dtype, device=device)
+        check_float_batch("the sample", x)
+        check_conditioning(sde, x, y, "the sample")
     if y is not None:
         check_finite("y", y)
+    if x is None:
+        check_finite("x_T", x_T)
+        return x_T.clone(memory_format=torch.contiguous_format)
     std = float(sde.marginal_std(sde.T))
     z = philox_normal_like(x, options.seed, PRIOR_WORD)
-    return (sde.prior_mean(y) + std * z).to(dtype).contiguous()
+    return (sde.prior_mean(y) + std * z).to(x.dtype).contiguous()
 
 
 class Corrector(abc.ABC):
@@ -167,16 +174,12 @@ class ReverseSampler(abc.ABC):
         if not callable(score_fn):
             raise TypeError(f"score_fn must be callable as score_fn(x, t), got {type(score_fn).__name__}")
         plan = self.plan()
-        options = _with_seed(options)
+        options = with_drawn_seed(options)
         x = initial_state(self.sde, y, x_T, shape, options)
         return loop.run(plan, x, score_fn, y if self.sde.has_y_drift else None, options)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(sde={type(self.sde).__name__}, steps={self.steps}, t_eps={self.t_eps})"
-
-
-def _with_seed(options: RunOptions) -> RunOptions:
-    return options if options.seed is not None else dataclasses.replace(options, seed=resolve_seed(None))
 
 
 __all__ = ["Corrector", "NonFiniteError", "ReverseSampler", "SolverError"]

@@ -7,7 +7,7 @@ import torch
 
 from .._checks import check_finite, check_float_batch, check_real
 from . import loop
-from .base import ReverseSampler, _with_seed, check_conditioning
+from .base import ReverseSampler, check_agrees, check_conditioning, with_drawn_seed
 from .options import RunOptions
 from .plan import Plan, coefficient_table, time_grid
 from .registry import register_sampler
@@ -57,13 +57,11 @@ class EulerMaruyama(ReverseSampler):
         """
         if "denoise" in kwargs:
             raise TypeError("simulate has no denoise option (every forward step draws its normals)")
-        options = _with_seed(dataclasses.replace(RunOptions.merge(options, args, kwargs), denoise=False))
+        options = with_drawn_seed(dataclasses.replace(RunOptions.merge(options, args, kwargs), denoise=False))
         sde = self.sde
         check_float_batch("x0", x0)
         check_conditioning(sde, x0, y, "x0")
-        for name, want in (("dtype", options.dtype), ("device", options.device)):
-            if want is not None and getattr(x0, name) != want:
-                raise ValueError(f"{name}={want} disagrees with x0's {name} {getattr(x0, name)}: leave {name} unset")
+        check_agrees(options, x0, "x0")
         t0 = check_real("t0", t0)
         t1 = sde.T if t1 is None else check_real("t1", t1)
         if not (0.0 <= t0 < t1 <= sde.T):
