@@ -14,7 +14,8 @@ This module only assembles that score; the reverse-time integration is the solve
 (:mod:`sdekit.solvers`), one fused kernel per step:
 
 * ``solver="ddpm"`` (default; :class:`sdekit.solvers.AncestralDDPM`, the paper's DDPM form,
-  generalised to any linear SDE with no ``y``-drift): with the exact transition ``x_t = phi x_s + sqrt(var) z`` over a step,
+  generalised to any linear SDE with no ``y``-drift): with the exact transition
+  ``x_t = phi x_s + sqrt(var) z`` over a step,
   ``x_s = (x_t + var * score) / phi + sqrt(var) z`` — for VP this is DDPM's ancestral step
   ``(x_t + beta_t score) / sqrt(alpha_t) + sqrt(beta_t) z`` with ``sigma_t^2 = beta_t``;
   for VE (``phi = 1``, ``var = sigma_t^2 - sigma_s^2``) it is SMLD's reverse-diffusion rule;
@@ -83,8 +84,8 @@ class DMPS:
         ``std`` are the evaluated ones up to the last bit: torch evaluates a long tensor of times
         with vectorised ``exp``/``log`` and a short one partly with scalar ones, which may differ by
         1 ulp (seen in float64 near ``t_eps``), so the score agrees with the evaluated one to within
-        ``4 eps`` of its largest entry (``eps`` of the dtype), not always bitwise.  A ``t`` outside ``times`` would get a neighbour's
-        coefficients: :meth:`sample` passes the solver's own grid.
+        ``4 eps`` of its largest entry (``eps`` of the dtype), not always bitwise.  A ``t`` outside
+        ``times`` would get a neighbour's coefficients: :meth:`sample` passes the solver's own grid.
         """
         op, sde, lam, sigma_y = self.op, self.sde, self.lam, self.sigma_y
         uy = op._Ut_range(y, n)

@@ -165,8 +165,9 @@ class ReverseSampler(abc.ABC):
                 (or ``y.shape``).
             *args, options, **kwargs: the run options, :class:`~sdekit.solvers.options.RunOptions`
                 (``seed``, ``backend``, ``progress``, ``return_trajectory`` may go positionally;
-                keywords override the fields of ``options``, by default ``run_defaults``).  ``denoise`` defaults to ``True``
-                for every sampler (DDPM's and score_sde's choice; see ``RunOptions``).
+                keywords override the fields of ``options``, by default ``run_defaults``).
+                ``denoise`` defaults to ``True`` for every sampler (DDPM's and score_sde's
+                choice; see ``RunOptions``).
 
         Returns ``x`` at ``t_eps``, or ``(x, trajectory)`` with ``return_trajectory=True``.
         """
