@@ -31,7 +31,7 @@ import torch
 from ..solvers import EulerMaruyama, ReverseDiffusion
 from ..solvers.base import ReverseSampler, sqrt_clamped
 from .base import SVDOperator
-from .scores import _spectral_middle, per_sample
+from .scores import LikelihoodScore, per_sample
 
 __all__ = ["DMPS", "AncestralDDPM"]
 
@@ -104,8 +104,8 @@ class DMPS:
         ``t`` outside ``times`` would get a neighbour's coefficients: :meth:`sample` passes the
         solver's own grid.
         """
-        op, sde, lam, sigma_y = self.op, self.sde, self.lam, self.sigma_y
-        uy = op._Ut_range(y, n)
+        sde, lam = self.sde, self.lam
+        likelihood = LikelihoodScore(self.op, y, self.sigma_y, n=n, backend=backend)  # U^T y once
 
         def evaluate(t):
             return sde.mean_coeffs(t, check=False)[0], sde.marginal_std(t, check=False)
@@ -122,11 +122,7 @@ class DMPS:
 
         def score_fn(x, t):
             mx, std = coefficients(t)
-            u = uy if uy.dtype == x.dtype else uy.to(x.dtype)
-            w = _spectral_middle(op, u, op._Vt_range(x), n, mean_scale=mx, std=std, sigma_y=sigma_y,
-                                 backend=backend)
-            lik = op._V_range(w, n).reshape(x.shape)
-            return torch.add(prior_score_fn(x, t), lik, alpha=lam)  # one pass, not two
+            return torch.add(prior_score_fn(x, t), likelihood(x, mx, std), alpha=lam)  # one pass, not two
 
         return score_fn
 
