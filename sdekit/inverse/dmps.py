@@ -28,6 +28,7 @@ import numbers
 
 import torch
 
+from .._checks import check_shape
 from ..solvers import EulerMaruyama, ReverseDiffusion
 from ..solvers.base import ReverseSampler, sqrt_clamped
 from .base import SVDOperator
@@ -149,7 +150,7 @@ class DMPS:
             if self.op.in_shape is None:
                 raise ValueError(f"{type(self.op).__name__} was built without a size: pass shape=(B, ...)")
             shape = (y.shape[0], *self.op.in_shape)
-        shape = tuple(int(d) for d in shape)
+        shape = check_shape("shape", shape)
         if y.shape[0] == 1 and shape[0] > 1:
             y = y.expand(shape[0], *y.shape[1:])
         if shape[0] != y.shape[0]:
