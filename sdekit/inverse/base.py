@@ -33,10 +33,10 @@ Singular values are *not* necessarily sorted (sorting costs a permutation per pa
 method here needs it) and are never truncated in ``singulars()``: each operator's
 ``U diag(S) V^T`` equals its ``forward`` to rounding.
 
-**Numerical rank.**  Singular values computed in floating point are never exactly zero
-where ``A`` is rank-deficient: they come out at rounding level (``1e-17``, ``1e-33``), and
-dividing by them returns noise amplified by ``1e15`` or more (the 3-tap box blur is
-singular whenever 3 divides ``N + 1``).  Wherever ``S`` is divided by, that is in
+**Numerical rank.**  Singular values computed in floating point are rarely exactly zero
+where ``A`` is rank-deficient: they come out at rounding level (of order ``eps max(S)`` or
+below), and dividing by them amplifies rounding noise by ``1/eps`` or more (the 3-tap box
+blur is singular whenever 3 divides ``N + 1``).  Wherever ``S`` is divided by, that is in
 :meth:`SVDOperator.pinv` and in the likelihood scores (:mod:`sdekit.inverse.scores`),
 singular values at or below the cutoff
 

@@ -56,7 +56,7 @@ class WalshHadamardCS(SVDOperator):
         seed = check_seed("seed", seed)
         P = self.H * self.W
         if P & (P - 1):
-            raise ValueError(f"H * W must be a power of two, got {self.H} * {self.W} = {P}")
+            raise ValueError(f"size (H, W) must have H * W a power of two, got {self.H} * {self.W} = {P}")
         if isinstance(rows, (bool, numbers.Integral)):
             p = check_int("rows", rows)
             if p > P:

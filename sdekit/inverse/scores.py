@@ -21,7 +21,7 @@ convention: ``A^T`` annihilates them), and so do those at rounding level: ``S`` 
 operator's :meth:`~sdekit.inverse.SVDOperator.numerical_singulars`, every value at or
 below ``rcond * max(S)`` (default ``rcond = max(m, n) eps`` of the dtype) set to 0.  With
 ``sigma_y = 0`` the weight is ``1 / (std^2 S)`` and a rounding-level ``S`` would amplify
-noise by ``1e15``; the exact-rank limit is the finite pseudo-inverse formula
+noise by ``1/eps`` or more; the exact-rank limit is the finite pseudo-inverse formula
 ``(1/s) A^T ((std/s)^2 A A^T)^+ (y - A x_t / s)``.  With ``sigma_y > 0`` the dropped
 terms are below ``tau |s U^T y - S V^T x_t| / (s^2 sigma_y^2)``.
 
