@@ -227,7 +227,8 @@ def test_complex_dense_operator_is_refused_not_truncated():
 @pytest.mark.parametrize("op,shape", [
     (Colorization(3), (3, 4, 5)), (Colorization(3, (4, 5)), (3, 4, 5)), (DenseOperator(torch.randn(3, 5)), (5,)),
     (Denoising(), (2, 3)), (SuperResolution(2, 1, 4), (1, 4, 4)), (WalshHadamardCS(1, 4, 3), (1, 4, 4)),
-    (SeparableBlur(torch.ones(3) / 3, torch.ones(3) / 3, 1, 5), (1, 5, 5)), (Inpainting(torch.ones(2, 2), 1), (1, 2, 2)),
+    (SeparableBlur(torch.ones(3) / 3, torch.ones(3) / 3, 1, 5), (1, 5, 5)),
+    (Inpainting(torch.ones(2, 2), 1), (1, 2, 2)),
 ], ids=lambda v: type(v).__name__ if not isinstance(v, tuple) else str(v))
 def test_empty_batches_give_empty_results(op, shape):
     n = math.prod(shape)

@@ -71,7 +71,8 @@ class SeparableBlur(SVDOperator):
 
     ``k_row`` runs along each row (the W axis), ``k_col`` along each column (the H
     axis); ``size = (H, W)`` or an int.  ``A = I_C (x) K_col (x) K_row`` with the 1-D
-    'same' zero-padded matrices ``K`` of the module docstring; exact SVD as there.  E.g. a Gaussian blur: ``k = exp(-j^2 / (2 w^2))``, normalised.
+    'same' zero-padded matrices ``K`` of the module docstring; exact SVD as there.
+    E.g. a Gaussian blur: ``k = exp(-j^2 / (2 w^2))``, normalised.
     """
 
     def __init__(self, k_row, k_col, channels: int, size) -> None:
