@@ -62,14 +62,20 @@ import math
 
 import torch
 
-from .._checks import check_int, check_real
+from .._checks import check_int, check_real, check_size2
 
-__all__ = ["SVDOperator"]
+__all__ = ["SVDOperator", "as_size", "check_channels"]
+
+
+def as_size(size, name: str = "size") -> tuple[int, int]:
+    """``int`` or ``(H, W)`` -> ``(H, W)`` of positive ints, for operator constructors
+    (:func:`sdekit._checks.check_size2`: strings and non-integers refused, errors name ``name``)."""
+    return check_size2(name, size)
 
 
 def check_channels(channels) -> int:
     """``channels``: a positive int (TypeError for non-integers, ValueError for ``<= 0``)."""
-    return check_int("channels", channels)
+    return check_int("channels", channels, min=1)
 
 
 def _squeezed(shape) -> tuple[int, ...]:
@@ -201,7 +207,7 @@ class SVDOperator(abc.ABC):
             n_, m_, _ = self._sizes(self.n if n is None else n)
             rcond = max(m_, n_) * torch.finfo(dtype).eps
         else:
-            rcond = check_real("rcond", rcond)
+            rcond = check_real("rcond", rcond, nonnegative=True)
         return rcond * float(S.max()) if S.numel() else 0.0
 
     def numerical_singulars(self, n: int | None = None, *, like: torch.Tensor | None = None,

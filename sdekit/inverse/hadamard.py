@@ -21,15 +21,15 @@ import numbers
 
 import torch
 
-from .._checks import check_int, check_seed, check_size2
-from .base import SVDOperator, check_channels
+from .._checks import check_int, check_seed
+from .base import SVDOperator, as_size, check_channels
 
 __all__ = ["WalshHadamardCS", "sylvester_hadamard"]
 
 
 def sylvester_hadamard(p: int) -> torch.Tensor:
     """The ``p x p`` (unnormalised, +-1) Sylvester Hadamard matrix, float64."""
-    p = check_int("p", p)
+    p = check_int("p", p, min=1)
     if p & (p - 1):
         raise ValueError(f"Hadamard order must be a power of two, got {p}")
     H = torch.ones(1, 1, dtype=torch.float64)
@@ -52,13 +52,15 @@ class WalshHadamardCS(SVDOperator):
     def __init__(self, channels: int, size, rows, seed: int = 0) -> None:
         super().__init__()
         self.channels = check_channels(channels)
-        self.H, self.W = check_size2("size", size)
-        seed = check_seed("seed", seed)
+        self.H, self.W = as_size(size)
+        if seed is None:  # rows are drawn reproducibly; there is no "random" default
+            raise TypeError("seed must be an int in [0, 2**64 - 1] (the rows are drawn from it), got None")
+        seed = check_seed(seed)
         P = self.H * self.W
         if P & (P - 1):
             raise ValueError(f"size (H, W) must have H * W a power of two, got {self.H} * {self.W} = {P}")
         if isinstance(rows, (bool, numbers.Integral)):
-            p = check_int("rows", rows)
+            p = check_int("rows", rows, min=1)
             if p > P:
                 raise ValueError(f"rows must be in [1, {P}], got {p}")
             g = torch.Generator().manual_seed(seed)

@@ -21,8 +21,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_int, check_size2
-from .base import SVDOperator, check_channels
+from .._checks import check_int
+from .base import SVDOperator, as_size, check_channels
 
 __all__ = ["Denoising", "DenseOperator", "Inpainting", "SuperResolution", "Colorization"]
 
@@ -37,7 +37,7 @@ class Denoising(SVDOperator):
     def __init__(self, n: int | None = None) -> None:
         super().__init__()
         if n is not None:
-            n = check_int("n", n)
+            n = check_int("n", n, min=1)
         self.n = self.m = self.k = n
 
     def _sizes(self, n):
@@ -252,9 +252,9 @@ class SuperResolution(SVDOperator):
 
     def __init__(self, factor: int, channels: int, size) -> None:
         super().__init__()
-        factor = check_int("factor", factor)
+        factor = check_int("factor", factor, min=1)
         self.channels = check_channels(channels)
-        self.H, self.W = check_size2("size", size)
+        self.H, self.W = as_size(size)
         if self.H % factor or self.W % factor:
             raise ValueError(f"size {(self.H, self.W)} is not divisible by factor {factor}")
         self.r = factor
@@ -334,7 +334,7 @@ class Colorization(SVDOperator):
         super().__init__()
         self.channels = check_channels(channels)
         if size is not None:
-            H, W = check_size2("size", size)
+            H, W = as_size(size)
             self.in_shape, self.out_shape = (self.channels, H, W), (1, H, W)
             self.n = self.channels * H * W
             self.m = self.k = H * W

@@ -140,7 +140,7 @@ class LikelihoodScore:
         if y.device.type == "cpu" and y.is_floating_point() and not torch.isfinite(y).all():
             raise ValueError("y must be finite (it has NaN or infinite entries)")
         self.op, self.backend = op, backend
-        self.rcond = None if rcond is None else check_real("rcond", rcond)
+        self.rcond = None if rcond is None else check_real("rcond", rcond, nonnegative=True)
         self.n = op._input_size(y, n)
         self.uy = op.Ut_range(y, self.n)
         self.batch = self.uy.shape[0]

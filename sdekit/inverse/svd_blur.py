@@ -31,8 +31,7 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_size2
-from .base import SVDOperator, check_channels
+from .base import SVDOperator, as_size, check_channels
 
 __all__ = ["SeparableBlur"]
 
@@ -80,7 +79,7 @@ class SeparableBlur(SVDOperator):
         self.k_row = _check_kernel(k_row, "k_row")
         self.k_col = _check_kernel(k_col, "k_col")
         self.channels = check_channels(channels)
-        self.H, self.W = check_size2("size", size)
+        self.H, self.W = as_size(size)
         self.in_shape = self.out_shape = (self.channels, self.H, self.W)
         self.n = self.m = self.k = self.channels * self.H * self.W
         K_col = _blur_matrix_1d(self.k_col, self.H)
