@@ -282,6 +282,19 @@ def test_pinv_of_rank_deficient_operators_is_the_minimum_norm_solution(name, dty
     assert (proj.double().norm(dim=1) <= x.flatten(1).norm(dim=1) * (1 + 1e-5)).all()
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_float32_pinv_of_every_operator_matches_the_float64_dense_pseudo_inverse(name):
+    """float32 input, float32 cutoff: within float32 rounding of torch.linalg.pinv in float64."""
+    op, shape, _ = CASES[name]
+    n = math.prod(shape)
+    A = dense_matrices(op, shape)[0]
+    y = torch.randn(3, A.shape[0], generator=torch.Generator().manual_seed(15), dtype=D64)
+    got = op.pinv(y.float(), n)
+    want = y @ torch.linalg.pinv(A).T
+    assert got.dtype == torch.float32
+    assert ((got.double() - want).norm() / want.norm()).item() < 1e-5
+
+
 def test_issue_example_box_blur_pinv_is_about_the_size_of_the_data():
     """SeparableBlur(ones(3)/3, ones(3)/3, 1, 8).pinv(op(x)) was 1.4e15; the minimum-norm solution is O(1)."""
     op = SeparableBlur(torch.ones(3) / 3, torch.ones(3) / 3, 1, 8)
