@@ -269,7 +269,7 @@ def figure(args, out, sdes, trajectories, x0, y_a, post_a, inpaint, y_b, post_b)
     patches = [("clean x0", x0[0]), ("blurred y", y_a[0]), ("exact E[x0 | y]", post_a.mean()[0]),
                ("OUVE mean", trajectories["OUVE, exact x_T"]["mean"]),
                ("TSDVE mean", trajectories["TSDVE, exact x_T"]["mean"]),
-               ("inpainting y", inpaint._V_range(y_b[:1]).masked_fill(~inpaint.mask.reshape(1, -1), torch.nan)),
+               ("inpainting y", inpaint.V_range(y_b[:1]).masked_fill(~inpaint.mask.reshape(1, -1), torch.nan)),
                ("exact E[x0 | y]", post_b.mean()[0]),
                ("DMPS mean", trajectories["DMPS (VPSDE, exact prior score)"]["mean"])]
     axes = bottom.subplots(1, len(patches))

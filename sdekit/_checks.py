@@ -137,3 +137,39 @@ def check_like(name: str, t, ref: torch.Tensor, ref_name: str = "x") -> None:
 def check_batched_float(name: str, t) -> None:
     """The kernels' form of :func:`check_float_batch`: an empty batch is allowed."""
     check_float_batch(name, t, allow_empty=True)
+
+
+def check_size2(name: str, size) -> tuple[int, int]:
+    """An image size: a positive int ``s`` (meaning ``(s, s)``) or a pair ``(H, W)`` of positive ints.
+
+    Strings are refused (``"48"`` is not ``(4, 8)``), as are non-integers (``(4.5, 4)`` is not
+    truncated to ``(4, 4)``); errors name ``name`` (or ``name[0]``, ``name[1]``).
+    """
+    if isinstance(size, (tuple, list, torch.Size)):
+        if len(size) != 2:
+            raise ValueError(f"{name} must be an int or a pair (H, W), got {len(size)} entries: {size!r}")
+        return check_int(f"{name}[0]", size[0], min=1), check_int(f"{name}[1]", size[1], min=1)
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral):
+        raise TypeError(f"{name} must be an int or a pair (H, W) of ints, got {type(size).__name__} {size!r}")
+    s = check_int(name, size, min=1)
+    return s, s
+
+
+def check_shape(name: str, shape) -> tuple[int, ...]:
+    """A tensor shape: a tuple, list or ``torch.Size`` of positive ints (``5`` alone, ``(2.5, 3)``,
+    ``(-1, 3)`` and strings are refused with an error naming ``name``)."""
+    if not isinstance(shape, (tuple, list, torch.Size)):
+        raise TypeError(f"{name} must be a tuple of ints, got {type(shape).__name__} {shape!r}")
+    if len(shape) == 0:
+        raise ValueError(f"{name} must have at least one (batch) dimension, got {tuple(shape)}")
+    return tuple(check_int(f"{name}[{i}]", d, min=1) for i, d in enumerate(shape))
+
+
+def check_generator(name: str, generator, device) -> None:
+    """``None`` or a ``torch.Generator`` on ``device``'s type."""
+    if generator is None:
+        return
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"{name} must be a torch.Generator or None, got {type(generator).__name__} {generator!r}")
+    if generator.device.type != torch.device(device).type:
+        raise ValueError(f"{name} is on {generator.device} but the data is on {device}")

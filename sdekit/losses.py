@@ -19,6 +19,8 @@ from typing import Callable
 
 import torch
 
+from ._checks import check_generator
+
 __all__ = ["denoising_score_matching"]
 
 
@@ -53,7 +55,13 @@ def denoising_score_matching(sde, score_fn: Callable, x0: torch.Tensor, y: torch
         reduction: ``"mean"`` (a scalar) or ``"none"`` (shape ``(B,)``).
 
     Gradients flow into ``score_fn``'s parameters; ``x0`` and ``y`` are data.
+
+    A non-finite loss is an error, not a NaN to train on: a ValueError names the cause (``x0``
+    or ``y`` with non-finite entries, or ``score_fn`` returning NaN/inf).  The check is one
+    host-device sync per call, on the ``(B,)`` per-sample losses.
     """
+    if not hasattr(sde, "sample_marginal") or not hasattr(sde, "has_y_drift"):
+        raise TypeError(f"sde must be a LinearSDE, got {type(sde).__name__}")
     if not callable(score_fn):
         raise TypeError(f"score_fn must be callable, got {type(score_fn).__name__}")
     if not isinstance(x0, torch.Tensor) or x0.dtype not in (torch.float32, torch.float64):
@@ -62,6 +70,7 @@ def denoising_score_matching(sde, score_fn: Callable, x0: torch.Tensor, y: torch
         raise ValueError(f"x0 must have a non-empty leading batch dimension, got shape {tuple(x0.shape)}")
     if y is None and sde.has_y_drift:
         raise ValueError("this SDE's drift depends on y: pass y (the conditioning tensor)")
+    check_generator("generator", generator, x0.device)
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     t_eps = sde.t_eps if t_eps is None else t_eps
@@ -78,4 +87,16 @@ def denoising_score_matching(sde, score_fn: Callable, x0: torch.Tensor, y: torch
         raise ValueError(f"score_fn must return a tensor of shape {tuple(x0.shape)}, "
                          f"got {getattr(score, 'shape', type(score).__name__)}")
     per_sample = (std * score + z).pow(2).flatten(1).mean(dim=1)
+    if not bool(torch.isfinite(per_sample).all()):
+        _raise_non_finite(x0, y, score)
     return per_sample.mean() if reduction == "mean" else per_sample
+
+
+def _raise_non_finite(x0: torch.Tensor, y, score: torch.Tensor) -> None:
+    """Name what made the loss non-finite: the data, or the model."""
+    for name, v in (("x0", x0), ("y", y)):
+        if v is not None and not bool(torch.isfinite(v).all()):
+            raise ValueError(f"{name} has non-finite entries (NaN or inf); the loss would be NaN")
+    if not bool(torch.isfinite(score).all()):
+        raise ValueError("score_fn returned non-finite values (NaN or inf); the loss would be NaN")
+    raise ValueError("the loss overflowed (score_fn's values are too large for the dtype)")

@@ -136,16 +136,15 @@ def test_range_fast_paths_match_full_transforms(name):
     m = op.measurement_size(n)
     y = torch.randn(3, m, generator=g, dtype=D64)
     w = torch.randn(3, k, generator=g, dtype=D64)
-    torch.testing.assert_close(op._Vt_range(x), op.Vt(x)[:, :k], rtol=0, atol=1e-13)
-    torch.testing.assert_close(op._Ut_range(y, n), op.Ut(y)[:, :k], rtol=0, atol=1e-13)
-    torch.testing.assert_close(op._V_range(w, n), op.V(op.add_zeros(w, n)), rtol=0, atol=1e-13)
+    torch.testing.assert_close(op.Vt_range(x), op.Vt(x)[:, :k], rtol=0, atol=1e-13)
+    torch.testing.assert_close(op.Ut_range(y, n), op.Ut(y)[:, :k], rtol=0, atol=1e-13)
+    torch.testing.assert_close(op.V_range(w, n), op.V(op.add_zeros(w, n)), rtol=0, atol=1e-13)
     # A^T and A^+ through the implicit SVD equal the dense ones of the materialised forward
     A = dense_matrices(op, shape)[0]
     torch.testing.assert_close(op.adjoint(y, n), y @ A, rtol=0, atol=1e-13)
-    rank = int((op.singulars(n) > 0).sum())  # exact zeros only: pinv inverts every S > 0
-    pinv = torch.linalg.pinv(A, atol=0.5 * op.singulars(n)[op.singulars(n) > 0].min().item())
-    assert torch.linalg.matrix_rank(pinv) == rank
-    torch.testing.assert_close(op.pinv(y, n), y @ pinv.T, rtol=1e-9, atol=1e-12)
+    # numerical rank with numpy's / torch's default cutoff max(m, n) eps max(S)
+    assert int((op.numerical_singulars(n) > 0).sum()) == int(torch.linalg.matrix_rank(A))
+    torch.testing.assert_close(op.pinv(y, n), y @ torch.linalg.pinv(A).T, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", ["blur", "superres_2", "colorization", "hadamard", "inpainting_2d_mask"])
@@ -229,6 +228,110 @@ def test_operator_without_size_takes_it_from_the_input():
         assert op.singulars(math.prod(shape)).numel() == shape[1] * shape[2]
     with pytest.raises(ValueError, match="singulars"):
         Denoising().singulars()
+
+
+# --------------------------------------------------------- rank-deficient operators
+def rank_deficient_cases():
+    """Operators whose zero singular values come out of the SVD at rounding level (1e-17), not as 0."""
+    g = torch.Generator().manual_seed(11)
+    box = torch.ones(3, dtype=D64) / 3  # singular whenever 3 divides N + 1
+    Bf, Cf = torch.randn(9, 4, generator=g, dtype=D64), torch.randn(4, 12, generator=g, dtype=D64)
+    return {
+        "box_blur_8x5": (SeparableBlur(box, box, 2, (8, 5)), (2, 8, 5), None),
+        "box_blur_rows_only": (SeparableBlur(box, torch.ones(1, dtype=D64), 1, (4, 11)), (1, 4, 11), None),
+        "dense_rank_4_wide": (DenseOperator((Bf @ Cf)[:7]), (12,), None),
+        # A = B C with full-rank factors: A^+ = C^T (C C^T)^-1 (B^T B)^-1 B^T, no SVD involved
+        "dense_rank_4_tall": (DenseOperator(Bf @ Cf), (12,),
+                              Cf.T @ torch.linalg.solve(Cf @ Cf.T, torch.linalg.solve(Bf.T @ Bf, Bf.T))),
+        "inpainting_nothing_kept": (Inpainting(torch.zeros(3, 4), 2), (2, 3, 4), None),
+    }
+
+
+RANK_DEFICIENT = rank_deficient_cases()
+
+
+@pytest.mark.parametrize("name", sorted(RANK_DEFICIENT))
+@pytest.mark.parametrize("dtype", [torch.float32, D64])
+def test_pinv_of_rank_deficient_operators_is_the_minimum_norm_solution(name, dtype):
+    """torch.linalg.pinv of the materialised forward (its default cutoff max(m, n) eps max(S)) and,
+    for the factored dense case, the SVD-free A^+ = C^+ B^+; float32 to its own rounding."""
+    op, shape, factored_pinv = RANK_DEFICIENT[name]
+    A = dense_matrices(op, shape)[0]
+    m, n = A.shape
+    assert int((op.numerical_singulars(n) > 0).sum()) == int(torch.linalg.matrix_rank(A)) < n
+    assert int((op.numerical_singulars(n, like=torch.zeros(1, dtype=dtype)) > 0).sum()) \
+        == int(torch.linalg.matrix_rank(A.to(dtype)))
+    ref_pinv = torch.linalg.pinv(A) if factored_pinv is None else factored_pinv
+    if factored_pinv is not None:
+        torch.testing.assert_close(torch.linalg.pinv(A), factored_pinv, rtol=0, atol=1e-12)
+    g = torch.Generator().manual_seed(12)
+    y = torch.randn(3, m, generator=g, dtype=D64)
+    x = torch.randn(3, *shape, generator=g, dtype=D64)
+    want = y @ ref_pinv.T
+    got = op.pinv(y.to(dtype))
+    assert got.dtype == dtype and got.shape == (3, n)
+    if dtype == D64:
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+    else:
+        assert ((got.double() - want).norm() / max(want.norm(), 1e-300)).item() < 1e-5 or m == 0
+        assert torch.isfinite(got).all() and (m > 0 or not got.any())
+    # A^+ A x: the projection of x on the row space of A, never longer than x (it was ~1e15)
+    proj = op.pinv(op.forward(x.to(dtype)))
+    torch.testing.assert_close(proj.double(), x.flatten(1) @ (ref_pinv @ A).T,
+                               rtol=0, atol=1e-10 if dtype == D64 else 1e-4)
+    assert (proj.double().norm(dim=1) <= x.flatten(1).norm(dim=1) * (1 + 1e-5)).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_float32_pinv_of_every_operator_matches_the_float64_dense_pseudo_inverse(name):
+    """float32 input, float32 cutoff: within float32 rounding of torch.linalg.pinv in float64."""
+    op, shape, _ = CASES[name]
+    n = math.prod(shape)
+    A = dense_matrices(op, shape)[0]
+    y = torch.randn(3, A.shape[0], generator=torch.Generator().manual_seed(15), dtype=D64)
+    got = op.pinv(y.float(), n)
+    want = y @ torch.linalg.pinv(A).T
+    assert got.dtype == torch.float32
+    assert ((got.double() - want).norm() / want.norm()).item() < 1e-5
+
+
+def test_issue_example_box_blur_pinv_is_about_the_size_of_the_data():
+    """SeparableBlur(ones(3)/3, ones(3)/3, 1, 8).pinv(op(x)) was 1.4e15; the minimum-norm solution is O(1)."""
+    op = SeparableBlur(torch.ones(3) / 3, torch.ones(3) / 3, 1, 8)
+    x = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(13), dtype=D64)
+    A = dense_matrices(op, (1, 8, 8))[0]
+    got = op.pinv(op(x))
+    assert got.abs().max() < 10
+    torch.testing.assert_close(got, op(x) @ torch.linalg.pinv(A).T, rtol=0, atol=1e-12)
+
+
+def test_rcond_overrides_the_cutoff_like_torch_pinv_rtol():
+    box = torch.ones(3, dtype=D64) / 3
+    op = SeparableBlur(box, torch.tensor([0.25, 0.5, 0.25], dtype=D64), 1, (7, 8))  # box along W = 8
+    A = dense_matrices(op, (1, 7, 8))[0]
+    y = torch.randn(2, 56, generator=torch.Generator().manual_seed(14), dtype=D64)
+    for rcond in (0.05, 0.3):
+        torch.testing.assert_close(op.pinv(y, rcond=rcond), y @ torch.linalg.pinv(A, rtol=rcond).T,
+                                   rtol=1e-10, atol=1e-12)
+        assert op.rank_cutoff(rcond=rcond) == rcond * float(op.singulars().max())
+    # rcond=0 keeps every nonzero value (the old behaviour); the default drops the rounding-level ones
+    assert torch.equal(op.numerical_singulars(rcond=0.0), op.singulars())
+    assert (op.numerical_singulars() > 0).sum() == torch.linalg.matrix_rank(A) < 56
+    with pytest.raises(ValueError, match="rcond"):
+        op.pinv(y, rcond=-1.0)
+    with pytest.raises(TypeError, match="rcond"):
+        op.pinv(y, rcond="tiny")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_empty_batch_gives_empty_results(name):
+    op, shape, _ = CASES[name]
+    n = math.prod(shape)
+    m = op.measurement_size(n)
+    x, y = torch.zeros(0, *shape, dtype=D64), torch.zeros(0, m, dtype=D64)
+    assert op.forward(x).shape == (0, m)
+    assert op.pinv(y, n).shape == (0, n) and op.adjoint(y, n).shape == (0, n)
+    assert op.Vt_range(x).shape == (0, op.singulars(n).numel())
 
 
 # ------------------------------------------------------------------ bad input

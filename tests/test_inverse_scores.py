@@ -7,10 +7,11 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sdekit.inverse import DenseOperator, Inpainting, SuperResolution, likelihood_score, likelihood_score_at
+from sdekit.inverse import (DMPS, DenseOperator, Inpainting, LikelihoodScore, SeparableBlur, SuperResolution,
+                            likelihood_score, likelihood_score_at)
 from sdekit.kernels import resolve
 from sdekit.kernels.dispatch import triton_interpreting
-from test_inverse_operators import CASES, NAMES, shared_vpsde  # noqa: F401
+from test_inverse_operators import CASES, NAMES, RANK_DEFICIENT, dense_matrices, shared_vpsde  # noqa: F401
 
 D64 = torch.float64
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same'")
@@ -127,6 +128,90 @@ def test_noiseless_measurement_with_zero_singular_values_uses_the_pseudo_inverse
         want = (torch.linalg.pinv(cov) @ (y - x @ A.T / s).T).T @ A / s
         assert torch.isfinite(got).all()
         assert rel_err(got, want) < 1e-12
+
+
+@pytest.mark.parametrize("name", sorted(RANK_DEFICIENT))
+@pytest.mark.parametrize("dtype", [torch.float32, D64])
+def test_noiseless_score_on_rank_deficient_operators_is_the_exact_rank_limit(name, dtype):
+    """sigma_y = 0: (1/s) A^T ((std/s)^2 A A^T)^+ r = (s / std^2) A^+ r, r = y - A x / s, with
+    torch.linalg.pinv's default cutoff (it was 1e16 on the box blur: rounding-level S inverted)."""
+    op, shape, _ = RANK_DEFICIENT[name]
+    A = dense_matrices(op, shape)[0]
+    Ap = torch.linalg.pinv(A)
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(2, *shape, generator=g, dtype=D64)
+    y = torch.randn(2, A.shape[0], generator=g, dtype=D64)
+    for s, std in S_STD[1:]:
+        got = likelihood_score(op, y.to(dtype), x.to(dtype), mean_scale=s, std=std, sigma_y=0.0)
+        want = (s / std**2) * (y - x.flatten(1) @ A.T / s) @ Ap.T
+        assert got.dtype == dtype and torch.isfinite(got).all()
+        if A.shape[0] == 0:
+            assert not got.any()
+        else:
+            assert rel_err(got.flatten(1).double(), want) < (1e-10 if dtype == D64 else 1e-5), (s, std)
+
+
+@pytest.mark.parametrize("name", sorted(RANK_DEFICIENT))
+def test_small_positive_sigma_y_on_rank_deficient_operators_matches_the_dense_formula(name):
+    """sigma_y > 0 keeps the covariance invertible: the dropped rounding-level terms change nothing
+    beyond the dense solve's own error, bounded by eps * cond(sigma_y^2 I + (std/s)^2 A A^T)."""
+    op, shape, _ = RANK_DEFICIENT[name]
+    A = dense_matrices(op, shape)[0]
+    if A.shape[0] == 0:
+        pytest.skip("no measurements")
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(2, *shape, generator=g, dtype=D64)
+    y = torch.randn(2, A.shape[0], generator=g, dtype=D64)
+    for sigma_y in (1e-3, 0.1):
+        for s, std in S_STD:
+            got = likelihood_score(op, y, x, mean_scale=s, std=std, sigma_y=sigma_y)
+            cov = sigma_y**2 * torch.eye(A.shape[0], dtype=D64) + (std / s) ** 2 * A @ A.T
+            tol = max(1e-12, 50 * torch.finfo(D64).eps * torch.linalg.cond(cov).item())
+            assert rel_err(got.flatten(1), dense_score(A, y, x.flatten(1), s, std, sigma_y)) < tol, (s, std)
+
+
+def test_std_zero_with_sigma_y_zero_is_refused_not_infinite():
+    """A noiseless measurement of a clean image: the pseudo-likelihood is a point mass (no score)."""
+    op, shape, _ = CASES["superres_2"]
+    x, y = torch.randn(3, *shape, dtype=D64), torch.randn(3, op.m, dtype=D64)
+    with pytest.raises(ValueError, match="std = 0 with sigma_y = 0"):
+        likelihood_score(op, y, x, mean_scale=1.0, std=0.0, sigma_y=0.0)
+    with pytest.raises(ValueError, match="std = 0 with sigma_y = 0"):  # one sample of a per-sample batch
+        likelihood_score(op, y, x, mean_scale=1.0, std=torch.tensor([0.5, 0.0, 0.3]), sigma_y=0.0)
+    with pytest.raises(ValueError, match="std = 0 with sigma_y = 0"):
+        likelihood_score(op, y, x, mean_scale=1.0, std=0.0, sigma_y=torch.tensor([0.1, 0.0, 0.1]))
+    with pytest.raises(ValueError, match="mean_scale = 0"):  # s = 0 too: a = (s sigma_y)^2 = 0
+        likelihood_score(op, y, x, mean_scale=0.0, std=0.0, sigma_y=0.1)
+    # either one alone is fine: the limits are finite
+    assert torch.isfinite(likelihood_score(op, y, x, mean_scale=1.0, std=0.0, sigma_y=0.1)).all()
+    assert torch.isfinite(likelihood_score(op, y, x, mean_scale=1.0, std=0.3, sigma_y=0.0)).all()
+
+
+def test_likelihood_score_object_computes_uty_once_and_equals_the_function():
+    op, shape, _ = CASES["blur"]
+    g = torch.Generator().manual_seed(10)
+    x = torch.randn(2, *shape, generator=g, dtype=D64)
+    y = torch.randn(2, op.m, generator=g, dtype=D64)
+    score = LikelihoodScore(op, y, 0.05)
+    torch.testing.assert_close(score.uy, op.Ut(y)[:, : op.k], rtol=0, atol=0)
+    for s, std in S_STD:
+        assert torch.equal(score(x, s, std), likelihood_score(op, y, x, mean_scale=s, std=std, sigma_y=0.05))
+    # a float32 state gets U^T y cast once and the float32 cutoff
+    assert rel_err(score(x.float(), 0.7, 0.7).double(), score(x, 0.7, 0.7)) < 1e-5
+    with pytest.raises(ValueError, match="batch of 2"):
+        score(torch.zeros(3, *shape, dtype=D64), 0.7, 0.7)
+
+
+def test_dmps_with_a_singular_blur_and_noiseless_measurement_stays_at_the_data_scale():
+    """The issue's case: DMPS samples reached 3e14 with sigma_y = 0 on the 3-tap box blur."""
+    box = torch.ones(3, dtype=D64) / 3
+    op = SeparableBlur(box, box, 1, 8)
+    g = torch.Generator().manual_seed(11)
+    x0 = torch.randn(1, 1, 8, 8, generator=g, dtype=D64)
+    x = DMPS(shared_vpsde(), op, 0.0, steps=30).sample(lambda v, t: -v, op(x0), seed=0, shape=(16, 1, 8, 8))
+    assert torch.isfinite(x).all() and x.abs().max() < 20
+    # what the measurement pins down is reproduced: A x is close to y (residual << |y|)
+    assert ((op(x) - op(x0)).norm(dim=1) < 0.2 * op(x0).norm()).all()
 
 
 def test_score_is_finite_and_correct_at_s_zero():

@@ -124,3 +124,29 @@ def test_dsm_rejects_bad_arguments():
         denoising_score_matching(VPSDE(), lambda x, t: x, x0.long())
     with pytest.raises(TypeError, match="callable"):
         denoising_score_matching(VPSDE(), None, x0)
+
+
+def test_dsm_generator_must_be_a_torch_generator_on_the_data_device():
+    x0 = torch.randn(4, 3)
+    with pytest.raises(TypeError, match="generator"):
+        denoising_score_matching(VPSDE(), lambda x, t: x, x0, generator=0)
+    with pytest.raises(TypeError, match="generator"):
+        denoising_score_matching(VPSDE(), lambda x, t: x, x0, generator=np.random.default_rng(0))
+    with pytest.raises(TypeError, match="sde"):
+        denoising_score_matching("VPSDE", lambda x, t: x, x0)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_dsm_non_finite_loss_is_an_error_naming_its_cause(bad):
+    """A NaN score must not become a NaN loss silently (an optimiser step on it poisons the model)."""
+    x0 = torch.randn(4, 3)
+    with pytest.raises(ValueError, match="score_fn returned non-finite"):
+        denoising_score_matching(VPSDE(), lambda x, t: torch.full_like(x, bad), x0)
+    with pytest.raises(ValueError, match="score_fn returned non-finite"):  # one entry of one sample
+        denoising_score_matching(VPSDE(), lambda x, t: x.index_fill(0, torch.tensor([2]), bad), x0)
+    x0_bad = x0.clone()
+    x0_bad[1, 2] = bad
+    with pytest.raises(ValueError, match="x0 has non-finite"):
+        denoising_score_matching(VPSDE(), lambda x, t: -x, x0_bad)
+    with pytest.raises(ValueError, match="overflowed"):  # finite score whose square overflows float32
+        denoising_score_matching(VPSDE(), lambda x, t: torch.full_like(x, 1e30), x0)

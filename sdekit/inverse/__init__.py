@@ -2,26 +2,28 @@
 
     from sdekit.inverse import Denoising, Inpainting, SuperResolution, Colorization
     from sdekit.inverse import SeparableBlur, DenseOperator, WalshHadamardCS
-    from sdekit.inverse import likelihood_score, likelihood_score_at
+    from sdekit.inverse import LikelihoodScore, likelihood_score, likelihood_score_at
     from sdekit.inverse import quantized_likelihood_score, quantized_likelihood_score_at, quantize
     from sdekit.inverse import DMPS
 
 Every operator is ``A = U diag(S) V^T`` kept implicit (DDRM's ``V, Vt, U, Ut,
-singulars, add_zeros``), exact (no singular value is truncated), batched, float32 /
-float64, CPU / GPU.  See :mod:`sdekit.inverse.base` for the conventions.
+singulars, add_zeros``, plus the range-space maps ``Vt_range, Ut_range, V_range``), exact
+(``singulars()`` truncates nothing; ``pinv`` and the likelihood scores treat rounding-level
+singular values as zeros), batched, float32 / float64, CPU / GPU.  See
+:mod:`sdekit.inverse.base` for the conventions and the input layouts.
 """
 from .base import SVDOperator
 from .dmps import DMPS, AncestralDDPM
 from .hadamard import WalshHadamardCS
 from .operators import Colorization, Denoising, DenseOperator, Inpainting, SuperResolution
 from .quantized import quantize, quantized_likelihood_score, quantized_likelihood_score_at, truncated_normal_mean
-from .scores import likelihood_score, likelihood_score_at
+from .scores import LikelihoodScore, likelihood_score, likelihood_score_at
 from .svd_blur import SeparableBlur
 
 __all__ = [
     "SVDOperator", "Denoising", "DenseOperator", "Inpainting", "SuperResolution", "Colorization",
     "SeparableBlur", "WalshHadamardCS",
-    "likelihood_score", "likelihood_score_at",
+    "LikelihoodScore", "likelihood_score", "likelihood_score_at",
     "quantized_likelihood_score", "quantized_likelihood_score_at", "quantize", "truncated_normal_mean",
     "DMPS", "AncestralDDPM",
 ]

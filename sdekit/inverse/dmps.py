@@ -31,12 +31,12 @@ import numbers
 
 import torch
 
-from .._checks import check_finite, check_float_batch
+from .._checks import check_finite, check_float_batch, check_shape
 from ..solvers.ancestral import AncestralDDPM
 from ..solvers.options import RunOptions
 from ..solvers.registry import SAMPLERS, lookup
 from .base import SVDOperator
-from .scores import _spectral_middle, per_sample
+from .scores import LikelihoodScore, per_sample
 
 __all__ = ["DMPS", "AncestralDDPM"]  # AncestralDDPM lives in sdekit.solvers; re-exported where DMPS users find it
 
@@ -87,8 +87,8 @@ class DMPS:
         ``4 eps`` of its largest entry (``eps`` of the dtype), not always bitwise.  A ``t`` outside
         ``times`` would get a neighbour's coefficients: :meth:`sample` passes the solver's own grid.
         """
-        op, sde, lam, sigma_y = self.op, self.sde, self.lam, self.sigma_y
-        uy = op._Ut_range(y, n)
+        sde, lam = self.sde, self.lam
+        likelihood = LikelihoodScore(self.op, y, self.sigma_y, n=n, backend=backend)  # U^T y once
 
         def evaluate(t):
             return sde.mean_coeffs(t, check=False)[0], sde.marginal_std(t, check=False)
@@ -105,11 +105,7 @@ class DMPS:
 
         def score_fn(x, t):
             mx, std = mean_scale_and_std(t)
-            u = uy if uy.dtype == x.dtype else uy.to(x.dtype)
-            w = _spectral_middle(op, u, op._Vt_range(x), n, mean_scale=mx, std=std, sigma_y=sigma_y,
-                                 backend=backend)
-            lik = op._V_range(w, n).reshape(x.shape)
-            return torch.add(prior_score_fn(x, t), lik, alpha=lam)  # one pass, not two
+            return torch.add(prior_score_fn(x, t), likelihood(x, mx, std), alpha=lam)  # one pass, not two
 
         return score_fn
 
@@ -138,7 +134,7 @@ class DMPS:
             if self.op.in_shape is None:
                 raise ValueError(f"{type(self.op).__name__} was built without a size: pass shape=(B, ...)")
             shape = (y.shape[0], *self.op.in_shape)
-        shape = tuple(int(d) for d in shape)
+        shape = check_shape("shape", shape)
         if y.shape[0] == 1 and shape[0] > 1:
             y = y.expand(shape[0], *y.shape[1:])
         if shape[0] != y.shape[0]:

@@ -18,10 +18,14 @@ Each 1-D matrix is decomposed once with ``torch.linalg.svd`` (float64),
     A = (I (x) U_col (x) U_row) diag(1 (x) s_col (x) s_row) (I (x) V_col (x) V_row)^T,
 
 and ``V^T x`` is the per-channel image ``V_col^T X V_row`` (layout ``(C, H, W)``),
-``k = m = n``.  No singular value is zeroed: ``U diag(S) V^T`` is the blur to
+``k = m = n``.  ``singulars()`` keeps every value: ``U diag(S) V^T`` is the blur to
 rounding (compare DDRM's ``Deblurring``, which zeroes 1-D singular values below 3e-2,
-drops the last kernel tap and assumes 3 channels).  Singular values of a smooth kernel
-can be tiny or exactly zero; the likelihood scores handle ``S = 0`` explicitly.
+drops the last kernel tap and assumes 3 channels).  A blur is often singular (the 3-tap
+box blur ``[1, 1, 1] / 3`` whenever 3 divides ``N + 1``: ``K`` then has an eigenvalue
+``(1 + 2 cos(2 pi / 3)) / 3 = 0``), and its zero singular values come out of the SVD at
+rounding level; :meth:`~sdekit.inverse.SVDOperator.pinv` and the likelihood scores treat
+those below ``max(m, n) eps max(S)`` as exact zeros (:mod:`sdekit.inverse.base`,
+"Numerical rank").
 """
 from __future__ import annotations
 
@@ -29,10 +33,10 @@ import torch
 
 from .base import SVDOperator, as_size, check_channels
 
-__all__ = ["SeparableBlur", "blur_matrix_1d"]
+__all__ = ["SeparableBlur"]
 
 
-def blur_matrix_1d(kernel: torch.Tensor, N: int) -> torch.Tensor:
+def _blur_matrix_1d(kernel: torch.Tensor, N: int) -> torch.Tensor:
     """The ``N x N`` float64 matrix of zero-padded 'same' cross-correlation with ``kernel``."""
     k = kernel.detach().to("cpu", torch.float64)
     L = k.numel()
@@ -47,11 +51,17 @@ def blur_matrix_1d(kernel: torch.Tensor, N: int) -> torch.Tensor:
 
 
 def _check_kernel(k, name: str) -> torch.Tensor:
-    k = torch.as_tensor(k)
+    if not isinstance(k, torch.Tensor):
+        try:
+            k = torch.as_tensor(k, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"{name} must be a 1-D real tensor, got {type(k).__name__}") from None
+    if not k.is_floating_point():
+        raise TypeError(f"{name} must be a real floating-point tensor, got {k.dtype}")
     if k.dim() != 1 or k.numel() == 0:
         raise ValueError(f"{name} must be a non-empty 1-D kernel, got shape {tuple(k.shape)}")
-    if not k.is_floating_point() or not torch.isfinite(k).all():
-        raise ValueError(f"{name} must be finite floating point, got {k.dtype}")
+    if not torch.isfinite(k).all():
+        raise ValueError(f"{name} must be finite")
     return k
 
 
@@ -60,8 +70,8 @@ class SeparableBlur(SVDOperator):
 
     ``k_row`` runs along each row (the W axis), ``k_col`` along each column (the H
     axis); ``size = (H, W)`` or an int.  ``A = I_C (x) K_col (x) K_row`` with the 1-D
-    'same' zero-padded matrices of :func:`blur_matrix_1d`; exact SVD as in the module
-    docstring.  E.g. a Gaussian blur: ``k = exp(-j^2 / (2 w^2))``, normalised.
+    'same' zero-padded matrices ``K`` of the module docstring; exact SVD as there.
+    E.g. a Gaussian blur: ``k = exp(-j^2 / (2 w^2))``, normalised.
     """
 
     def __init__(self, k_row, k_col, channels: int, size) -> None:
@@ -70,31 +80,27 @@ class SeparableBlur(SVDOperator):
         self.k_col = _check_kernel(k_col, "k_col")
         self.channels = check_channels(channels)
         self.H, self.W = as_size(size)
-        self.in_shape = (self.channels, self.H, self.W)
+        self.in_shape = self.out_shape = (self.channels, self.H, self.W)
         self.n = self.m = self.k = self.channels * self.H * self.W
-        self.K_col = blur_matrix_1d(self.k_col, self.H)
-        self.K_row = blur_matrix_1d(self.k_row, self.W)
-        self.U_col, self.s_col, Vh_col = torch.linalg.svd(self.K_col)
-        self.U_row, self.s_row, Vh_row = torch.linalg.svd(self.K_row)
-        self.V_col, self.V_row = Vh_col.T.contiguous(), Vh_row.T.contiguous()
-        self._S2d = torch.outer(self.s_col, self.s_row)  # (H, W)
+        K_col = _blur_matrix_1d(self.k_col, self.H)
+        K_row = _blur_matrix_1d(self.k_row, self.W)
+        U_col, s_col, Vh_col = torch.linalg.svd(K_col)
+        U_row, s_row, Vh_row = torch.linalg.svd(K_row)
+        self._S2d = torch.outer(s_col, s_row)  # (H, W)
         T = lambda M: M.T.contiguous()  # noqa: E731
         self._mats = {
-            "V_col^T": T(self.V_col), "V_col": self.V_col, "V_row": self.V_row, "V_row^T": T(self.V_row),
-            "U_col^T": T(self.U_col), "U_col": self.U_col, "U_row": self.U_row, "U_row^T": T(self.U_row),
-            "K_col": self.K_col, "K_row^T": T(self.K_row),
+            "V_col^T": Vh_col.contiguous(), "V_col": T(Vh_col), "V_row": T(Vh_row), "V_row^T": Vh_row.contiguous(),
+            "U_col^T": T(U_col), "U_col": U_col, "U_row": U_row, "U_row^T": T(U_row),
+            "K_col": K_col, "K_row^T": T(K_row),
         }
 
     def _singulars64(self, n):
         return self._S2d.reshape(1, -1).expand(self.channels, -1).reshape(-1)
 
-    def _img(self, v, what):
-        vf = self._flat(v, self.n, what)
-        return vf.reshape(vf.shape[0], self.channels, self.H, self.W)
-
     def _sandwich(self, left: str, v, right: str, what: str):
         """``L X R`` for every channel image X, with cached casts of the 1-D factors."""
-        X = self._img(v, what)
+        vf = self._flat(v, self.n, what, self.in_shape)
+        X = vf.reshape(vf.shape[0], self.channels, self.H, self.W)
         Lm = self._cast(left, self._mats[left], X)
         Rm = self._cast(right, self._mats[right], X)
         return (Lm @ X @ Rm).reshape(X.shape[0], self.n)
@@ -117,13 +123,11 @@ class SeparableBlur(SVDOperator):
         """``A x = K_col X K_row^T`` per channel (the 'same' zero-padded blur)."""
         return self._sandwich("K_col", x, "K_row^T", "x")
 
-    __call__ = forward
-
-    def _Vt_range(self, x):
+    def Vt_range(self, x):
         return self.Vt(x)
 
-    def _Ut_range(self, y, n=None):
+    def Ut_range(self, y, n=None):
         return self.Ut(y)
 
-    def _V_range(self, w, n=None):
+    def V_range(self, w, n=None):
         return self.V(w)
