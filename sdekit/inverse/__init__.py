@@ -5,12 +5,16 @@
     from sdekit.inverse import likelihood_score, likelihood_score_at
     from sdekit.inverse import quantized_likelihood_score, quantized_likelihood_score_at, quantize
     from sdekit.inverse import DMPS
+    from sdekit.inverse import BlurFamily, BoxInpaintingFamily, DegradationFamily, StochasticDegradation, Dirac
 
 Every operator is ``A = U diag(S) V^T`` kept implicit (DDRM's ``V, Vt, U, Ut,
 singulars, add_zeros``), exact (no singular value is truncated), batched, float32 /
 float64, CPU / GPU.  See :mod:`sdekit.inverse.base` for the conventions.
 """
 from .base import SVDOperator
+from .dirac import UPDATE_RULES, DataConsistencyGuidance, Dirac, DiracTrajectory, StochasticDegradation
+from .dirac_families import (BlurFamily, BoxInpaintingFamily, DegradationFamily, DiagonalOperator,
+                             PiecewiseLinearSchedule, greedy_schedule)
 from .dmps import DMPS, AncestralDDPM
 from .hadamard import WalshHadamardCS
 from .operators import Colorization, Denoising, DenseOperator, Inpainting, SuperResolution
@@ -24,4 +28,6 @@ __all__ = [
     "likelihood_score", "likelihood_score_at",
     "quantized_likelihood_score", "quantized_likelihood_score_at", "quantize", "truncated_normal_mean",
     "DMPS", "AncestralDDPM",
+    "DegradationFamily", "BlurFamily", "BoxInpaintingFamily", "DiagonalOperator", "PiecewiseLinearSchedule",
+    "greedy_schedule", "StochasticDegradation", "Dirac", "DataConsistencyGuidance", "DiracTrajectory", "UPDATE_RULES",
 ]
