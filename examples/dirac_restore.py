@@ -29,7 +29,7 @@ patch sliced Wasserstein distance ``_imaging.patch_swd`` of the reconstructions 
 DMPS rows of ``dmps_restore.py`` (same prior checkpoint, ``--dmps-steps`` DDPM steps) are run on
 the same measurements with the same operator ``A_1``.
 
-    python examples/dirac_restore.py                     # about 2 minutes on one CPU thread
+    python examples/dirac_restore.py                     # about 75 s on one CPU thread
     python examples/dirac_restore.py --images 4 --steps 10 --no-baselines --no-figure
     python examples/dirac_restore.py --train             # retrain both nets first (about 8 minutes)
 """
@@ -111,7 +111,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def train_config(args, task: str) -> dict:
     """What a checkpoint must have been trained with to be used for these arguments."""
-    return {"task": task, "process": repr(make_process(task)), "images": list(im.TRAIN_RGB), "patch": PATCH,
+    family = f"BlurFamily({BLUR_STD} t, 3, {PATCH})" if task == "deblur" else \
+        f"BoxInpaintingFamily(3, {PATCH}, max_side={BOX_SIDE})"
+    return {"task": task, "family": family, "sigma": [SIGMA_MIN, SIGMA_MAX], "images": list(im.TRAIN_RGB),
+            "patch": PATCH,
             "stride": STRIDE, "width": args.width, "batch": args.batch, "steps": args.train_steps,
             "look_ahead_steps": args.steps}
 
@@ -222,7 +225,8 @@ def main(argv=None) -> dict:
         rows[task] = {}
         for label, (x, sec) in outs.items():
             r = scores(x, x0)
-            r["residual"] = float(((A1(x.double()) - y.flatten(1).double()).norm(dim=1) / math.sqrt(y[0].numel())).mean())
+            residual = (A1(x.double()) - y.flatten(1).double()).norm(dim=1) / math.sqrt(y[0].numel())
+            r["residual"] = float(residual.mean())
             if sec is not None:
                 r["seconds_per_image"] = sec / x.shape[0]
             rows[task][label] = r
@@ -241,7 +245,8 @@ def report(out: dict, args) -> None:
     for task, meta in out["meta"].items():
         print(f"{task}: net width {meta['config']['width']}, {meta['config']['steps']} training steps, "
               f"final loss {meta['final_loss']:.5f}, trained in {meta['seconds'] / 60:.1f} min on {meta['device']}")
-    print(f"{args.images} test patches {PATCH}x{PATCH} of {', '.join(im.TEST_RGB)}; sigma_t = {SIGMA_MIN} .. {SIGMA_MAX}, "
+    print(f"{args.images} test patches {PATCH}x{PATCH} of {', '.join(im.TEST_RGB)}; "
+          f"sigma_t = {SIGMA_MIN} .. {SIGMA_MAX}, "
           f"{args.steps} Dirac steps (look_ahead), seed {args.seed}; PSNR in dB on [0, 1]; SWD: patch SWD to the "
           "clean set; residual: RMS of A_1 x - y")
     print(f"  {'task':8s} {'method':11s} {'PSNR':>6s} {'SSIM':>6s} {'SWD':>7s} {'residual':>9s} {'s/image':>8s}")

@@ -201,7 +201,8 @@ class DegradationFamily:
         return DegradationFamily(self.operator_at, schedule, self.shape)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(shape={self.shape}, schedule={self.schedule!r})"
+        schedule = "identity" if self.schedule is _identity else repr(self.schedule)
+        return f"{type(self).__name__}(shape={self.shape}, schedule={schedule})"
 
 
 def gaussian_kernel(width: float, N: int) -> torch.Tensor:
