@@ -151,6 +151,10 @@ def reference_reverse_diff(y, x0_predictor, fwd, std, steps, rule, del_t, z, sto
                     degr_update = (y_hat - fwd(x0_pred, t_this + del_t)) * dt / del_t
             elif rule == "identity":
                 degr_update = 0.0
+            elif rule == "look_back_exact":   # their jacobian in t, here a 2nd-order backward difference
+                h = 1e-5
+                dt_y = (3 * fwd(x0_pred, t_this) - 4 * fwd(x0_pred, t_this - h) + fwd(x0_pred, t_this - 2 * h)) / (2 * h)
+                degr_update = -dt * dt_y
             final_iteration = (i == steps - 1) or (stop_t > t_next + 1e-12)
             if final_iteration:
                 return x0_pred.detach()
@@ -164,7 +168,7 @@ def smooth_predictor(y, t):
 
 
 @pytest.mark.parametrize("rule,del_t", [("look_ahead", None), ("small_look_ahead", 0.05), ("look_back", None),
-                                        ("small_look_back", 0.25), ("identity", None)])
+                                        ("small_look_back", 0.25), ("identity", None), ("look_back_exact", None)])
 @pytest.mark.parametrize("dc", [None, {"step": 0.5, "scale_relative": False}, {"step": 0.3, "scale_relative": True}])
 def test_each_update_rule_matches_the_authors_reverse_diffusion(rule, del_t, dc):
     for fam in (BlurFamily(1.5, 1, H), BoxInpaintingFamily(1, 6, max_side=4)):
@@ -176,7 +180,22 @@ def test_each_update_rule_matches_the_authors_reverse_diffusion(rule, del_t, dc)
         z = [philox_normal_like(y, seed, i) for i in range(steps)]
         want = reference_reverse_diff(y, smooth_predictor, fam.apply, proc.sigma, steps, rule, del_t or 0.0, z,
                                       stop_t=0.3, dc=dc)
-        torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-12 if rule != "look_back_exact" else 1e-7)
+
+
+@pytest.mark.parametrize("make", [lambda: BlurFamily(1.5, 2, (4, 5)), lambda: BoxInpaintingFamily(2, 7, max_side=5),
+                                  lambda: BlurFamily(1.5, 1, 4, schedule=PiecewiseLinearSchedule([0, 0.5, 0.6, 1]))])
+def test_time_derivative_by_autograd_matches_central_differences_of_the_operators(make):
+    fam = make()
+    x = torch.randn(3, *fam.shape, dtype=torch.float64)
+    h = 1e-3
+    for t in (0.3, 0.55, 0.9):      # away from the schedule's knots and the box's integer sides
+        fd = (8 * (fam.apply(x, t + h) - fam.apply(x, t - h)) - (fam.apply(x, t + 2 * h) - fam.apply(x, t - 2 * h))) \
+            / (12 * h)
+        torch.testing.assert_close(fam.time_derivative(x, t), fd, rtol=1e-6, atol=1e-8)
+    with pytest.raises(NotImplementedError):
+        DegradationFamily(lambda s: DenseOperator(torch.eye(2, dtype=torch.float64)), shape=(2,)).time_derivative(
+            torch.zeros(1, 2, dtype=torch.float64), 0.5)
 
 
 def test_the_fused_step_backends_agree_on_a_dirac_run():

@@ -25,6 +25,7 @@ the incremental reconstruction ``R`` being one of the code's rules (``update``):
 (the look-back rules fall back to look-ahead exactly where the authors' code does: its test
 ``t + dt >= 1`` holds at the first two steps in exact arithmetic, ``t = 1`` and ``t = 1 - dt``).
     identity          R = 0
+    look_back_exact   R = -dt d/dt A_t x0_hat        (the derivative by autograd: DegradationFamily.time_derivative)
 
 Optional data-consistency guidance (sec. 3.7) adds ``-(sigma_t^2 - sigma_t'^2) g`` to the
 update, ``g = scale grad_{y_t} ||y_1 - A_1 Phi(y_t, t)||^2`` per sample, ``scale = step /
@@ -58,7 +59,7 @@ from .dirac_families import DegradationFamily, check_time
 
 __all__ = ["StochasticDegradation", "Dirac", "DataConsistencyGuidance", "DiracTrajectory", "UPDATE_RULES"]
 
-UPDATE_RULES = ("look_ahead", "small_look_ahead", "look_back", "small_look_back", "identity")
+UPDATE_RULES = ("look_ahead", "small_look_ahead", "look_back", "small_look_back", "identity", "look_back_exact")
 _ROUND = 1e-12  # grid times are k / steps: comparisons allow this much round-off
 
 
@@ -223,6 +224,8 @@ class Dirac:
         rule = self.update
         if rule == "identity":
             return torch.zeros_like(x0_hat)
+        if rule == "look_back_exact":
+            return -dt * self.process.family.time_derivative(x0_hat, t)
         if rule == "look_back" and t + dt < 1.0 - _ROUND:
             return A(x0_hat, t) - A(x0_hat, t + dt)
         if rule == "small_look_back" and t + self.del_t < 1.0 - _ROUND:

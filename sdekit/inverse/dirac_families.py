@@ -28,6 +28,7 @@ act in image space (``m = n``, the measurement has the image's shape), as Dirac 
 """
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 from collections import OrderedDict
@@ -106,6 +107,12 @@ class PiecewiseLinearSchedule:
         i = min(int(math.floor(u)), K - 1)
         a, b = float(self.knots[i]), float(self.knots[i + 1])
         return a + (u - i) * (b - a)
+
+    def derivative(self, t: float) -> float:
+        """``ds/dt`` (the slope of the segment holding ``t``; the right one at a knot)."""
+        K = self.knots.numel() - 1
+        i = min(int(math.floor(check_time(t) * K)), K - 1)
+        return float(self.knots[i + 1] - self.knots[i]) * K
 
     def __repr__(self) -> str:
         return f"PiecewiseLinearSchedule({[round(v, 6) for v in self.knots.tolist()]})"
@@ -197,8 +204,36 @@ class DegradationFamily:
         return y.reshape(x.shape)
 
     def with_schedule(self, schedule: Callable) -> "DegradationFamily":
-        """The same family with another ``t -> severity`` schedule (e.g. :func:`greedy_schedule`'s)."""
-        return DegradationFamily(self.operator_at, schedule, self.shape)
+        """The same family (same class) with another ``t -> severity`` schedule (e.g. :func:`greedy_schedule`'s)."""
+        if not callable(schedule):
+            raise TypeError(f"schedule must be callable t -> severity, got {type(schedule).__name__}")
+        new = copy.copy(self)
+        new.schedule, new._cache = schedule, OrderedDict()
+        new._check_identity(new.at(0.0))
+        return new
+
+    def apply_at_severity(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """``A(s) x`` with autograd through the 0-dim tensor ``s``; families that support
+        :meth:`time_derivative` implement it (user families: subclass and override)."""
+        raise NotImplementedError(f"{type(self).__name__} has no severity-differentiable form: "
+                                  "override apply_at_severity to use the exact-derivative rule")
+
+    def time_derivative(self, x: torch.Tensor, t) -> torch.Tensor:
+        """``d/dt A_t x = (d/ds A(s) x) ds/dt`` at ``s = schedule(t)``, the first factor by autograd.
+
+        ``ds/dt`` is 1 for the identity schedule and ``schedule.derivative(t)`` otherwise (as
+        :class:`PiecewiseLinearSchedule` has).
+        """
+        t = check_time(t)
+        if self.schedule is _identity:
+            slope = 1.0
+        elif hasattr(self.schedule, "derivative"):
+            slope = float(self.schedule.derivative(t))
+        else:
+            raise ValueError("the exact-derivative rule needs a schedule with a derivative(t) method")
+        s = torch.tensor(self.severity(t), dtype=x.dtype, device=x.device)
+        _, d = torch.autograd.functional.jvp(lambda v: self.apply_at_severity(x.detach(), v), s, torch.ones_like(s))
+        return d * slope
 
     def __repr__(self) -> str:
         schedule = "identity" if self.schedule is _identity else repr(self.schedule)
@@ -248,28 +283,46 @@ class BlurFamily(DegradationFamily):
         H, W = self.size
         return SeparableBlur(gaussian_kernel(float(w), W), gaussian_kernel(float(w), H), self.channels, self.size)
 
-    def with_schedule(self, schedule: Callable) -> "BlurFamily":
-        return BlurFamily(self.width, self.channels, self.size, schedule)
+    def apply_at_severity(self, x, s):
+        """``K_col X K_row^T`` with the 'same' zero-padded matrices built from ``width(s)`` by tensor ops."""
+        w = self.width(s)
+        X = x.reshape(x.shape[0], self.channels, *self.size)
+        H, W = self.size
+        return (_blur_matrix(w, H) @ X @ _blur_matrix(w, W).T).reshape(x.shape)
 
 
-def box_mask(s: float, size: tuple[int, int], max_side: float) -> torch.Tensor:
-    """The ``(H, W)`` float64 mask of a centred box of side ``s * max_side`` (module docstring)."""
-    H, W = size
-    side = s * max_side
-    inner = math.floor(side)
-    frac = side - inner
+def _blur_matrix(width: torch.Tensor, N: int) -> torch.Tensor:
+    """:func:`gaussian_kernel`'s ``N x N`` 'same' zero-padded matrix, differentiable in the tensor ``width``."""
+    R = max(N - 1, math.ceil(12.0 * float(width.detach())))
+    j = torch.arange(-R, R + 1, dtype=width.dtype, device=width.device)
+    k = torch.exp(-(j * j) / (2.0 * width * width))
+    k = k / k.sum()
+    i = torch.arange(N, device=width.device)
+    return k[(i[None, :] - i[:, None]) + R]
+
+
+def _box_parts(s: float, size: tuple[int, int], max_side: float, left: bool = False):
+    """Boolean ``(H, W)`` masks of the box of side ``inner = floor(s b)`` (core) and of the one-pixel-wider
+    ring, and ``inner``.  ``left``: at an integer side ``s b`` take ``inner = s b - 1`` (ring value 0: the
+    same mask, parametrised as the limit from below)."""
+    inner = max(math.ceil(s * max_side) - 1, 0) if left else math.floor(s * max_side)
 
     def inside(box: int, L: int) -> torch.Tensor:
         start = L // 2 - box // 2
         i = torch.arange(L)
         return (i >= start) & (i < start + box)
 
-    mask = torch.ones(H, W, dtype=torch.float64)
-    if s == 0.0:
-        return mask
-    ring = inside(inner + 1, H)[:, None] & inside(inner + 1, W)[None, :]
+    H, W = size
     core = inside(inner, H)[:, None] & inside(inner, W)[None, :]
-    mask[ring] = 1.0 - frac
+    ring = inside(inner + 1, H)[:, None] & inside(inner + 1, W)[None, :] & ~core
+    return core, ring, inner
+
+
+def box_mask(s: float, size: tuple[int, int], max_side: float) -> torch.Tensor:
+    """The ``(H, W)`` float64 mask of a centred box of side ``s * max_side`` (module docstring)."""
+    core, ring, inner = _box_parts(s, size, max_side)
+    mask = torch.ones(size, dtype=torch.float64)
+    mask[ring] = 1.0 - (s * max_side - inner)
     mask[core] = 0.0
     return mask
 
@@ -295,8 +348,14 @@ class BoxInpaintingFamily(DegradationFamily):
         m = box_mask(s, self.size, self.max_side)
         return DiagonalOperator(m.expand(self.channels, *self.size).contiguous())
 
-    def with_schedule(self, schedule: Callable) -> "BoxInpaintingFamily":
-        return BoxInpaintingFamily(self.channels, self.size, self.max_side, schedule)
+    def apply_at_severity(self, x, s):
+        """``mask(s) x`` with the ring value ``1 - (s b - inner)`` a tensor: derivative ``-b`` on the ring, 0
+        elsewhere; at an integer side ``s b`` the derivative from below (what a step back in ``t`` sees)."""
+        core, ring, inner = _box_parts(float(s.detach()), self.size, self.max_side, left=True)
+        one = torch.ones((), dtype=x.dtype, device=x.device)
+        mask = torch.where(ring.to(x.device), 1.0 - (s * self.max_side - inner), one)
+        mask = torch.where(core.to(x.device), torch.zeros_like(one), mask)
+        return (x.reshape(x.shape[0], self.channels, *self.size) * mask).reshape(x.shape)
 
 
 def greedy_schedule(family: DegradationFamily, data: torch.Tensor, steps: int, candidates=101,
