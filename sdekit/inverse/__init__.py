@@ -5,6 +5,7 @@
     from sdekit.inverse import LikelihoodScore, likelihood_score, likelihood_score_at
     from sdekit.inverse import quantized_likelihood_score, quantized_likelihood_score_at, quantize
     from sdekit.inverse import DMPS
+    from sdekit.inverse import BlurFamily, BoxInpaintingFamily, DegradationFamily, StochasticDegradation, Dirac
 
 Every operator is ``A = U diag(S) V^T`` kept implicit (DDRM's ``V, Vt, U, Ut,
 singulars, add_zeros``, plus the range-space maps ``Vt_range, Ut_range, V_range``), exact
@@ -13,6 +14,9 @@ singular values as zeros), batched, float32 / float64, CPU / GPU.  See
 :mod:`sdekit.inverse.base` for the conventions and the input layouts.
 """
 from .base import SVDOperator
+from .dirac import UPDATE_RULES, DataConsistencyGuidance, Dirac, DiracTrajectory, StochasticDegradation
+from .dirac_families import (BlurFamily, BoxInpaintingFamily, DegradationFamily, DiagonalOperator,
+                             PiecewiseLinearSchedule, greedy_schedule)
 from .dmps import DMPS, AncestralDDPM
 from .hadamard import WalshHadamardCS
 from .operators import Colorization, Denoising, DenseOperator, Inpainting, SuperResolution
@@ -26,4 +30,6 @@ __all__ = [
     "LikelihoodScore", "likelihood_score", "likelihood_score_at",
     "quantized_likelihood_score", "quantized_likelihood_score_at", "quantize", "truncated_normal_mean",
     "DMPS", "AncestralDDPM",
+    "DegradationFamily", "BlurFamily", "BoxInpaintingFamily", "DiagonalOperator", "PiecewiseLinearSchedule",
+    "greedy_schedule", "StochasticDegradation", "Dirac", "DataConsistencyGuidance", "DiracTrajectory", "UPDATE_RULES",
 ]
