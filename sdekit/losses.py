@@ -92,7 +92,6 @@ def denoising_score_matching(sde, score_fn: Callable, x0: torch.Tensor, y: torch
     return per_sample.mean() if reduction == "mean" else per_sample
 
 
-<<<<<<< HEAD
 def _raise_non_finite(x0: torch.Tensor, y, score: torch.Tensor) -> None:
     """Name what made the loss non-finite: the data, or the model."""
     for name, v in (("x0", x0), ("y", y)):
@@ -101,7 +100,7 @@ def _raise_non_finite(x0: torch.Tensor, y, score: torch.Tensor) -> None:
     if not bool(torch.isfinite(score).all()):
         raise ValueError("score_fn returned non-finite values (NaN or inf); the loss would be NaN")
     raise ValueError("the loss overflowed (score_fn's values are too large for the dtype)")
-=======
+
 # ------------------------------------------------------------------------------------ Dirac
 DIRAC_WEIGHTINGS = ("none", "sigma", "time")
 
@@ -178,4 +177,3 @@ def incremental_reconstruction_loss(process, x0_predictor: Callable, x0: torch.T
     the same draws giving the same number).  Arguments as in :func:`dirac_loss`.
     """
     return _dirac_objective(process, x0_predictor, x0, look_ahead, weighting, steps, generator, reduction)
->>>>>>> dirac
