@@ -27,6 +27,7 @@ from typing import Callable
 
 import torch
 
+from ._checks import check_like
 from .kernels.rng import philox_normal_like
 from .solvers.adaptive import DormandPrince, probability_flow_drift
 from .solvers.base import check_sde, check_seed, check_state, check_t_eps, validated_score_fn
@@ -49,8 +50,13 @@ def prior_log_prob(sde, x_T: torch.Tensor, y=None) -> torch.Tensor:
     return -0.5 * d * math.log(2.0 * math.pi * var) - r.square().sum(dim=1) / (2.0 * var)
 
 
-def _probe(x0: torch.Tensor, seed: int, probe: str) -> torch.Tensor:
-    z = philox_normal_like(x0, seed, PROBE_STEP)
+def _probe(x0: torch.Tensor, seed, probe) -> torch.Tensor:
+    if isinstance(probe, torch.Tensor):
+        check_like("probe", probe, x0, "x0")
+        return probe
+    if probe not in ("gaussian", "rademacher"):
+        raise ValueError(f"probe must be 'gaussian', 'rademacher' or a tensor shaped like x0, got {probe!r}")
+    z = philox_normal_like(x0, check_seed(seed), PROBE_STEP)
     return z if probe == "gaussian" else torch.where(z >= 0, 1.0, -1.0).to(x0.dtype)
 
 
@@ -75,7 +81,7 @@ def _score_trace(score_fn: Callable, x: torch.Tensor, t: torch.Tensor, probe: to
 
 
 def log_likelihood(sde, score_fn: Callable, x0: torch.Tensor, y=None, *, divergence: str = "hutchinson",
-                   rtol: float = 1e-5, atol: float = 1e-5, seed: int | None = None, probe: str = "rademacher",
+                   rtol: float = 1e-5, atol: float = 1e-5, seed: int | None = None, probe="rademacher",
                    t_eps: float | None = None, norm: str = "sample", return_stats: bool = False):
     r"""Per-sample ``log p(x0)`` in nats under the probability-flow ODE (score_sde's ``likelihood_fn``).
 
@@ -91,7 +97,8 @@ def log_likelihood(sde, score_fn: Callable, x0: torch.Tensor, y=None, *, diverge
         y: conditioning tensor, required when the drift depends on ``y``.
         divergence: ``"exact"`` (``d`` autograd passes per evaluation) or ``"hutchinson"``.
         seed: key of the Hutchinson probe (``None``: drawn from torch's global generator).
-        probe: ``"rademacher"`` (score_sde's default) or ``"gaussian"``.
+        probe: ``"rademacher"`` (score_sde's default), ``"gaussian"``, or a tensor shaped like ``x0``
+            (a probe of your own: the same one across calls, or one drawn as another code draws it).
         t_eps: start time of the flow (default ``sde.t_eps``; score_sde's likelihood uses ``1e-5``).
         norm: the solver's error norm, ``"sample"`` or ``"batch"`` (see ``DormandPrince``).
         return_stats: also return ``(x_T, nfe)``: the latent code and the evaluation count.
@@ -101,11 +108,9 @@ def log_likelihood(sde, score_fn: Callable, x0: torch.Tensor, y=None, *, diverge
     check_state(sde, x0, y, "x0")
     if divergence not in ("exact", "hutchinson"):
         raise ValueError(f"divergence must be 'exact' or 'hutchinson', got {divergence!r}")
-    if probe not in ("gaussian", "rademacher"):
-        raise ValueError(f"probe must be 'gaussian' or 'rademacher', got {probe!r}")
     t_eps = check_t_eps(sde, t_eps)
     solver = DormandPrince(rtol, atol, norm=norm)
-    eps = _probe(x0, check_seed(seed), probe) if divergence == "hutchinson" else None
+    eps = _probe(x0, seed, probe) if divergence == "hutchinson" else None
     y_arg = y if (y is not None and sde.has_y_drift) else None
     drift = probability_flow_drift(sde, score_fn, y_arg)
     d = x0[0].numel()
