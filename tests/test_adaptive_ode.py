@@ -242,3 +242,19 @@ def test_bad_arguments_raise_errors_that_name_them():
         AdaptiveProbabilityFlow(VPSDE(), t_eps=2.0)
     with pytest.raises(TypeError, match="dtype"):
         AdaptiveProbabilityFlow(VPSDE()).sample(lambda x, t: -x, shape=(2, 2), dtype=torch.float16)
+
+
+class _IController(DormandPrince):
+    """The same pair under scipy's I controller (``factor = safety E^(-1/5)``)."""
+
+    BETA1, BETA2 = 0.2, 0.0
+
+
+def test_with_scipys_controller_and_norm_the_solve_is_scipys_rk45():
+    f = lambda t, y: -y * math.cos(t) + torch.sin(3 * y)  # noqa: E731
+    y0 = torch.linspace(-1, 2, 6, dtype=torch.float64).view(2, 3)
+    sol = _IController(1e-6, 1e-8, norm="batch").solve(f, 0.0, 4.0, y0)
+    ref = solve_ivp(lambda t, y: -y * np.cos(t) + np.sin(3 * y), (0.0, 4.0), y0.numpy().ravel(),
+                    method="RK45", rtol=1e-6, atol=1e-8)
+    assert sol.nfe == ref.nfev
+    assert sol.y.numpy().ravel() == pytest.approx(ref.y[:, -1], rel=1e-12, abs=1e-14)
