@@ -9,8 +9,8 @@ inverse-problem operators (``sdekit.inverse``); Dawson's function (``sdekit.spec
 from .sde import OUVE, TSDVE, DriftVE, LinearSDE, ReverseSDE, SubVPSDE, VESDE, VPSDE
 from .losses import denoising_score_matching
 from .likelihood import bits_per_dim, log_likelihood
-from .solvers import (AdaptiveProbabilityFlow, DormandPrince, EulerMaruyama, ExponentialIntegrator, LangevinCorrector, PredictorCorrector,
-                      ProbabilityFlow, ReverseDiffusion)
+from .solvers import (AdaptiveProbabilityFlow, DormandPrince, EulerMaruyama, ExponentialIntegrator,
+                      LangevinCorrector, PredictorCorrector, ProbabilityFlow, ReverseDiffusion)
 
 __version__ = "0.1.0"
 

@@ -12,6 +12,7 @@ from .predictor_corrector import LangevinCorrector, PredictorCorrector, ReverseD
 from .probability_flow import ProbabilityFlow
 
 __all__ = [
-    "AdaptiveProbabilityFlow", "DormandPrince", "ODESolution", "EulerMaruyama", "ExponentialIntegrator", "LangevinCorrector", "NonFiniteError", "PredictorCorrector",
+    "AdaptiveProbabilityFlow", "DormandPrince", "ODESolution",
+    "EulerMaruyama", "ExponentialIntegrator", "LangevinCorrector", "NonFiniteError", "PredictorCorrector",
     "ProbabilityFlow", "ReverseDiffusion", "ReverseSampler", "SolverError",
 ]

@@ -187,10 +187,10 @@ class DormandPrince:
             args = [s.view(shape) for s, shape in zip(state, shapes)]
             out = f(t, tuple(args) if is_tuple else args[0])
             outs = list(out) if is_tuple else [out]
-            if len(outs) != len(y) or any(not isinstance(o, torch.Tensor) or o.shape != s
-                                          for o, s in zip(outs, shapes)):
-                raise SolverError(f"f returned {_describe(out)} at t={t:.6g}; expected the structure and shapes "
-                                  f"of y0 {[tuple(s) for s in shapes]}")
+            if len(outs) != len(y) or any(not isinstance(o, torch.Tensor) or o.shape != s or o.dtype != yi.dtype
+                                          for o, s, yi in zip(outs, shapes, y)):
+                raise SolverError(f"f returned {_describe(out)} at t={t:.6g}; expected the structure, shapes "
+                                  f"and dtypes of y0 {[(tuple(s), v.dtype) for s, v in zip(shapes, y)]}")
             for k, o in zip(K, outs):
                 k[out_stage].copy_(o.reshape(-1))
             nfe += 1
@@ -302,16 +302,20 @@ def _check_t_eval(t_eval, t0: float, t1: float, direction: float) -> list[float]
 
 def _describe(out) -> str:
     if isinstance(out, torch.Tensor):
-        return f"a tensor of shape {tuple(out.shape)}"
+        return f"a {out.dtype} tensor of shape {tuple(out.shape)}"
     if isinstance(out, (tuple, list)):
         return "(" + ", ".join(_describe(o) for o in out) + ")"
     return type(out).__name__
 
 
 def probability_flow_drift(sde, score_fn: Callable, y) -> Callable:
-    """``f(t, x) = a(t) x + c(t) y - g(t)^2 / 2 * score(x, t)`` with ``t`` a float (the score sees
-    ``t`` as a ``(B,)`` tensor in ``x``'s dtype); also returns the coefficients for callers that
-    need ``a`` and ``g^2`` (the likelihood's divergence)."""
+    """The probability-flow right-hand side ``drift(t, x, score=None)``:
+
+        a(t) x + c(t) y - g(t)^2 / 2 * score(x, t)
+
+    with ``t`` a float (``score_fn`` sees a ``(B,)`` tensor in ``x``'s dtype); pass ``score`` when it is
+    already computed.  ``drift.coefficients(t)`` gives ``(a, c, g^2)`` as floats (the likelihood's
+    divergence needs ``a`` and ``g^2``)."""
     use_y = y is not None and sde.has_y_drift
 
     def coefficients(t: float) -> tuple[float, float, float]:
@@ -323,7 +327,7 @@ def probability_flow_drift(sde, score_fn: Callable, y) -> Callable:
         if score is None:
             score = score_fn(x, torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device))
         if not isinstance(score, torch.Tensor) or score.shape != x.shape or score.dtype != x.dtype:
-            raise SolverError(f"score_fn returned {_describe(score)} ({getattr(score, 'dtype', '')}) at t={t:.6g}; "
+            raise SolverError(f"score_fn returned {_describe(score)} at t={t:.6g}; "
                               f"expected a {x.dtype} tensor of shape {tuple(x.shape)}")
         out = torch.add(a * x, score, alpha=-0.5 * g2)
         return out.add_(y, alpha=c) if use_y else out
