@@ -108,6 +108,17 @@ def test_local_error_of_one_step_is_order_6_and_dense_output_order_5():
     assert 4.6 < _slope(hs, dense_err) < 5.6     # order-4 interpolant: O(h^5)
 
 
+def test_dense_output_over_an_adaptive_solve_is_as_accurate_as_the_steps():
+    f = lambda t, y: (-y[0] * math.cos(t), y[1] * 0.5)  # noqa: E731   a tuple state, two components
+    y0 = (torch.ones(3, 2, dtype=torch.float64), torch.full((3,), 2.0, dtype=torch.float64))
+    t_eval = torch.linspace(0.0, 5.0, 41, dtype=torch.float64)
+    sol = DormandPrince(1e-8, 1e-10).solve(f, 0.0, 5.0, y0, t_eval=t_eval)
+    assert sol.ys[0].shape == (41, 3, 2) and sol.ys[1].shape == (41, 3)
+    assert torch.allclose(sol.ys[0][:, 0, 0], torch.exp(-torch.sin(t_eval)), rtol=1e-6, atol=0)
+    assert torch.allclose(sol.ys[1][:, 0], 2 * torch.exp(0.5 * t_eval), rtol=1e-6, atol=0)
+    assert torch.allclose(sol.ys[0][-1], sol.y[0], rtol=1e-14, atol=0) and torch.equal(sol.ys[0][0], y0[0])
+
+
 def gaussian_problem(sde, y):
     """Closed-form moments of ``x(t)`` for ``x0 ~ N(MU, S^2)`` (VP and OUVE written out here)."""
     if isinstance(sde, VPSDE):
