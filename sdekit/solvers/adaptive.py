@@ -197,11 +197,13 @@ class DormandPrince:
 
         weights: dict = {}
 
-        def combine(base: list[torch.Tensor], coefs, h: float) -> list[torch.Tensor]:
-            """``base + h sum_j coefs_j k_j`` per component: one ``addmv`` over the stage rows."""
+        def combine(base: list[torch.Tensor] | None, coefs, h: float) -> list[torch.Tensor]:
+            """``base + h sum_j coefs_j k_j`` per component (``base=None``: 0): one ``addmv`` over the stages."""
             key = tuple(coefs)
             if key not in weights:
-                weights[key] = [torch.tensor(key, dtype=b.dtype, device=b.device) for b in base]
+                weights[key] = [torch.tensor(key, dtype=k.dtype, device=k.device) for k in K]
+            if base is None:
+                return [torch.mv(k[:len(key)].t(), w).mul_(h) for k, w in zip(K, weights[key])]
             return [torch.addmv(b, k[:len(key)].t(), w, alpha=h) for b, k, w in zip(base, K, weights[key])]
 
         call(t0, y, 0)
@@ -225,7 +227,7 @@ class DormandPrince:
             y_new = combine(y, self.B[:6], hs)
             t_new = t1 if last else t + hs
             call(t_new, y_new, 6)
-            err = combine([torch.zeros_like(v) for v in y], [b - bh for b, bh in zip(self.B, self.B_HAT)], hs)
+            err = combine(None, [b - bh for b, bh in zip(self.B, self.B_HAT)], hs)
             E = float(self._error_norm(err, y, y_new, batch))
             if not math.isfinite(E):
                 raise NonFiniteError(f"the ODE state or f became non-finite in the step from t={t:.6g} "
@@ -268,6 +270,8 @@ class DormandPrince:
         f0 = [k[0].clone() for k in K]
         d0 = self._rms(y, y, batch)
         d1 = self._rms(f0, y, batch)
+        if not (math.isfinite(d0) and math.isfinite(d1)):
+            raise NonFiniteError(f"y0 or f(t0, y0) is not finite (t0={t0:.6g})")
         h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
         h0 = min(h0, abs(t1 - t0))
         y1 = [yi + direction * h0 * fi for yi, fi in zip(y, f0)]
