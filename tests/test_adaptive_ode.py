@@ -251,6 +251,8 @@ def test_bad_arguments_raise_errors_that_name_them():
         DormandPrince(1e-12, 1e-12, max_steps=3).solve(lambda t, y: math.cos(50 * t) * y, 0.0, 1.0, y0)
     with pytest.raises(NonFiniteError, match="not finite"):
         DormandPrince().solve(lambda t, y: y / 0.0, 0.0, 1.0, y0)
+    with pytest.raises(NonFiniteError, match="step from t="):
+        DormandPrince().solve(lambda t, y: y * (math.nan if t > 0.5 else 1.0), 0.0, 1.0, y0)
     with pytest.raises(SolverError, match="score_fn returned"):
         AdaptiveProbabilityFlow(VPSDE()).sample(lambda x, t: x.double(), shape=(2, 2))
     with pytest.raises(ValueError, match="t_eps"):
