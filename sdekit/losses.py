@@ -49,7 +49,7 @@ def denoising_score_matching(sde, score_fn: Callable, x0: torch.Tensor, y: torch
     ``likelihood_weighting`` is ``lambda(t) = g(t)^2``, for which the integrated loss bounds the
     negative log-likelihood (Song, Durkan, Murray & Ermon 2021, Theorem 1).  ``importance_sampling``
     (only with it) draws ``t`` from ``p(t) = g^2 / (std^2 Z)`` instead, which takes the ``g^2 / std^2``
-    factor out of the estimator (same paper, Sec. 5; score_flow's ``importance_weighting``)::
+    factor out of the estimator (the same paper's variance reduction; score_flow's ``importance_weighting``)::
 
         l_i = Z / (T - t_eps) * R( (std(t_i) score_fn(x_i, t_i) + z_i)^2 ),     t_i ~ p
 
