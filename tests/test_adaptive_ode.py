@@ -1,7 +1,7 @@
 """Dormand-Prince 5(4) and the adaptive probability-flow sampler.
 
 References independent of the code under test: the tableau as published (Dormand & Prince 1980,
-Table 2) in exact fractions and the 17 Butcher order conditions up to order 5; measured local
+RK5(4)7M) in exact fractions and the 17 Butcher order conditions up to order 5; measured local
 orders; scipy's ``solve_ivp(RK45)``; and the probability-flow ODE on Gaussian data with its exact
 score, which is linear: ``(x - m(t)) / sqrt(V(t))`` is constant along it, with the moments of the
 VP SDE and OUVE written out here in closed form (``V = mx^2 s^2 + v``).
@@ -19,7 +19,7 @@ from sdekit.solvers import NonFiniteError, SolverError
 
 MU, S = 0.3, 0.7
 
-# Dormand & Prince (1980), Table 2, as published.
+# Dormand & Prince (1980), RK5(4)7M, as published.
 C_PUB = [Fr(0), Fr(1, 5), Fr(3, 10), Fr(4, 5), Fr(8, 9), Fr(1), Fr(1)]
 A_PUB = [
     [],

@@ -1,9 +1,9 @@
 """Adaptive ODE integration on torch tensors, and the probability-flow sampler built on it.
 
-``DormandPrince`` is the embedded Runge-Kutta pair 5(4) of Dormand & Prince (1980) with
-Shampine's order-4 dense output (the interpolant of scipy's ``RK45``) and the PI step-size
-controller of Hairer & Wanner's DOPRI5 (Hairer, Norsett & Wanner, *Solving ODEs I*, Sec. II.4,
-after Gustafsson 1991).  Every stage is one ``addmv`` over the stacked stage derivatives, on the
+``DormandPrince`` is the embedded Runge-Kutta pair 5(4) of Dormand & Prince (1980, RK5(4)7M) with
+Shampine's order-4 dense output (Shampine 1986; the interpolant of scipy's ``RK45``) and the PI
+step-size controller of Hairer's DOPRI5 code (its ``BETA = 0.04``, "stabilized step size control":
+Hairer & Wanner, *Solving ODEs II*, Sec. IV.2, after Gustafsson 1991).  Every stage is one ``addmv`` over the stacked stage derivatives, on the
 state's device and dtype; the only host synchronisation is the accept/reject decision, once per
 step (score_sde drives ``scipy.integrate.solve_ivp`` instead: a device-to-host copy and back at
 every function evaluation).
@@ -61,8 +61,8 @@ class DormandPrince:
         k_i = f(t + c_i h, y + h sum_{j<i} a_ij k_j),     y_new = y + h sum_i b_i k_i,
         err = h sum_i (b_i - bhat_i) k_i
 
-    (``A``, ``B``, ``B_HAT``, ``C``: Dormand & Prince 1980, Table 2; ``y_new`` is the order-5
-    solution, local extrapolation).  The step is accepted when
+    (``A``, ``B``, ``B_HAT``, ``C``: Dormand & Prince 1980's RK5(4)7M, as in Hairer, Norsett &
+    Wanner, *Solving ODEs I*, Sec. II.5; ``y_new`` is the order-5 solution, local extrapolation).  The step is accepted when
 
         E = || err / (atol + rtol max(|y|, |y_new|)) || <= 1
 
@@ -70,7 +70,8 @@ class DormandPrince:
     with ``(beta1, beta2) = (0.17, 0.04)`` (DOPRI5's ``BETA = 0.04``: ``beta1 = 1/5 - 0.75 beta``),
     never growing right after a rejection; a rejected step retries with
     ``h * max(min_factor, safety E^(-beta1))``.  The first step is Hairer & Wanner's starting
-    step-size algorithm (Sec. II.4; scipy's ``select_initial_step``), one extra evaluation.
+    step-size algorithm (*Solving ODEs I*, Sec. II.4; scipy's ``select_initial_step``), one extra
+    evaluation.
 
     The norm ``E``:
 
