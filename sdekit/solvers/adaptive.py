@@ -3,10 +3,10 @@
 ``DormandPrince`` is the embedded Runge-Kutta pair 5(4) of Dormand & Prince (1980, RK5(4)7M) with
 Shampine's order-4 dense output (Shampine 1986; the interpolant of scipy's ``RK45``) and the PI
 step-size controller of Hairer's DOPRI5 code (its ``BETA = 0.04``, "stabilized step size control":
-Hairer & Wanner, *Solving ODEs II*, Sec. IV.2, after Gustafsson 1991).  Every stage is one ``addmv`` over the stacked stage derivatives, on the
-state's device and dtype; the only host synchronisation is the accept/reject decision, once per
-step (score_sde drives ``scipy.integrate.solve_ivp`` instead: a device-to-host copy and back at
-every function evaluation).
+Hairer & Wanner, *Solving ODEs II*, Sec. IV.2, after Gustafsson 1991).  Every stage is one
+``addmv`` over the stacked stage derivatives, on the state's device and dtype; the only host
+synchronisation is the accept/reject decision, once per step (score_sde drives
+``scipy.integrate.solve_ivp`` instead: a device-to-host copy and back at every function evaluation).
 
 ``AdaptiveProbabilityFlow`` integrates the probability-flow ODE (Song et al. 2021, eq. 13)
 
