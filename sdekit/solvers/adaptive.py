@@ -62,7 +62,8 @@ class DormandPrince:
         err = h sum_i (b_i - bhat_i) k_i
 
     (``A``, ``B``, ``B_HAT``, ``C``: Dormand & Prince 1980's RK5(4)7M, as in Hairer, Norsett &
-    Wanner, *Solving ODEs I*, Sec. II.5; ``y_new`` is the order-5 solution, local extrapolation).  The step is accepted when
+    Wanner, *Solving ODEs I*, Sec. II.5; ``y_new`` is the order-5 solution, local extrapolation).
+    The step is accepted when
 
         E = || err / (atol + rtol max(|y|, |y_new|)) || <= 1
 
