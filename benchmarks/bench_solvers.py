@@ -246,3 +246,90 @@ def test_bench_em_loop_replayed_from_a_cuda_graph(benchmark, impl):
     if benchmark.stats:  # None under --benchmark-disable
         benchmark.extra_info["us/step"] = benchmark.stats["min"] / steps * 1e6
     benchmark.extra_info["device"] = torch.cuda.get_device_name()
+
+
+# ---------------------------------------------------------------------------------------------
+# Adaptive probability-flow ODE sampling: sdekit's Dormand-Prince on tensors vs score_sde's driver.
+#
+# Same problem for every implementation: VP SDE, data N(MU, S^2) per element with its exact score
+# (the flow is linear, so the error against the exact answer is known), float32 state, rtol = atol
+# = 1e-5 (score_sde's defaults), from T to t_eps = 1e-3.  ``scipy_rk45`` is score_sde's
+# ``get_ode_sampler``: ``solve_ivp(RK45)`` on the flattened batch with a torch <-> NumPy round trip
+# at every function evaluation.  ``sdekit_batch`` uses the same (batch RMS) error norm as scipy;
+# ``sdekit_sample`` the per-sample norm (each sample held to the tolerance).  ``extra_info`` has the
+# nfe and the max error against the exact flow.
+
+ODE_IMPLS = ["sdekit_sample", "sdekit_batch", "scipy_rk45"]
+ODE_MU, ODE_S = 0.3, 0.7
+
+
+def _ode_problem(n: int):
+    from sdekit import VPSDE
+
+    sde = VPSDE()
+
+    def moments(t):
+        mx = sde.mean_coeffs(t, check=False)[0]
+        return mx * ODE_MU, mx**2 * ODE_S**2 + sde.marginal_var(t, check=False)
+
+    def score(x, t):
+        m, V = moments(t)
+        return -(x - m[:, None]) / V[:, None]
+
+    m_T, V_T = (float(v) for v in moments(torch.tensor([sde.T], dtype=torch.float64)))
+    m_e, V_e = (float(v) for v in moments(torch.tensor([sde.t_eps], dtype=torch.float64)))
+    g = torch.Generator(device=DEVICE).manual_seed(0)
+    x_T = (m_T + math.sqrt(V_T) * torch.randn(4, n // 4, generator=g, device=DEVICE)).float()
+    exact = m_e + math.sqrt(V_e / V_T) * (x_T.double() - m_T)
+    return sde, score, x_T, exact
+
+
+def _score_sde_ode_sampler(sde, score_fn, x_T, rtol, atol):
+    """score_sde's ``get_ode_sampler`` (sampling.py): the reverse probability-flow drift, RK45 on NumPy."""
+    import numpy as np
+    from scipy import integrate
+
+    shape, device = x_T.shape, x_T.device
+
+    def drift_fn(x, t):
+        drift, diffusion = sde.sde(x, None, t)
+        return drift - diffusion[:, None] ** 2 * score_fn(x, t) * 0.5
+
+    def ode_func(t, x):
+        x = torch.from_numpy(x.reshape(shape)).to(device).type(torch.float32)
+        vec_t = torch.ones(shape[0], device=x.device) * t
+        return drift_fn(x, vec_t).detach().cpu().numpy().reshape((-1,))
+
+    solution = integrate.solve_ivp(ode_func, (sde.T, sde.t_eps), x_T.detach().cpu().numpy().reshape((-1,)),
+                                   rtol=rtol, atol=atol, method="RK45")
+    x = torch.tensor(solution.y[:, -1]).reshape(shape).to(device).type(torch.float32)
+    return x, solution.nfev
+
+
+@pytest.mark.parametrize("n", [2**10, 2**18])
+@pytest.mark.parametrize("impl", ODE_IMPLS)
+def test_bench_adaptive_ode_sample(benchmark, impl, n):
+    from sdekit import AdaptiveProbabilityFlow
+
+    benchmark.group = f"adaptive probability-flow sample (VP, rtol=atol=1e-5), 2^{int(math.log2(n))} float32 elements"
+    sde, score, x_T, exact = _ode_problem(n)
+    if impl == "scipy_rk45":
+        def run():
+            return _score_sde_ode_sampler(sde, score, x_T, 1e-5, 1e-5)
+    else:
+        sampler = AdaptiveProbabilityFlow(sde, rtol=1e-5, atol=1e-5, norm=impl.split("_")[1])
+
+        def run():
+            return sampler.sample(score, x_T=x_T, return_nfe=True)
+
+    result = {}
+
+    def timed():
+        result["x"], result["nfe"] = run()
+        _sync()
+
+    timed()
+    benchmark.pedantic(timed, rounds=3, warmup_rounds=0)
+    benchmark.extra_info["nfe"] = result["nfe"]
+    benchmark.extra_info["max_error"] = float((result["x"].double() - exact).abs().max())
+    benchmark.extra_info["device"] = torch.cuda.get_device_name() if CUDA else "cpu"

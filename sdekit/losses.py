@@ -14,6 +14,7 @@ the marginal ``p_t`` (given ``y``), because the target's conditional mean is it.
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Callable
 
@@ -21,26 +22,46 @@ import torch
 
 from ._checks import check_generator
 
-__all__ = ["denoising_score_matching", "dirac_loss", "incremental_reconstruction_loss"]
+__all__ = ["denoising_score_matching", "likelihood_time_weight", "sample_likelihood_times", "dirac_loss",
+           "incremental_reconstruction_loss"]
 
 
 def denoising_score_matching(sde, score_fn: Callable, x0: torch.Tensor, y: torch.Tensor | None = None,
                              t_eps: float | None = None, generator: torch.Generator | None = None,
-                             reduction: str = "mean") -> torch.Tensor:
-    r"""Denoising score-matching loss with ``lambda(t) = std(t)^2`` (noise-prediction form).
+                             reduction: str = "mean", *, likelihood_weighting: bool = False, reduce_mean: bool = True,
+                             importance_sampling: bool = False) -> torch.Tensor:
+    r"""Denoising score-matching loss; by default ``lambda(t) = std(t)^2`` (noise-prediction form).
 
     Per sample ``i`` (DriftRec eq. 6, score_sde eq. 7)::
 
         t_i ~ U(t_eps, T),   z_i ~ N(0, I),   x_i = mx(t_i) x0_i + my(t_i) y_i + std(t_i) z_i,
-        l_i = || std(t_i) score_fn(x_i, t_i) + z_i ||^2 / n          (n = x0[i].numel())
+        l_i = R( (std(t_i) score_fn(x_i, t_i) + z_i)^2 )                      (default)
+        l_i = g(t_i)^2 R( (score_fn(x_i, t_i) + z_i / std(t_i))^2 )          (likelihood_weighting)
 
-    and the loss is ``mean_i l_i`` (``reduction="mean"``) or the vector ``l``
-    (``reduction="none"``).  This equals ``std^2 ||score - (-z/std)||^2 / n``: the weighting is
-    ``lambda(t) = std(t)^2``.  At the exact score of a Gaussian ``x0 ~ N(mu, s^2)`` per element
-    its expectation given ``t`` is ``mx^2 s^2 / (mx^2 s^2 + std^2)`` per element (see
-    ``tests/test_losses.py``): the loss does not go to 0, and only differences between
-    models mean anything.  The mean over elements is score_sde's ``reduce_mean=True``;
-    sgmse sums over elements and halves (``n / 2`` times this).
+    with ``R`` the mean over the ``n = x0[i].numel()`` elements (``reduce_mean=True``) or half
+    their sum (``reduce_mean=False``: score_sde's ``0.5 * torch.sum``, its training default; sgmse's
+    too).  The loss is ``mean_i l_i`` (``reduction="mean"``) or the vector ``l`` (``"none"``).
+    ``t`` is drawn first, then ``z`` (score_sde's order), both from ``generator``.  With ``t`` and
+    ``z`` given, this is score_sde's ``get_sde_loss_fn`` (``losses.py``) term for term.
+
+    The default equals ``std^2 ||score - (-z/std)||^2 / n``: ``lambda = std^2``.  At the exact score
+    of a Gaussian ``x0 ~ N(mu, s^2)`` per element its expectation given ``t`` is
+    ``mx^2 s^2 / (mx^2 s^2 + std^2)`` per element (``tests/test_losses.py``): the loss does not go
+    to 0, and only differences between models mean anything.
+
+    ``likelihood_weighting`` is ``lambda(t) = g(t)^2``, for which the integrated loss bounds the
+    negative log-likelihood (Song, Durkan, Murray & Ermon 2021, Theorem 1).  ``importance_sampling``
+    (only with it) draws ``t`` from ``p(t) = g^2 / (std^2 Z)`` instead, which takes the ``g^2 / std^2``
+    factor out of the estimator (the same paper's variance reduction; score_flow's ``importance_weighting``)::
+
+        l_i = Z / (T - t_eps) * R( (std(t_i) score_fn(x_i, t_i) + z_i)^2 ),     t_i ~ p
+
+    an unbiased estimator of the uniform-``t`` likelihood-weighted loss (score_flow leaves out the
+    constant ``Z / (T - t_eps)``).  See :func:`likelihood_time_weight` for ``Z`` and the sampler.
+
+    Time cutoffs: ``t_eps`` defaults to ``sde.t_eps`` (VE ``1e-5``; VP and sub-VP ``1e-3``; the
+    DriftRec family ``0.01``).  score_sde trains with ``eps = 1e-5`` for every SDE (``get_sde_loss_fn``);
+    sgmse with ``t_eps = 0.03``; DriftRec with ``0.01``.  Pass the peer's value to reproduce it.
 
     Args:
         sde: a :class:`~sdekit.LinearSDE` (``T``, ``t_eps``, ``marginal_prob``).
@@ -53,6 +74,9 @@ def denoising_score_matching(sde, score_fn: Callable, x0: torch.Tensor, y: torch
         t_eps: lower end of the time range (default ``sde.t_eps``).
         generator: ``torch.Generator`` on ``x0``'s device for ``t`` and ``z``.
         reduction: ``"mean"`` (a scalar) or ``"none"`` (shape ``(B,)``).
+        likelihood_weighting: ``lambda = g^2`` instead of ``std^2``.
+        reduce_mean: mean over elements (``True``) or half their sum (``False``).
+        importance_sampling: ``t ~ g^2 / std^2`` (needs ``likelihood_weighting``).
 
     Gradients flow into ``score_fn``'s parameters; ``x0`` and ``y`` are data.
 
@@ -73,20 +97,42 @@ def denoising_score_matching(sde, score_fn: Callable, x0: torch.Tensor, y: torch
     check_generator("generator", generator, x0.device)
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    for name, flag in (("likelihood_weighting", likelihood_weighting), ("reduce_mean", reduce_mean),
+                       ("importance_sampling", importance_sampling)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
+    if importance_sampling and not likelihood_weighting:
+        raise ValueError("importance_sampling draws t for the likelihood weighting: "
+                         "pass likelihood_weighting=True with it")
     t_eps = sde.t_eps if t_eps is None else t_eps
     if isinstance(t_eps, bool) or not isinstance(t_eps, numbers.Real) or not 0.0 <= float(t_eps) < sde.T:
         raise ValueError(f"t_eps must be a number in [0, T) = [0, {sde.T}), got {t_eps!r}")
+    t_eps = float(t_eps)
 
     B = x0.shape[0]
-    u = torch.rand(B, generator=generator, dtype=x0.dtype, device=x0.device)
-    t = float(t_eps) + (sde.T - float(t_eps)) * u
+    if importance_sampling:
+        t, Z = sample_likelihood_times(sde, B, t_eps, generator=generator, dtype=x0.dtype, device=x0.device)
+    else:
+        u = torch.rand(B, generator=generator, dtype=x0.dtype, device=x0.device)
+        t = t_eps + (sde.T - t_eps) * u
     x_t, z = sde.sample_marginal(x0, y, t, generator=generator)
     std = sde._per_sample(sde.marginal_std(t), x0)
     score = score_fn(x_t, t) if y is None else score_fn(x_t, t, y)
     if not isinstance(score, torch.Tensor) or score.shape != x0.shape:
         raise ValueError(f"score_fn must return a tensor of shape {tuple(x0.shape)}, "
                          f"got {getattr(score, 'shape', type(score).__name__)}")
-    per_sample = (std * score + z).pow(2).flatten(1).mean(dim=1)
+
+    def reduce(sq: torch.Tensor) -> torch.Tensor:
+        sq = sq.flatten(1)
+        return sq.mean(dim=1) if reduce_mean else 0.5 * sq.sum(dim=1)
+
+    if likelihood_weighting and not importance_sampling:
+        g2 = sde.coefficients(t)[2].to(x0.dtype) ** 2
+        per_sample = reduce((score + z / std).pow(2)) * g2
+    else:
+        per_sample = reduce((std * score + z).pow(2))
+        if importance_sampling:
+            per_sample = per_sample * (Z / (sde.T - t_eps))
     if not bool(torch.isfinite(per_sample).all()):
         _raise_non_finite(x0, y, score)
     return per_sample.mean() if reduction == "mean" else per_sample
@@ -100,6 +146,53 @@ def _raise_non_finite(x0: torch.Tensor, y, score: torch.Tensor) -> None:
     if not bool(torch.isfinite(score).all()):
         raise ValueError("score_fn returned non-finite values (NaN or inf); the loss would be NaN")
     raise ValueError("the loss overflowed (score_fn's values are too large for the dtype)")
+
+
+def likelihood_time_weight(sde, t, t_eps: float) -> torch.Tensor:
+    r"""``W(t) = int_{t_eps}^t g(s)^2 / std(s)^2 ds``, the unnormalised CDF of the importance density.
+
+    From the variance ODE ``v' = 2 a v + g^2``, ``g^2 / v = (log v)' - 2 a = (log(v / mx^2))'``, so
+
+        W(t) = log r(t) - log r(t_eps),      r = v / mx^2   (the noise-to-signal ratio),
+
+    for every :class:`~sdekit.LinearSDE` (score_flow writes it out for VP as
+    ``likelihood_importance_cum_weight``; for VE it is ``2 log(sigma_max/sigma_min) (t - t_eps)``:
+    uniform).  ``Z = W(T)``.  Float64, shaped like ``t``.
+    """
+    return _log_noise_to_signal(sde, t) - _log_noise_to_signal(sde, t_eps)
+
+
+def _log_noise_to_signal(sde, t) -> torch.Tensor:
+    t64 = torch.as_tensor(t, dtype=torch.float64)
+    return torch.log(sde.marginal_var(t64, check=False)) - 2.0 * torch.log(sde.mean_coeffs(t64, check=False)[0])
+
+
+# Bisection halvings: (T - t_eps) / 2^56 is below float64 resolution on [0, T].
+_BISECTIONS = 56
+
+
+def sample_likelihood_times(sde, n: int, t_eps: float, generator: torch.Generator | None = None,
+                            dtype: torch.dtype = torch.float32, device=None) -> tuple[torch.Tensor, float]:
+    """``n`` times from ``p(t) = g(t)^2 / (std(t)^2 Z)`` on ``[t_eps, T]``, and ``Z``.
+
+    ``u ~ U(0, 1)`` from ``generator`` (in ``dtype``), then ``t = W^{-1}(u Z)`` by bisection on the
+    monotone ``W`` of :func:`likelihood_time_weight` (score_flow's
+    ``sample_importance_weighted_time_for_likelihood``).  Needs ``std(t_eps) > 0``.
+    """
+    log_r0 = float(_log_noise_to_signal(sde, t_eps))
+    if not math.isfinite(log_r0):
+        raise ValueError(f"importance sampling needs std(t_eps) > 0; t_eps={t_eps} gives std 0 for this SDE")
+    Z = float(_log_noise_to_signal(sde, sde.T)) - log_r0
+    u = torch.rand(n, generator=generator, dtype=dtype, device=device)
+    target = log_r0 + u.to(torch.float64) * Z
+    lo = torch.full((n,), t_eps, dtype=torch.float64, device=u.device)
+    hi = torch.full((n,), float(sde.T), dtype=torch.float64, device=u.device)
+    for _ in range(_BISECTIONS):
+        mid = 0.5 * (lo + hi)
+        below = _log_noise_to_signal(sde, mid) <= target
+        lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+    return (0.5 * (lo + hi)).to(dtype), Z
+
 
 # ------------------------------------------------------------------------------------ Dirac
 DIRAC_WEIGHTINGS = ("none", "sigma", "time")

@@ -103,6 +103,27 @@ class OUVE(DriftVE):
     def __init__(self, gamma: float = 1.0, sigma_min: float = 0.01, sigma_max: float = 0.3):
         super().__init__(0, gamma, sigma_min, sigma_max)
 
+    @classmethod
+    def from_sgmse(cls, theta: float = 1.5, sigma_min: float = 0.05, sigma_max: float = 0.5) -> "OUVE":
+        """sgmse's ``OUVESDE(theta, sigma_min, sigma_max)`` (defaults: sgmse's) as an ``OUVE``.
+
+        sgmse: ``dx = theta (y - x) dt + sigma_min r^t sqrt(2 k) dw`` (``r = sigma_max/sigma_min``,
+        ``k = log r``), so ``v(t) = sigma_min^2 k / (theta + k) (r^(2t) - exp(-2 theta t))``.  DriftRec's
+        ``nu = sqrt(2 (gamma + k))`` replaces ``sqrt(2 k)``; with ``gamma = theta`` and both sigmas scaled
+        by ``sqrt(k / (theta + k))`` (``r`` and ``k`` unchanged) the two SDEs are the same::
+
+            OUVE(theta, sigma_min s, sigma_max s),   s = sqrt(k / (theta + k)).
+
+        The returned object's ``sigma_min``/``sigma_max`` are the scaled ones; ``marginal_std(1)`` is
+        sgmse's ``_std(1) = sigma_max s sqrt(1 - exp(-2 theta) / r^2)``.  sgmse samples down to
+        ``t_eps = 0.03`` (its ``ScoreModel`` default); pass it to the samplers.
+        """
+        theta = _validate_number("theta", theta)
+        sigma_min, sigma_max = _check_sigmas(sigma_min, sigma_max)
+        k = math.log(sigma_max / sigma_min)
+        s = math.sqrt(k / (theta + k))
+        return cls(theta, sigma_min * s, sigma_max * s)
+
 
 class TSDVE(DriftVE):
     """Time-scaled-drift variance-exploding SDE (DriftRec eq. 9): ``DriftVE(alpha=1)``, with

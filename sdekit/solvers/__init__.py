@@ -12,6 +12,7 @@ with counter-based normals keyed by ``(seed, word, element)``, so the ``torch``,
 * :mod:`.registry`: the names ``PredictorCorrector`` and ``DMPS`` accept;
 * one module per family of samplers (equation, order and source in each class docstring).
 """
+from .adaptive import AdaptiveProbabilityFlow, DormandPrince, ODESolution
 from .ancestral import AncestralDDPM
 from .base import Corrector, ReverseSampler
 from .euler_maruyama import EulerMaruyama
@@ -23,7 +24,7 @@ from .predictor_corrector import LangevinCorrector, PredictorCorrector, ReverseD
 from .probability_flow import ProbabilityFlow
 
 __all__ = [
-    "AncestralDDPM", "Corrector", "EulerMaruyama", "ExponentialIntegrator", "LangevinCorrector", "NonFiniteError",
-    "Plan", "PredictorCorrector", "ProbabilityFlow", "ReverseDiffusion", "ReverseSampler", "RunOptions",
-    "SolverError",
+    "AdaptiveProbabilityFlow", "AncestralDDPM", "Corrector", "DormandPrince", "EulerMaruyama", "ExponentialIntegrator",
+    "LangevinCorrector", "NonFiniteError", "ODESolution", "Plan", "PredictorCorrector", "ProbabilityFlow",
+    "ReverseDiffusion", "ReverseSampler", "RunOptions", "SolverError",
 ]
