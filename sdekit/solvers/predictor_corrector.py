@@ -68,6 +68,9 @@ class NonePredictor(ReverseSampler):
     target the marginal at ``t_eps``; the update after the last level has zero length.  Each
     update is ``x <- x`` (``A = 1``; the score is not evaluated), so it has no order of its own:
     the corrector does all the work.  It samples nothing on its own (``sample`` refuses).
+    Pair it with ``corrector="ald"``: the Langevin corrector's norm-based step shrinks when the
+    chain is far from the marginal, and from VE's wide prior it does not catch up
+    (``tests/test_solvers_predictors.py``).
     """
 
     strong_order = 0.0
