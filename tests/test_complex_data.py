@@ -147,6 +147,39 @@ def test_complex_sgmse_default_sampler_gives_the_chains_exact_moments(ouve):
     assert_complex_gaussian(a, complex(m_re, m_im), v, "PC + ALD")
 
 
+def sgmse_langevin_update(x, t, y, score_fn, snr, noises):
+    """sgmse ``LangevinCorrector.update_fn`` (``sampling/correctors.py``), ``n_steps = len(noises)``."""
+    for noise in noises:
+        grad = score_fn(x, t, y)
+        grad_norm = torch.norm(grad.reshape(grad.shape[0], -1), dim=-1).mean()
+        noise_norm = torch.norm(noise.reshape(noise.shape[0], -1), dim=-1).mean()
+        step_size = ((snr * noise_norm / grad_norm) ** 2 * 2).unsqueeze(0)
+        x_mean = x + step_size[:, None, None, None] * grad
+        x = x_mean + torch.sqrt(step_size * 2)[:, None, None, None] * noise
+    return x, x_mean
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, C128])
+def test_complex_langevin_corrector_equals_sgmse_on_complex_normals(ouve, dtype):
+    """The batch-mean Langevin step on complex data (``||z||`` of the complex normals, i.e. ``1/sqrt(2)``
+    times the real view's) against sgmse's update fed the same complex normals."""
+    g = torch.Generator().manual_seed(8)
+    y = torch.randn(3, 1, 4, 5, generator=g, dtype=dtype)
+    x_T = y + 0.3 * torch.randn(3, 1, 4, 5, generator=g, dtype=dtype)
+    score = lambda x, t: -(x - y) / (0.1 + t.view(-1, 1, 1, 1))  # noqa: E731
+    N, K, snr, seed = 3, 2, 0.2, 5
+    pc = PredictorCorrector(ouve, N, predictor="none", corrector="langevin", alpha=1.0, snr=snr, corrector_steps=K)
+    got = pc.sample(score, y=y, x_T=x_T, seed=seed, backend="torch")
+    real = torch.float32 if dtype == torch.complex64 else F64
+    x = x_T
+    for i, t in enumerate(pc.time_grid()[:-1].tolist()):
+        noises = [torch.view_as_complex(philox_normal_like(torch.view_as_real(x_T), seed, i * (1 + K) + j))
+                  / math.sqrt(2) for j in range(K)]
+        x, _ = sgmse_langevin_update(x, torch.full((3,), t, dtype=real), y, lambda x, t, y: score(x, t), snr, noises)
+    tol = 1e-5 if dtype == torch.complex64 else 1e-12
+    torch.testing.assert_close(got, x, rtol=tol, atol=tol)
+
+
 def test_complex_prior_draw_from_shape_and_dtype_and_seeded_reproducibility(vp):
     em = EulerMaruyama(vp, 3)
     a = em.sample(lambda x, t: -x, shape=(2, N_MC // 2), seed=4, dtype=torch.complex64)
