@@ -1,6 +1,7 @@
 """SDE classes: the general :class:`LinearSDE` and the zoo built on it."""
+from .batch import per_sample
 from .linear import LinearSDE
 from .reverse import ReverseSDE
 from .zoo import OUVE, TSDVE, DriftVE, SubVPSDE, VESDE, VPSDE
 
-__all__ = ["LinearSDE", "ReverseSDE", "VESDE", "VPSDE", "SubVPSDE", "OUVE", "TSDVE", "DriftVE"]
+__all__ = ["LinearSDE", "ReverseSDE", "VESDE", "VPSDE", "SubVPSDE", "OUVE", "TSDVE", "DriftVE", "per_sample"]
