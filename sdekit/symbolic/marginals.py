@@ -308,8 +308,18 @@ class _Compiler:
                     return False
         return True
 
-    def table(self, h: Callable[[float, float], float]) -> ChebyshevTable:
-        return tabulate_integral(h, self.T, sqrt_map=not self.smooth)
+    def table(self, h: Callable[[float, float], float], integrand: sp.Expr) -> ChebyshevTable:
+        """The table of ``int_0^t h(t, s) ds``, ``h(t, s) ~ integrand(s)`` as ``s -> 0``: its
+        leading term ``k t^e`` gives the order ``e + 1`` at which the integral vanishes."""
+        order, q0 = 1.0, None
+        try:
+            lead = sp.expand(integrand.xreplace(self.substitution)).as_leading_term(T_SYM)
+            k, e = lead.as_coeff_exponent(T_SYM)
+            if not k.has(T_SYM) and e.is_number and float(e) > 0 and float(k) != 0:
+                order, q0 = float(e) + 1.0, float(k) / (float(e) + 1.0)
+        except (TypeError, ValueError, NotImplementedError):
+            pass
+        return tabulate_integral(h, self.T, sqrt_map=not self.smooth, order=order, q0=q0)
 
 
 def compile_marginals(coeffs: LinearCoefficients, derivation: Derivation, values: tuple, T: float,
@@ -329,8 +339,8 @@ def compile_marginals(coeffs: LinearCoefficients, derivation: Derivation, values
         paths["mx"], bounds["mx"], radius["mx"] = CLOSED_FORM, CLOSED_FORM_REL, 0.0
     else:
         a = comp.numpy(use_expm1(coeffs.a))
-        table = comp.table(lambda tt, ss: a(ss))
-        A_np = lambda tt: float(tt * table.q(tt)) if tt > 0 else 0.0  # noqa: E731
+        table = comp.table(lambda tt, ss: a(ss), coeffs.a)
+        A_np = table.integral
         mx = _ExpOfTable(table)
         # exp(A) inherits A's absolute error as a relative one; A's relative bound times max |A|.
         A_max = float(np.max(np.abs(table(comp.grid).numpy())))
@@ -348,7 +358,7 @@ def compile_marginals(coeffs: LinearCoefficients, derivation: Derivation, values
             paths[name], bounds[name] = CLOSED_FORM, CLOSED_FORM_REL
             continue
         h = comp.numpy(use_expm1(h_expr))
-        table = comp.table(lambda tt, ss, h=h, k=K: math.exp(k * (A_np(tt) - A_np(ss))) * h(ss))
+        table = comp.table(lambda tt, ss, h=h, k=K: math.exp(k * (A_np(tt) - A_np(ss))) * h(ss), h_expr)
         functions[name] = _VarianceOfTable(mx, table, v0) if name == "v" else table
         paths[name] = _numerical_path(table, d.reasons.get(name, "no closed form"))
         bounds[name], radius[name] = table.rel_error_bound, 0.0

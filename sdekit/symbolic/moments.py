@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import math
 import os
 import signal
 import subprocess
@@ -154,10 +155,11 @@ def _integrate(integrand: sp.Expr, deadline: float | None) -> tuple[sp.Expr | No
     return result.xreplace(undo), ""
 
 
-def derive(coefficients: LinearCoefficients, budget: float | None = DEFAULT_TIME_BUDGET) -> Derivation:
+def derive(coefficients: LinearCoefficients, budget: float | None = None) -> Derivation:
     """Solve the mean and variance ODEs of ``coefficients`` by the integrating factor, spending
-    at most ``budget`` seconds in sympy (``None``: no limit)."""
-    return _derive_cached(coefficients, budget)
+    at most ``budget`` seconds in sympy (``None``: :data:`DEFAULT_TIME_BUDGET` as it is when
+    called; ``math.inf``: no limit)."""
+    return _derive_cached(coefficients, DEFAULT_TIME_BUDGET if budget is None else budget)
 
 
 @functools.lru_cache(maxsize=128)
@@ -169,7 +171,7 @@ def _derive_cached(coefficients: LinearCoefficients, budget: float | None) -> De
     variance_ode = sp.Eq(sp.Derivative(v(t), t), 2 * a * v(t) + g**2)
     solutions, reasons = disk_cache.load(coefficients), {}
     if solutions is None:
-        solutions, reasons = _solve(coefficients, None if budget is None else time.monotonic() + budget)
+        solutions, reasons = _solve(coefficients, None if math.isinf(budget) else time.monotonic() + budget)
         disk_cache.store(coefficients, solutions)
     return Derivation(coefficients, mean_ode, variance_ode, *solutions, reasons=reasons)
 
