@@ -2,6 +2,7 @@
 from .batch import per_sample
 from .linear import LinearSDE
 from .reverse import ReverseSDE
-from .zoo import OUVE, TSDVE, DriftVE, SubVPSDE, VESDE, VPSDE
+from .zoo import EDM, OUVE, TSDVE, CosineVP, DriftVE, RectifiedFlow, SubVPSDE, VESDE, VPSDE
 
-__all__ = ["LinearSDE", "ReverseSDE", "VESDE", "VPSDE", "SubVPSDE", "OUVE", "TSDVE", "DriftVE", "per_sample"]
+__all__ = ["LinearSDE", "ReverseSDE", "VESDE", "VPSDE", "SubVPSDE", "OUVE", "TSDVE", "DriftVE", "RectifiedFlow", "CosineVP", "EDM",
+           "per_sample"]

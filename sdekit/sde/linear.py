@@ -71,6 +71,38 @@ def validate_t_eps(t_eps, T: float) -> float:
     return t_eps
 
 
+def _tidy(expr: sp.Expr) -> sp.Expr:
+    """Expanded (VP's ``g^2`` cancels to ``beta``), and cancelled if rational in ``t``; not
+    ``sympy.simplify``, which folds VE's ``g^2`` into a ``log`` of a power that overflows."""
+    expr = sp.expand(expr)
+    return sp.cancel(expr) if expr.is_rational_function(T_SYM) else expr
+
+
+def marginal_schedule_sde(mean, std, params: Mapping[str, float] | None, T: float,
+                          t_eps: float | None) -> dict:
+    """Keyword arguments of ``LinearSDE`` for :meth:`LinearSDE.from_marginals` (see there)."""
+    values = {name: _validate_number(f"parameter {name!r}", v) for name, v in dict(params or {}).items()}
+    T = _validate_number("T", T)
+    t_eps = validate_t_eps(1e-3 * T if t_eps is None else t_eps, T)
+    parsed = _parse(f"({mean})*x" if isinstance(mean, str) else mean * X_SYM, std, tuple(values))
+    a, b = parsed.a, parsed.g
+    at = {p: v for p, v in zip(parsed.params, values.values())}
+    a0, b0 = (float(e.subs(T_SYM, 0).subs(at)) for e in (a, b))
+    if not math.isclose(a0, 1.0, rel_tol=1e-12):
+        raise ValueError(f"the mean coefficient a(t) = {a} must be 1 at t = 0, got {a0}")
+    drift = _tidy(sp.diff(a, T_SYM) / a) * X_SYM
+    g2 = _tidy(sp.diff(b**2, T_SYM) - 2 * b**2 * sp.diff(a, T_SYM) / a)
+    grid = np.linspace(t_eps, T, FINITE_CHECK_POINTS)
+    with np.errstate(all="ignore"):
+        g2_values = np.broadcast_to(sp.lambdify(T_SYM, g2.subs(at), "numpy")(grid), grid.shape)
+    bad = ~(g2_values >= 0)
+    if bad.any():
+        raise ValueError(f"std = {b} and mean = {a} need g(t)^2 = {g2} >= 0, but it is {g2_values[bad][0]:.3g} "
+                         f"at t = {grid[bad][0]:.6g} in [t_eps, T] = [{t_eps}, {T}]: the std must not "
+                         "shrink faster than the mean")
+    return {"drift": drift, "diffusion": sp.sqrt(g2), "params": values, "T": T, "v0": b0**2, "t_eps": t_eps}
+
+
 def check_state(x: torch.Tensor, y, has_y_drift: bool, name: str = "x") -> None:
     """``x`` (called ``name`` in errors) is a floating-point tensor; ``y`` is ``None`` (only for
     SDEs without ``y``-drift) or a tensor of ``x``'s shape, device and dtype."""
@@ -132,6 +164,18 @@ class LinearSDE:
         except (ZeroDivisionError, OverflowError) as err:
             raise ValueError(f"the marginals of {self!r} cannot be evaluated in float64 ({err}): "
                              "a parameter, T or v0 is out of range") from None
+
+    @classmethod
+    def from_marginals(cls, mean, std, params: Mapping[str, float] | None = None, T: float = 1.0, *,
+                       t_eps: float | None = None) -> "LinearSDE":
+        """The linear SDE (no ``y``-drift) whose marginal is ``x_t = a_t x0 + b_t z``, ``z ~ N(0, I)``,
+        for ``a = mean``, ``b = std`` (strings or sympy in ``t`` and ``params``, ``a(0) = 1``):
+
+            f(x, t) = (a'/a) x,    g(t)^2 = 2 b^2 (b'/b - a'/a) = (b^2)' - 2 b^2 a'/a,    v0 = b(0)^2
+
+        (derived symbolically; ``ValueError`` if ``a(0) != 1`` or ``g^2 < 0`` somewhere on
+        ``[t_eps, T]``).  The marginals are then derived and verified as for any ``LinearSDE``."""
+        return cls(**marginal_schedule_sde(mean, std, params, T, t_eps))
 
     @property
     def paths(self) -> Mapping[str, str]:

@@ -278,6 +278,8 @@ class _Compiler:
         exact_values = {s: sp.Rational(v) for s, v in self.substitution.items()}
         exact_values[V0] = sp.S.Zero
         integral = sp.expand(expr.xreplace(exact_values))
+        if integral.is_rational_function(T_SYM):
+            integral = sp.cancel(integral)
         if integral.is_polynomial(T_SYM):  # proven terminating: the series is the polynomial itself
             poly = sp.Poly(integral, T_SYM)
             if poly.degree() <= TERMS:
