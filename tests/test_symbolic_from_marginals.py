@@ -55,7 +55,6 @@ def test_edm_marginal_std_is_t():
     assert sde.t_eps == 0.002 and sde.T == 80.0
 
 
-@pytest.mark.slow
 def test_cosine_vp_matches_the_improved_ddpm_schedule():
     """Nichol & Dhariwal 2021, eq. 17: abar(t) = f(t)/f(0), f(t) = cos^2(pi/2 (t + s)/(1 + s))."""
     s = 0.008

@@ -31,7 +31,7 @@ import torch
 from .._checks import check_like
 from ..symbolic.display import derivation_latex
 from ..symbolic.marginals import FINITE_CHECK_POINTS, Marginals, compile_marginals
-from ..symbolic.moments import Derivation, derive, v0 as V0
+from ..symbolic.moments import Derivation, derive, register_known_solution, v0 as V0
 from ..symbolic.parse import LinearCoefficients, parse_linear_sde, t as T_SYM, x as X_SYM, y as Y_SYM
 from ..symbolic.stable import use_expm1
 from ..symbolic.codegen import torch_function
@@ -100,7 +100,12 @@ def marginal_schedule_sde(mean, std, params: Mapping[str, float] | None, T: floa
         raise ValueError(f"std = {b} and mean = {a} need g(t)^2 = {g2} >= 0, but it is {g2_values[bad][0]:.3g} "
                          f"at t = {grid[bad][0]:.6g} in [t_eps, T] = [{t_eps}, {T}]: the std must not "
                          "shrink faster than the mean")
-    return {"drift": drift, "diffusion": sp.sqrt(g2), "params": values, "T": T, "v0": b0**2, "t_eps": t_eps}
+    diffusion = sp.sqrt(g2)
+    # Solved by construction: mx = a, my = 0, v = mx^2 v0 + b^2 - a^2 b(0)^2 (= b^2 for v0 = b(0)^2).
+    coefficients = _parse(drift, diffusion, tuple(values))
+    register_known_solution(coefficients, sp.log(a), sp.S.Zero,
+                            a**2 * V0 + b**2 - a**2 * b.subs(T_SYM, 0) ** 2)
+    return {"drift": drift, "diffusion": diffusion, "params": values, "T": T, "v0": b0**2, "t_eps": t_eps}
 
 
 def check_state(x: torch.Tensor, y, has_y_drift: bool, name: str = "x") -> None:

@@ -155,6 +155,17 @@ def _integrate(integrand: sp.Expr, deadline: float | None) -> tuple[sp.Expr | No
     return result.xreplace(undo), ""
 
 
+#: Solutions known by construction (``LinearSDE.from_marginals``: ``mx = a``, ``v = b^2``), by coefficients.
+_KNOWN: dict[LinearCoefficients, tuple] = {}
+
+
+def register_known_solution(coefficients: LinearCoefficients, A: sp.Expr, my: sp.Expr, v: sp.Expr) -> None:
+    """Record ``(A, my, v)`` (``mx = exp(A)``) for ``coefficients``, solved by construction, so
+    :func:`derive` returns them without running sympy.  They are checked like any derived
+    solution (:meth:`sdekit.symbolic.marginals.Marginals.self_check`)."""
+    _KNOWN[coefficients] = (A, sp.exp(A), my, v)
+
+
 def derive(coefficients: LinearCoefficients, budget: float | None = None) -> Derivation:
     """Solve the mean and variance ODEs of ``coefficients`` by the integrating factor, spending
     at most ``budget`` seconds in sympy (``None``: :data:`DEFAULT_TIME_BUDGET` as it is when
@@ -169,7 +180,7 @@ def _derive_cached(coefficients: LinearCoefficients, budget: float | None) -> De
     y = sp.Symbol("y", real=True)
     mean_ode = sp.Eq(sp.Derivative(m(t), t), a * m(t) + c * y)
     variance_ode = sp.Eq(sp.Derivative(v(t), t), 2 * a * v(t) + g**2)
-    solutions, reasons = disk_cache.load(coefficients), {}
+    solutions, reasons = _KNOWN.get(coefficients) or disk_cache.load(coefficients), {}
     if solutions is None:
         solutions, reasons = _solve(coefficients, None if math.isinf(budget) else time.monotonic() + budget)
         disk_cache.store(coefficients, solutions)

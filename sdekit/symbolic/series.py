@@ -28,11 +28,13 @@ TERMS = 16
 _REL = 2.0**-56
 
 
-def analytic_at_zero(expr: sp.Expr) -> bool:
+def analytic_at_zero(expr: sp.Expr, values: dict | None = None) -> bool:
     """Conservative structural test that ``expr`` is analytic at ``t = 0`` (for ``t``
-    near 0 and the given positive parameters): powers of ``t``-dependent bases need a
-    non-negative integer exponent or a base that is nonzero at 0; ``log`` and ``Abs``
-    need a nonzero argument there."""
+    near 0 and positive parameters, or the parameter ``values`` given): powers of
+    ``t``-dependent bases need a non-negative integer exponent or a base that is nonzero
+    at 0; ``log`` and ``Abs`` need a nonzero argument there."""
+    if values:
+        expr = expr.xreplace({p: sp.Rational(v) for p, v in values.items()})
     for node in sp.preorder_traversal(expr):
         if not node.has(t):
             continue
@@ -48,7 +50,7 @@ def analytic_at_zero(expr: sp.Expr) -> bool:
 def taylor_coefficients(expr: sp.Expr, symbols, values, n: int = TERMS) -> np.ndarray | None:
     """The first ``n`` Taylor coefficients of ``expr`` at ``t = 0``, numerically (mpmath's
     high-precision differentiation at 40 digits), or ``None`` if ``expr`` is not analytic."""
-    if not analytic_at_zero(expr):
+    if not analytic_at_zero(expr, dict(zip(symbols[1:], values))):
         return None
     fn = sp.lambdify(symbols, expr, modules=[{"dawsn": mp_dawsn, "expm1": mpmath.expm1}, "mpmath"])
     with mpmath.workdps(40):
