@@ -5,7 +5,7 @@ import mpmath
 import pytest
 import torch
 
-from sdekit import OUVE, TSDVE, DriftVE, SubVPSDE, VESDE, VPSDE
+from sdekit import EDM, OUVE, TSDVE, CosineVP, DriftVE, RectifiedFlow, SubVPSDE, VESDE, VPSDE
 from mpmath_moments import assert_within_stated_bounds, driftve_reference, mp_moments
 
 
@@ -53,6 +53,7 @@ def test_zoo_marginals_match_mpmath_on_a_grid_dense_near_zero(zoo_entries, name,
 
 
 def test_zoo_self_checks_pass():
-    for sde in (VPSDE(), SubVPSDE(), VESDE(), OUVE(), TSDVE(), DriftVE(2, 2.0), TSDVE(gamma=400.0)):
+    for sde in (VPSDE(), SubVPSDE(), VESDE(), OUVE(), TSDVE(), DriftVE(2, 2.0), TSDVE(gamma=400.0),
+                RectifiedFlow(), CosineVP(), EDM()):
         errors = sde.self_check()
         assert all(e <= 1e-12 for e in errors.values()), (sde, errors)

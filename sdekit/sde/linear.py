@@ -140,6 +140,8 @@ class LinearSDE:
             description of the numerical path with its relative error bound.
         derivation: the sympy :class:`~sdekit.symbolic.moments.Derivation` (ODEs and
             solutions with symbolic parameters).
+        marginals: the compiled :class:`~sdekit.symbolic.marginals.Marginals` (``mx``, ``my``,
+            ``v`` in float64, their paths, stated error bounds and Taylor radii).
 
     Example::
 

@@ -163,7 +163,7 @@ def register_known_solution(coefficients: LinearCoefficients, A: sp.Expr, my: sp
     """Record ``(A, my, v)`` (``mx = exp(A)``) for ``coefficients``, solved by construction, so
     :func:`derive` returns them without running sympy.  They are checked like any derived
     solution (:meth:`sdekit.symbolic.marginals.Marginals.self_check`)."""
-    _KNOWN[coefficients] = (A, sp.exp(A), my, v)
+    _KNOWN[coefficients] = (A, sp.exp(A), my, stabilize(v, t))
 
 
 def derive(coefficients: LinearCoefficients, budget: float | None = None) -> Derivation:
