@@ -277,3 +277,20 @@ def test_marginals_on_cuda_equal_cpu(dtype):
     tol = dict(rtol=1e-13, atol=0) if dtype == torch.float64 else dict(rtol=2e-7, atol=0)
     torch.testing.assert_close(std_gpu.cpu(), std, **tol)
     torch.testing.assert_close(mean_gpu.cpu(), mean, **tol)
+
+
+def test_off_the_main_thread_sympy_runs_in_a_child_process_with_the_same_result():
+    import threading
+
+    from sdekit.symbolic import parse_linear_sde
+
+    coeffs = parse_linear_sde("-k*x + k*y", "s*(sigma_max/s)**t", ("k", "s", "sigma_max"))
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(d=moments.derive(coeffs, budget=120.0)))
+    worker.start()
+    worker.join(180)
+    moments._derive_cached.cache_clear()
+    on_main = moments.derive(coeffs, budget=math.inf)
+    off_main = result["d"]
+    assert not off_main.reasons and off_main.v is not None
+    assert (off_main.A, off_main.my, off_main.v) == (on_main.A, on_main.my, on_main.v)
