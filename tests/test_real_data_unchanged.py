@@ -1,12 +1,13 @@
 """Complex-data support left real-data results bit for bit as they were.
 
-The fingerprints below were written by this file's ``fingerprints()`` run on main at commit
-59f4103 (before complex data went through the samplers, the marginals and the loss): the SHA-256
-of the output bytes of every sampler, the forward simulation, ``sample_marginal`` and the DSM loss
-on fixed seeds, float32 and float64, with and without ``y``.  Bitwise equality holds for the same
-torch build on the same kind of CPU (the counter-based normals and the compiled marginals go
-through torch's ``log``/``cos``/``sin``/``exp``); regenerate with
-``python tests/test_real_data_unchanged.py`` on a commit known to be right if that ever differs.
+The fingerprints below were written by this file's ``fingerprints()`` run on main at commits
+59f4103 and 5e037a4 (the same at both; before complex data went through the samplers, the
+marginals and the loss): the SHA-256 of the output bytes of every sampler, the forward
+simulation, ``sample_marginal`` and the DSM loss on fixed seeds, float32 and float64, with and
+without ``y``.  Bitwise equality holds for the same torch build on the same kind of CPU (the
+counter-based normals and the compiled marginals go through torch's ``log``/``cos``/``sin``/``exp``);
+regenerate with ``python tests/test_real_data_unchanged.py`` on a commit known to be right if that
+ever differs.
 """
 import hashlib
 

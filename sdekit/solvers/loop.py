@@ -88,7 +88,9 @@ def run(plan: Plan, x: torch.Tensor, score_fn: Callable | None, y, options: RunO
     dtype = state.dtype
     table = plan.table if scale == 1.0 else plan.table * plan.table.new_tensor([1.0, 1.0, 1.0, scale])
     table = table.to(dtype).unsqueeze(-1).to(device)  # (steps, 4, 1): the kernels' coef layout
-    t_rows = plan.times[:-1, None].expand(steps, x.shape[0]).to(dtype).contiguous().to(device)
+    t_rows = None  # row n: the (batch,) times score_fn sees at step n
+    if plan.uses_score or K:
+        t_rows = plan.times[:-1, None].expand(steps, x.shape[0]).to(dtype).contiguous().to(device)
     constants = None if K == 0 else plan.corrector_constants.to(dtype=dtype, device=device)
     records = StepRecords(plan, device, options.check_every)
     last_noise = plan.noise and not options.denoise
