@@ -277,3 +277,20 @@ def test_a_real_score_for_complex_data_names_the_step(vp):
         EulerMaruyama(vp, 3).sample(lambda x, t: -x.real, x_T=z)
     with pytest.raises(SolverError, match=r"at step 0 of 3 \(corrector 1 of 1.*score has shape \(2, 3\)"):
         PredictorCorrector(vp, 3).sample(lambda x, t: -x[:, :3], x_T=z)
+
+
+def test_non_finite_complex_score_stops_with_the_first_bad_step(vp):
+    """The kernels' finiteness flags see the real pairs: a NaN in an imaginary part names its step."""
+    from sdekit.solvers import NonFiniteError
+    z = complex_normal((2, 4), 0)
+
+    def score(x, t):
+        s = -x.clone()
+        if float(t[0]) < 0.6:
+            s[0, 1] = complex(0.0, float("nan"))
+        return s
+
+    with pytest.raises(NonFiniteError, match=r"score_fn returned non-finite values .* at step 3 of 5 \\(reverse, t=0.4006\\)"):
+        EulerMaruyama(vp, 5).sample(score, x_T=z)
+    x, traj = EulerMaruyama(vp, 5).sample(lambda x, t: -x, x_T=z, seed=1, return_trajectory=True)
+    assert traj.shape == (6, 2, 4) and traj.dtype == C128 and torch.equal(traj[0], z) and torch.equal(traj[-1], x)
