@@ -290,7 +290,7 @@ def test_non_finite_complex_score_stops_with_the_first_bad_step(vp):
             s[0, 1] = complex(0.0, float("nan"))
         return s
 
-    with pytest.raises(NonFiniteError, match=r"score_fn returned non-finite values .* at step 3 of 5 \\(reverse, t=0.4006\\)"):
+    with pytest.raises(NonFiniteError, match=r"score_fn returned non-finite values .* at step 3 of 5 \(reverse, t=0.4006\)"):
         EulerMaruyama(vp, 5).sample(score, x_T=z)
     x, traj = EulerMaruyama(vp, 5).sample(lambda x, t: -x, x_T=z, seed=1, return_trajectory=True)
     assert traj.shape == (6, 2, 4) and traj.dtype == C128 and torch.equal(traj[0], z) and torch.equal(traj[-1], x)
