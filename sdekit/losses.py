@@ -209,8 +209,8 @@ def _dirac_objective(process, x0_predictor, x0, look_ahead, weighting, steps, ge
         raise TypeError(f"x0_predictor must be callable, got {type(x0_predictor).__name__}")
     if not hasattr(process, "family") or not hasattr(process, "sample"):
         raise TypeError(f"process must be a StochasticDegradation, got {type(process).__name__}")
-    if not isinstance(x0, torch.Tensor) or x0.dtype not in _DATA_DTYPES:
-        raise TypeError("x0 must be a float32, float64, complex64 or complex128 tensor")
+    if not isinstance(x0, torch.Tensor) or x0.dtype not in (torch.float32, torch.float64):
+        raise TypeError("x0 must be a float32 or float64 tensor")
     if x0.dim() < 2 or x0.shape[0] < 1 or x0[0].numel() < 1:
         raise ValueError(f"x0 must be a non-empty batch of images, got shape {tuple(x0.shape)}")
     if isinstance(look_ahead, bool) or not isinstance(look_ahead, numbers.Real) or not 0.0 <= look_ahead <= 1.0:
