@@ -288,7 +288,7 @@ def run_reverse(predictor: ReverseSampler, corrector, score_fn, *, y, x_T, shape
     x = initial_state(sde, y, x_T, shape, seed, dtype, device)
     dtype, device, B = x.dtype, x.device, x.shape[0]
     y_arg = y if (y is not None and sde.has_y_drift) else None
-    affine = _steps.step_impl("affine_step", backend, device)
+    affine = _steps.resolve("affine_step", backend, device)
 
     ts64 = predictor.time_grid("cpu")
     t, s = ts64[:-1], ts64[1:]

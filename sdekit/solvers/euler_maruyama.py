@@ -49,7 +49,7 @@ class EulerMaruyama(ReverseSampler):
         if not (0.0 <= t0 < t1 <= sde.T):
             raise ValueError(f"need 0 <= t0 < t1 <= T = {sde.T}, got t0={t0}, t1={t1}")
         seed = check_seed(seed)
-        affine = _steps.step_impl("affine_step", check_backend(backend), x0.device)
+        affine = _steps.resolve("affine_step", check_backend(backend), x0.device)
         ts = time_grid(t0, t1, steps, "cpu")
         table = coef_table(*self.forward_coefficients(ts[:-1], ts[1:]), x0.dtype).to(x0.device)
         y_arg = y if (y is not None and sde.has_y_drift) else None
