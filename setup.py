@@ -63,7 +63,7 @@ def _setup_kwargs() -> dict:
                 name="sdekit._cpu",
                 sources=[os.path.join(CSRC, "cpu", "ops.cpp")],
                 include_dirs=[os.path.join(HERE, CSRC)],
-                extra_compile_args=["-O3", "-ffp-contract=off", "-fopenmp", *([f"-march={arch}"] if arch else [])],
+                extra_compile_args=["-O3", "-ffp-contract=off", "-fno-math-errno", "-fopenmp", *([f"-march={arch}"] if arch else [])],
                 extra_link_args=["-fopenmp"],
                 optional=True))  # a failed build is reported and left out: sdekit runs without it
         else:

@@ -11,7 +11,7 @@
 // Threads (at::parallel_for, torch's OpenMP pool) only above kGrain elements of work, so small
 // tensors pay no wake-up.  The normals: Philox4x32-10 evaluated for a block of groups at a time
 // in a loop the compiler vectorises across groups, then Box-Muller with SLEEF's 1-ulp vector
-// log/cos/sin (Sleef_*_u10, the library torch's own vectorised CPU kernels use, called from
+// log and sincos (Sleef_*_u10, the library of torch's own vectorised CPU kernels, called from
 // libtorch_cpu, which exports it) on AVX-512 and AVX2 builds, the C library's scalar ones otherwise.
 #include <Python.h>
 
@@ -28,6 +28,8 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "../dawson.cuh"
@@ -44,58 +46,62 @@ constexpr int64_t kGrain = int64_t(1) << 15;  // elements of work below which on
 constexpr int64_t kBlockGroups = 256;         // Philox groups per block (1024 floats / 512 doubles)
 
 // ------------------------------------------------------------------ vector log, cos, sin
+// SLEEF's vector log and sincos (result .x = sin, .y = cos), exported by libtorch_cpu.
+#if defined(__AVX512F__)
+using VF = __m512;
+using VD = __m512d;
+#define SDEKIT_SLEEF_F(name) Sleef_##name##f16_u10
+#define SDEKIT_SLEEF_D(name) Sleef_##name##d8_u10
+#elif defined(__AVX2__)
+using VF = __m256;
+using VD = __m256d;
+#define SDEKIT_SLEEF_F(name) Sleef_##name##f8_u10
+#define SDEKIT_SLEEF_D(name) Sleef_##name##d4_u10
+#endif
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+struct VF2 { VF x, y; };
+struct VD2 { VD x, y; };
 extern "C" {
-#if defined(__AVX512F__)
-__m512 Sleef_logf16_u10(__m512);
-__m512 Sleef_cosf16_u10(__m512);
-__m512 Sleef_sinf16_u10(__m512);
-__m512d Sleef_logd8_u10(__m512d);
-__m512d Sleef_cosd8_u10(__m512d);
-__m512d Sleef_sind8_u10(__m512d);
-#elif defined(__AVX2__)
-__m256 Sleef_logf8_u10(__m256);
-__m256 Sleef_cosf8_u10(__m256);
-__m256 Sleef_sinf8_u10(__m256);
-__m256d Sleef_logd4_u10(__m256d);
-__m256d Sleef_cosd4_u10(__m256d);
-__m256d Sleef_sind4_u10(__m256d);
-#endif
+VF SDEKIT_SLEEF_F(log)(VF);
+VF2 SDEKIT_SLEEF_F(sincos)(VF);
+VD SDEKIT_SLEEF_D(log)(VD);
+VD2 SDEKIT_SLEEF_D(sincos)(VD);
 }
 
-// out[i] = f(in[i]) for i < n, n a multiple of 16 (the callers pad their blocks).
-enum class Fn { log, cos, sin };
+template <typename V> struct Lanes;
+template <> struct Lanes<VF> { using T = float; static constexpr int n = sizeof(VF) / sizeof(float); };
+template <> struct Lanes<VD> { using T = double; static constexpr int n = sizeof(VD) / sizeof(double); };
 
-template <Fn F>
-void vmath(const float* in, float* out, int64_t n) {
-#if defined(__AVX512F__)
-  for (int64_t i = 0; i < n; i += 16) {
-    const __m512 v = _mm512_loadu_ps(in + i);
-    _mm512_storeu_ps(out + i, F == Fn::log ? Sleef_logf16_u10(v) : F == Fn::cos ? Sleef_cosf16_u10(v) : Sleef_sinf16_u10(v));
-  }
-#elif defined(__AVX2__)
-  for (int64_t i = 0; i < n; i += 8) {
-    const __m256 v = _mm256_loadu_ps(in + i);
-    _mm256_storeu_ps(out + i, F == Fn::log ? Sleef_logf8_u10(v) : F == Fn::cos ? Sleef_cosf8_u10(v) : Sleef_sinf8_u10(v));
-  }
-#else
-  for (int64_t i = 0; i < n; ++i) out[i] = F == Fn::log ? std::log(in[i]) : F == Fn::cos ? std::cos(in[i]) : std::sin(in[i]);
+inline VF vlog(VF v) { return SDEKIT_SLEEF_F(log)(v); }
+inline VD vlog(VD v) { return SDEKIT_SLEEF_D(log)(v); }
+inline VF2 vsincos(VF v) { VF2 r; auto p = SDEKIT_SLEEF_F(sincos)(v); r.x = p.x; r.y = p.y; return r; }
+inline VD2 vsincos(VD v) { VD2 r; auto p = SDEKIT_SLEEF_D(sincos)(v); r.x = p.x; r.y = p.y; return r; }
 #endif
-}
 
-template <Fn F>
-void vmath(const double* in, double* out, int64_t n) {
-#if defined(__AVX512F__)
-  for (int64_t i = 0; i < n; i += 8) {
-    const __m512d v = _mm512_loadu_pd(in + i);
-    _mm512_storeu_pd(out + i, F == Fn::log ? Sleef_logd8_u10(v) : F == Fn::cos ? Sleef_cosd8_u10(v) : Sleef_sind8_u10(v));
-  }
-#elif defined(__AVX2__)
-  for (int64_t i = 0; i < n; i += 4) {
-    const __m256d v = _mm256_loadu_pd(in + i);
-    _mm256_storeu_pd(out + i, F == Fn::log ? Sleef_logd4_u10(v) : F == Fn::cos ? Sleef_cosd4_u10(v) : Sleef_sind4_u10(v));
+// lg[i] = log(u[i]), c[i] = cos(th[i]), s[i] = sin(th[i]) for i < n, n a multiple of 16 (the
+// callers pad their blocks).
+template <typename T>
+void log_sincos(const T* u, const T* th, T* lg, T* c, T* s, int64_t n) {
+#if defined(__AVX512F__) || defined(__AVX2__)
+  using V = std::conditional_t<std::is_same_v<T, float>, VF, VD>;
+  constexpr int L = Lanes<V>::n;
+  for (int64_t i = 0; i < n; i += L) {
+    V v, t;
+    std::memcpy(&v, u + i, sizeof(V));
+    std::memcpy(&t, th + i, sizeof(V));
+    v = vlog(v);
+    const auto sc = vsincos(t);
+    std::memcpy(lg + i, &v, sizeof(V));
+    std::memcpy(s + i, &sc.x, sizeof(V));
+    std::memcpy(c + i, &sc.y, sizeof(V));
   }
 #else
-  for (int64_t i = 0; i < n; ++i) out[i] = F == Fn::log ? std::log(in[i]) : F == Fn::cos ? std::cos(in[i]) : std::sin(in[i]);
+  for (int64_t i = 0; i < n; ++i) {
+    lg[i] = std::log(u[i]);
+    c[i] = std::cos(th[i]);
+    s[i] = std::sin(th[i]);
+  }
 #endif
 }
 
@@ -103,15 +109,23 @@ template <typename T> constexpr T two_pi();     // as in philox.cuh's philox_box
 template <> constexpr float two_pi<float>() { return 6.2831854820251465f; }
 template <> constexpr double two_pi<double>() { return 6.283185307179586; }
 
-// z[0 .. nq * G) = the normals of groups q0 .. q0 + nq of sample b (nq <= kBlockGroups).
+// z[0 .. nq * G) = the normals of groups q0 .. q0 + nq of sample b (nq <= kBlockGroups): Philox for
+// all groups in one loop (vectorised across groups: the words go through arrays), then the
+// uniforms, then log and sincos on whole vectors.
 template <typename T>
 void normals_block(uint64_t q0, int64_t nq, uint32_t b, uint64_t seed, uint64_t step, T* z) {
   constexpr int G = PhiloxGroup<T>::G, P = G / 2;  // Box-Muller pairs per group
+  uint32_t w[4][kBlockGroups];
   T u1[kBlockGroups * P], th[kBlockGroups * P], c[kBlockGroups * P], s[kBlockGroups * P];
   const uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32), t0 = (uint32_t)step, t1 = (uint32_t)(step >> 32);
 #pragma omp simd
   for (int64_t i = 0; i < nq; ++i) {
     const sdekit::Philox4 o = sdekit::philox4x32_10((uint32_t)(q0 + i), b, t0, t1, k0, k1);
+    w[0][i] = o.v[0]; w[1][i] = o.v[1]; w[2][i] = o.v[2]; w[3][i] = o.v[3];
+  }
+#pragma omp simd
+  for (int64_t i = 0; i < nq; ++i) {
+    const sdekit::Philox4 o = {{w[0][i], w[1][i], w[2][i], w[3][i]}};
     for (int k = 0; k < P; ++k) {
       T v1, v2;
       sdekit::philox_uniforms(o, k, &v1, &v2);
@@ -121,9 +135,7 @@ void normals_block(uint64_t q0, int64_t nq, uint32_t b, uint64_t seed, uint64_t 
   }
   const int64_t n = nq * P, padded = (n + 15) / 16 * 16;  // kBlockGroups * P is a multiple of 16
   for (int64_t i = n; i < padded; ++i) u1[i] = th[i] = T(1);
-  vmath<Fn::log>(u1, u1, padded);
-  vmath<Fn::cos>(th, c, padded);
-  vmath<Fn::sin>(th, s, padded);
+  log_sincos<T>(u1, th, u1, c, s, padded);
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     const T r = std::sqrt(T(-2) * u1[i]);
