@@ -15,13 +15,17 @@ Two optional compiled extensions, both from the kernel sources shipped inside th
   in time on first use (see ``sdekit/kernels/cuda_ext.py``).  ``SDEKIT_BUILD_CUDA=0``
   forces no CUDA build.
 
-torch must be importable while building, so build without pip's build isolation when torch
-is already installed (``pip install --no-build-isolation -e .``); an isolated build gets
-torch from ``pyproject.toml``'s build requirements.
+The extensions are built against the torch of the environment they are installed into
+(their C++ ABI is that torch's), so torch must be installed there *before* sdekit:
+``pip install torch && pip install -e .``.  pip's build isolation hides that torch from the
+build; this script finds it anyway (it asks the environment's own interpreter), so
+``--no-build-isolation`` is not needed.  When torch is not installed yet (one ``pip install``
+command installing both), sdekit is installed without compiled kernels and says so.
 """
 import glob
 import os
 import shutil
+import subprocess
 import sys
 import sysconfig
 
@@ -48,13 +52,39 @@ def _have_cxx() -> bool:
     return shutil.which(cxx) is not None
 
 
-def _setup_kwargs() -> dict:
+def _find_target_torch() -> bool:
+    """Make the installation target's torch importable here, also under pip's build isolation.
+
+    An isolated build runs this environment's interpreter with ``PYTHONPATH`` (a sitecustomize
+    hiding site-packages) and ``PYTHONNOUSERSITE`` set; without them the same interpreter sees
+    the environment's own site-packages, where the torch the extensions will run with lives.
+    """
     try:
-        import torch
-        from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
+        import torch  # noqa: F401
+        return True
     except ImportError:
-        print("sdekit: torch is not importable at build time; installing without compiled kernels", file=sys.stderr)
+        pass
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONNOUSERSITE")}
+    probe = "import os, torch; print(os.path.dirname(os.path.dirname(torch.__file__)))"
+    r = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        return False
+    sys.path.append(r.stdout.strip().splitlines()[-1])  # after the build environment's own packages
+    try:
+        import torch  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def _setup_kwargs() -> dict:
+    if not _find_target_torch():
+        print("sdekit: torch is not installed yet, so no kernels are compiled (install torch first, then "
+              "sdekit, to build the 'cpu' backend)", file=sys.stderr)
         return {}
+    import torch
+    from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
+
     exts = []
     if _flag("SDEKIT_BUILD_CPU") is not False:
         if _have_cxx():

@@ -14,7 +14,7 @@ import torch
 
 from sdekit.kernels.dispatch import backend_unavailable_reason
 from sdekit.special import dawsn
-from sdekit.special.dawson import dawsn_reference
+from sdekit.kernels.dawsn.reference import dawsn_reference
 
 CPU_SIZES = [2**12, 2**16, 2**20]
 GPU_SIZES = [2**20, 2**24, 2**26, 2**28]

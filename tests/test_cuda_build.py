@@ -19,7 +19,7 @@ import pytest
 import torch
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-CSRC = ROOT / "csrc"
+CSRC = ROOT / "sdekit" / "csrc"
 NVCC = shutil.which("nvcc")
 
 pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH")
@@ -146,7 +146,7 @@ def test_spectral_scale_arithmetic_on_host_matches_torch_reference(tmp_path):
         " (double)sdekit::spectral_weight((float)S, (float)z, (float)u, kf)); } }\n")
     flags = ["-Xcompiler", "-mfma,-ffp-contract=fast"] if platform.machine() == "x86_64" else []
     nvcc("-O2", *flags, f"-I{CSRC}", tmp_path / "harness.cu", "-o", tmp_path / "harness", cwd=tmp_path)
-    from sdekit.kernels.spectral_scale import spectral_scale_torch
+    from sdekit.kernels.spectral_scale.reference import spectral_scale_torch
 
     g = torch.Generator().manual_seed(11)
     k = 4000

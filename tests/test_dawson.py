@@ -15,11 +15,11 @@ import torch
 
 from sdekit.kernels.dispatch import backend_unavailable_reason
 from sdekit.special import dawsn
-from sdekit.special import _dawson_coeffs as C
+from sdekit.kernels.dawsn import coefficients as C
 
 ULP_BOUND = 4.0
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-BACKENDS = ["torch", "triton", "cuda"]
+BACKENDS = ["torch", "triton", "cuda", "cpu"]
 
 
 def _backend_params():
@@ -168,10 +168,12 @@ def test_python_float_and_zero_dim_inputs():
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
-def test_cpu_compiled_fast_path_is_bitwise_the_eager_reference(dtype):
-    from sdekit.special.dawson import _CPU_COMPILE_MIN_NUMEL, dawsn_reference
+def test_default_cpu_path_is_bitwise_the_reference_also_when_threaded(dtype):
+    """``backend="auto"`` on a CPU tensor large enough for several threads (the compiled kernel when
+    built: no FMA contraction, so every bit is the reference's)."""
+    from sdekit.kernels.dawsn.reference import dawsn_reference
 
-    x = torch.linspace(-12, 12, _CPU_COMPILE_MIN_NUMEL + 3, dtype=dtype)
+    x = torch.linspace(-12, 12, 3 * 2**15 + 3, dtype=dtype)
     assert torch.equal(dawsn(x), dawsn_reference(x))
 
 
