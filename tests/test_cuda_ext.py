@@ -29,8 +29,7 @@ def test_kernel_sources_register_kernels_only_for_ops_that_import_sdekit_defines
         text = src.read_text()
         assert "m.def(" not in text and "TORCH_LIBRARY(" not in text and "TORCH_LIBRARY_FRAGMENT" not in text, src
         for name in _impls(src):
-            assert torch._C._dispatch_has_kernel_for_dispatch_key(f"sdekit::{name}", "Meta") or \
-                torch._C._dispatch_find_schema_or_throw(f"sdekit::{name}", ""), name
+            torch._C._dispatch_find_schema_or_throw(f"sdekit::{name}", "")  # raises when undefined
     cuda_ops = set().union(*(_impls(s) for s in CSRC.glob("*.cu")))
     assert cuda_ops == _impls(CSRC / "cpu" / "ops.cpp")  # one contract: the CPU build implements every op
 

@@ -156,6 +156,21 @@ def test_gradient_is_one_minus_2x_dawsn(backend, device):
     np.testing.assert_allclose(g.cpu().numpy(), exact, rtol=1e-14, atol=1e-15)
 
 
+def test_zero_dim_inputs_leave_the_reference_unchanged():
+    """A 0-d index makes ``table[k][idx]`` a view: the reference once updated its cached Taylor table in
+    place on a 0-d input, changing later results by an ulp."""
+    from sdekit.kernels.dawsn.reference import dawsn_reference, taylor_table
+
+    for dtype in (torch.float32, torch.float64):
+        table = taylor_table(dtype, torch.device("cpu"))
+        before = table.clone()
+        for v in (-9.0, 0.3, 2.2, 7.0):
+            dawsn_reference(torch.tensor(v, dtype=dtype))
+        assert torch.equal(table, before)
+    v = torch.tensor([0.02563424409496838], dtype=torch.float64)  # row 0's c_12 became 1 here: 1 ulp
+    assert dawsn_reference(v).item() == 0.025623017290954446
+
+
 def test_python_float_and_zero_dim_inputs():
     d = dawsn(0.5)
     assert isinstance(d, torch.Tensor) and d.dim() == 0 and d.dtype == torch.float64

@@ -38,6 +38,10 @@ def load() -> None:
 
 def unavailable_reason() -> str | None:
     """Why the compiled CPU kernels cannot run, or ``None`` when they can."""
+    if _state.get("loaded"):  # without the lock: dispatch asks on every call, also inside torch.compile
+        return None
+    if "error" in _state:
+        return str(_state["error"])
     try:
         load()
     except RuntimeError as exc:

@@ -114,8 +114,9 @@ def dawsn_reference(x: torch.Tensor) -> torch.Tensor:
     i = torch.floor(ai * (1.0 / step) + 0.5)
     s = ai - i * step
     idx = i.to(torch.int64)
-    acc = table[-1][idx]
-    for k in range(table.shape[0] - 2, 1, -1):
+    # First Horner step out of place: with a 0-d x, table[k][idx] is a view of the table.
+    acc = table[-1][idx] * s + table[-2][idx]
+    for k in range(table.shape[0] - 3, 1, -1):
         acc.mul_(s).add_(table[k][idx])
     d_inner = table[0][idx] + (acc * s + table[1][idx])
     # |x| >= split: asymptotic form with the rational tail
