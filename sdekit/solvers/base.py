@@ -33,6 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..kernels import steps as _steps
+from ..kernels.dispatch import BACKENDS
 from ..sde.linear import check_state as check_conditioning
 from ..kernels.rng import philox_normal_like
 
@@ -83,8 +84,8 @@ def check_seed(seed) -> int:
 
 
 def check_backend(backend) -> str:
-    if backend not in ("auto", "torch", "triton", "cuda"):
-        raise ValueError(f"backend must be 'auto', 'torch', 'triton' or 'cuda', got {backend!r}")
+    if backend != "auto" and backend not in BACKENDS:
+        raise ValueError(f"backend must be 'auto' or one of {BACKENDS}, got {backend!r}")
     return backend
 
 
