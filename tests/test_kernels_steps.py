@@ -222,3 +222,18 @@ def test_cuda_launcher_passes_layout_seed_and_step_as_the_kernel_expects(monkeyp
         _close(got, ref.affine_step(xs, coef, score=ss, y=y, seed=seed, step=step), dtype)
         n = steps_cuda.sample_sq_norms(ss, seed=seed, step=step)
         assert torch.allclose(n, ref.sample_sq_norms(ss, seed=seed, step=step), rtol=1e-5)
+
+
+def test_gpu_launchers_refuse_batches_past_the_grid_limit_naming_it(monkeypatch):
+    """One grid row per sample on Triton and CUDA: 65536 samples is a ValueError, not a failed launch
+    (the torch and CPU backends take any batch: tests/test_kernels_cpu.py)."""
+    from sdekit.kernels.steps import cuda as steps_cuda
+    monkeypatch.setattr(steps_cuda, "_ops", lambda: _EmulatedCudaOps())
+    x = torch.zeros(65536, 1)
+    coef = torch.zeros(4, 1)
+    for fn in (steps_cuda.affine_step, steps_triton.affine_step):
+        with pytest.raises(ValueError, match="batch 65536 exceeds 65535"):
+            fn(x, coef, seed=1)
+    for fn in (steps_cuda.sample_sq_norms, steps_triton.sample_sq_norms):
+        with pytest.raises(ValueError, match="batch 65536 exceeds 65535"):
+            fn(x)

@@ -22,6 +22,8 @@ _state: dict[str, object] = {}
 
 def load() -> None:
     """Import ``sdekit._cpu`` (registers its CPU kernels); raises ``RuntimeError`` saying why not."""
+    if _state.get("loaded"):  # without the lock: launchers call this every time, also inside torch.compile
+        return
     with _lock:
         if "error" not in _state and not _state.get("loaded"):
             try:
@@ -38,8 +40,6 @@ def load() -> None:
 
 def unavailable_reason() -> str | None:
     """Why the compiled CPU kernels cannot run, or ``None`` when they can."""
-    if _state.get("loaded"):  # without the lock: dispatch asks on every call, also inside torch.compile
-        return None
     if "error" in _state:
         return str(_state["error"])
     try:

@@ -13,7 +13,8 @@
 Contract every backend honours (arguments are checked once, here, by :func:`check_step_args`):
 
 * ``x``: float32 or float64, at least one dimension, the first the batch ``B`` (``B = 0`` and
-  empty samples allowed); ``score``, ``y``, ``out``: ``x``'s shape, dtype and device, any
+  empty samples allowed; the GPU launchers, Triton and CUDA, run one grid row per sample and
+  refuse ``B > 65535`` with a ``ValueError``, the torch and CPU backends take any ``B``); ``score``, ``y``, ``out``: ``x``'s shape, dtype and device, any
   strides; ``coef``: ``(4, 1)`` or ``(4, B)`` rows ``(A, C, S, N)``, any strides.
 * ``seed``, ``step``: ints, taken modulo ``2^64``.
 * ``flags``: an int32 tensor of 2 entries; ``flags[0]`` is set to 1 when ``score`` holds a

@@ -13,7 +13,7 @@ import torch
 
 from .. import cuda_ext
 from ..dispatch import register
-from .layout import launch_words, step_layout
+from .layout import check_grid_rows, launch_words, step_layout
 
 
 def _ops():
@@ -24,6 +24,7 @@ def _ops():
 @register("affine_step", "cuda")
 def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, noise=True, out=None, flags=None):
     """CUDA twin of :func:`sdekit.kernels.steps.reference.affine_step` (one kernel launch)."""
+    check_grid_rows(x.shape[0])
     target = torch.empty_like(x) if out is None else out
     (o, xx, s, yy), dims, strides, contig = step_layout([target, x, score, y])
     flat = [v for st in strides for v in st]
@@ -36,5 +37,6 @@ def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, noise=True, out=
 @register("sample_sq_norms", "cuda")
 def sample_sq_norms(score, *, seed=0, step=0):
     """CUDA twin of :func:`sdekit.kernels.steps.reference.sample_sq_norms` (deterministic)."""
+    check_grid_rows(score.shape[0])
     (s,), dims, strides, contig = step_layout([score])
     return _ops().sde_sample_sq_norms(s, dims, strides[0], *launch_words(seed, step), contig)

@@ -76,3 +76,12 @@ def launch_words(seed: int, step: int) -> tuple[int, int]:
     """``(seed, step)`` as the int64 bit patterns the compiled ops receive (both taken modulo 2^64)."""
     k0, k1 = split_seed(seed)
     return _i64(k0 | (k1 << 32)), _i64(int(step))
+
+
+GPU_MAX_BATCH = 65535  # CUDA's limit on the second grid dimension
+
+
+def check_grid_rows(B: int) -> None:
+    """The GPU launchers (Triton, CUDA) run one grid row per sample: at most 65535 samples."""
+    if B > GPU_MAX_BATCH:
+        raise ValueError(f"the GPU fused steps launch one grid row per sample; batch {B} exceeds {GPU_MAX_BATCH}")

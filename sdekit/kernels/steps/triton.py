@@ -21,7 +21,7 @@ import triton.language as tl
 
 from ..dispatch import register, triton_interpreting
 from ..rng import group_size, kernel_words, philox_normal_grouped_tl
-from .layout import step_layout
+from .layout import check_grid_rows, step_layout
 
 
 def _one_variant(*names: str) -> dict:
@@ -126,16 +126,11 @@ def _block(dtype: torch.dtype) -> tuple[int, int]:
     return (4096, 8) if dtype == torch.float32 else (2048, 8)
 
 
-def _check_grid(B: int) -> None:
-    if B > 65535:
-        raise ValueError(f"the fused steps launch one grid row per sample; batch {B} exceeds 65535")
-
-
 @register("affine_step", "triton")
 def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, noise=True, out=None, flags=None):
     """Triton twin of :func:`sdekit.kernels.steps.reference.affine_step` (one kernel launch)."""
     B = x.shape[0]
-    _check_grid(B)
+    check_grid_rows(B)
     target = torch.empty_like(x) if out is None else out
     (o, xx, s, yy), dims, strides, contig = step_layout([target, x, score, y])
     N = dims[0] * dims[1] * dims[2]
@@ -162,7 +157,7 @@ def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, noise=True, out=
 def sample_sq_norms(score, *, seed=0, step=0):
     """Triton twin of :func:`sdekit.kernels.steps.reference.sample_sq_norms` (deterministic: no atomics)."""
     B = score.shape[0]
-    _check_grid(B)
+    check_grid_rows(B)
     (s,), dims, strides, contig = step_layout([score])
     N = dims[0] * dims[1] * dims[2]
     BLOCK, warps = _block(score.dtype)
