@@ -43,7 +43,7 @@ _state: dict[str, object] = {}
 
 
 def sources() -> list[str]:
-    """The files of the extension: every ``csrc/*.cu`` and ``csrc/*.cpp``."""
+    """The files of the CUDA extension: every ``sdekit/csrc/*.cu`` and ``sdekit/csrc/*.cpp``."""
     return sorted(glob.glob(str(CSRC / "*.cu")) + glob.glob(str(CSRC / "*.cpp")))
 
 
