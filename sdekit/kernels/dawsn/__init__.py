@@ -68,7 +68,10 @@ def dawsn(x: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:
         return dawsn(x.float(), backend=backend).to(x.dtype)
     if x.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"dawsn: unsupported dtype {x.dtype}; use float16/bfloat16/float32/float64")
-    return _Dawsn.apply(x, resolve("dawsn", backend, x.device))
+    forward = resolve("dawsn", backend, x.device)
+    if x.requires_grad and torch.is_grad_enabled():
+        return _Dawsn.apply(x, forward)
+    return forward(x)  # no graph to record: skip the autograd.Function (most of a small call's time)
 
 
 # Every backend registers itself with the dispatcher on import.
