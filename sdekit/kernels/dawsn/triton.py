@@ -1,14 +1,14 @@
-"""Triton kernel for Dawson's integral ``D(x)`` (see :mod:`sdekit.special.dawson`).
+"""Triton kernel for Dawson's integral ``D(x)`` (equations in :mod:`.reference`).
 
 Computes, per element, exactly the arithmetic of the torch reference
-``sdekit.special.dawson.dawsn_reference`` (``a = |x|``)::
+``sdekit.kernels.dawsn.reference.dawsn_reference`` (``a = |x|``)::
 
     a <  split:  i = floor(a / h + 1/2),  s = a - i h,
                  D = hi_i + (s (c1_i + s (c2_i + ... + s cK_i)) + lo_i)      (Taylor table)
     a >= split:  y = 1 / a^2,  D = (1/2 (1 + y (1/2 + y P(y)/Q(y)))) / a    (rational tail)
     D(x) = copysign(D, x)
 
-with the tables of :mod:`sdekit.special._dawson_coeffs`, passed as tensors in the
+with the tables of :mod:`sdekit.kernels.dawsn.coefficients`, passed as tensors in the
 compute dtype (so float64 constants never pass through float32 literals).  On a
 GPU Triton contracts ``acc * s + c`` into FMAs, so results may differ from the
 reference by about an ulp; both meet the stated bound.
@@ -24,7 +24,8 @@ import functools
 
 import torch
 
-from .dispatch import register
+from ..dispatch import register
+from .reference import dawson_coefficients, taylor_table
 
 try:
     import triton
@@ -87,16 +88,13 @@ if triton is not None:
 
 @functools.lru_cache(maxsize=None)
 def _tail_coefficients(dtype: torch.dtype, device: torch.device):
-    from ..special.dawson import dawson_coefficients
-
     _, _, _, tp, tq = dawson_coefficients(dtype)
     return torch.tensor(list(tp) + list(tq), dtype=dtype, device=device), len(tp), len(tq)
 
 
-def dawsn_triton_forward(x: torch.Tensor) -> torch.Tensor:
-    """``D(x)`` by the Triton kernel (no autograd; see :func:`dawsn_triton`)."""
-    from ..special.dawson import dawson_coefficients, taylor_table
-
+@torch.library.custom_op("sdekit::dawsn_triton", mutates_args=())
+def dawsn_triton(x: torch.Tensor) -> torch.Tensor:
+    """``D(x)`` by the Triton kernel, a ``torch.library`` op (autograd: :mod:`sdekit.kernels.dawsn`)."""
     xc = x.contiguous()
     out = torch.empty_like(xc)
     n = xc.numel()
@@ -112,29 +110,9 @@ def dawsn_triton_forward(x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-@torch.library.custom_op("sdekit::dawsn_triton", mutates_args=())
-def _dawsn_triton_op(x: torch.Tensor) -> torch.Tensor:
-    return dawsn_triton_forward(x)
-
-
-@_dawsn_triton_op.register_fake
+@dawsn_triton.register_fake
 def _(x):
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
-def _setup_context(ctx, inputs, output):
-    ctx.save_for_backward(inputs[0], output)
-
-
-def _backward(ctx, grad):
-    x, d = ctx.saved_tensors
-    return grad * (1.0 - 2.0 * x * d)
-
-
-_dawsn_triton_op.register_autograd(_backward, setup_context=_setup_context)
-
-
-@register("dawsn", "triton")
-def dawsn_triton(x: torch.Tensor) -> torch.Tensor:
-    """``D(x)`` by the Triton kernel, differentiable (``D' = 1 - 2 x D``), a ``torch.library`` op."""
-    return _dawsn_triton_op(x)
+register("dawsn", "triton")(dawsn_triton)

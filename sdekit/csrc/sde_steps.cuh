@@ -13,7 +13,8 @@
 // grid-striding over the groups of its sample (blockIdx.y).  Tensors are (B, D1, D2, D3) with
 // per-tensor strides; CONTIG means inner stride 1 everywhere, VEC additionally that groups
 // are 16-byte aligned, so a group moves as one float4 / double2.
-// The torch reference and specification is sdekit/kernels/steps_reference.py.
+// The torch reference and specification is sdekit/kernels/steps/reference.py; the host build of
+// step_offset and not_finite is the "cpu" backend (cpu/ops.cpp).
 #pragma once
 #include <stdint.h>
 #include "philox.cuh"
@@ -31,9 +32,11 @@ struct AffineStepArgs {
   uint64_t seed, step;
 };
 
+#if defined(__CUDACC__)
 template <typename T> struct Vec;
 template <> struct Vec<float> { using type = float4; };
 template <> struct Vec<double> { using type = double2; };
+#endif
 
 template <bool CONTIG>
 SDEKIT_HD int64_t step_offset(int64_t b, int64_t j, int64_t D2, int64_t D3, const Strides4& s) {

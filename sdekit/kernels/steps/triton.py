@@ -8,8 +8,8 @@ One program handles a tile of ``BLOCK`` consecutive logical elements of one samp
 each Philox call serves G elements.  Bytes moved by ``affine_step``: read x, score, y once,
 write x_out once (``4 * numel * itemsize``; 3 without y) plus 4 coefficients per sample;
 ``sample_sq_norms`` reads score once and writes 2 numbers per tile.  Strided tensors are read
-in place through per-tensor ``(B, D1, D2, D3)`` strides (see ``steps_layout``).  The torch
-reference and specification is ``steps_reference.py``; the normals are ``rng.py``'s.
+in place through per-tensor ``(B, D1, D2, D3)`` strides (see ``layout.py``).  The torch
+reference and specification is ``reference.py``; the normals are ``sdekit/kernels/rng.py``'s.
 """
 from __future__ import annotations
 
@@ -19,11 +19,9 @@ import torch
 import triton
 import triton.language as tl
 
-from .._checks import check_batched_float
-from .dispatch import register, triton_interpreting
-from .rng import group_size, kernel_words, philox_normal_grouped_tl
-from .steps_layout import step_layout
-from .steps_reference import check_step_args
+from ..dispatch import register, triton_interpreting
+from ..rng import group_size, kernel_words, philox_normal_grouped_tl
+from .layout import check_grid_rows, step_layout
 
 
 def _one_variant(*names: str) -> dict:
@@ -128,17 +126,11 @@ def _block(dtype: torch.dtype) -> tuple[int, int]:
     return (4096, 8) if dtype == torch.float32 else (2048, 8)
 
 
-def _check_grid(B: int) -> None:
-    if B > 65535:
-        raise ValueError(f"the fused steps launch one grid row per sample; batch {B} exceeds 65535")
-
-
 @register("affine_step", "triton")
 def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, noise=True, out=None, flags=None):
-    """Triton twin of :func:`sdekit.kernels.steps_reference.affine_step` (one kernel launch)."""
-    check_step_args(x, coef, score, y, out, flags)
+    """Triton twin of :func:`sdekit.kernels.steps.reference.affine_step` (one kernel launch)."""
     B = x.shape[0]
-    _check_grid(B)
+    check_grid_rows(B)
     target = torch.empty_like(x) if out is None else out
     (o, xx, s, yy), dims, strides, contig = step_layout([target, x, score, y])
     N = dims[0] * dims[1] * dims[2]
@@ -163,10 +155,9 @@ def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, noise=True, out=
 
 @register("sample_sq_norms", "triton")
 def sample_sq_norms(score, *, seed=0, step=0):
-    """Triton twin of :func:`sdekit.kernels.steps_reference.sample_sq_norms` (deterministic: no atomics)."""
-    check_batched_float("score", score)
+    """Triton twin of :func:`sdekit.kernels.steps.reference.sample_sq_norms` (deterministic: no atomics)."""
     B = score.shape[0]
-    _check_grid(B)
+    check_grid_rows(B)
     (s,), dims, strides, contig = step_layout([score])
     N = dims[0] * dims[1] * dims[2]
     BLOCK, warps = _block(score.dtype)
