@@ -36,23 +36,21 @@ _PROPS_RE = re.compile(r"Function properties for (\S+)")
 
 def ptx_access_counts(ptx: str) -> dict:
     """128-bit and narrower global loads/stores, FMAs and instructions in one PTX text."""
-    lines = [ln.strip() for ln in ptx.splitlines()]
-    instr = [ln for ln in lines if ln and not ln.startswith(("//", ".", "{", "}", "$", "@$")) or ln.startswith("@")]
-    wide = re.compile(r"\.global(\.\w+)*\.(v4\.(b32|f32|u32)|v2\.(b64|f64|u64))")
+    ops = []
+    for ln in ptx.splitlines():
+        tok = ln.split()
+        if tok and tok[0].startswith("@"):  # predicate
+            tok = tok[1:]
+        if tok and not tok[0].startswith(("//", ".", "{", "}", "$", "(", ")")):
+            ops.append(tok[0].rstrip(";"))
+    wide = re.compile(r"\.(v4\.(b32|f32|u32|s32)|v2\.(b64|f64|u64|s64))$")
 
     def count(op, vec):
-        n = 0
-        for ln in instr:
-            body = ln.split(None, 1)[1] if ln.startswith("@") and " " in ln else ln
-            if body.startswith(op) and ".global" in body.split()[0]:
-                if bool(wide.search(body.split()[0])) == vec:
-                    n += 1
-        return n
+        return sum(1 for o in ops if o.split(".")[0] == op and ".global" in o and bool(wide.search(o)) == vec)
 
     return {"ld_v128": count("ld", True), "st_v128": count("st", True),
             "ld_scalar": count("ld", False), "st_scalar": count("st", False),
-            "fma": sum(1 for ln in instr if ln.split()[0].startswith("fma.")) if instr else 0,
-            "instructions": len(instr)}
+            "fma": sum(o.startswith("fma.") for o in ops), "instructions": len(ops)}
 
 
 def parse_ptxas(text: str) -> dict:
@@ -205,15 +203,17 @@ def triton_report(exhaustive: bool, caps=(90,)) -> list[dict]:
 
 
 # -------------------------------------------------------------------------------------------- CUDA
-def cuda_instantiations() -> str:
-    """A translation unit instantiating every kernel template the torch bindings launch."""
+def cuda_instantiations(exhaustive: bool = True) -> str:
+    """A translation unit instantiating the kernel templates the torch bindings launch: all of
+    them, or (``exhaustive=False``) the 16-byte paths of affine_step and every other kernel."""
+    layouts = (("true", "true"), ("true", "false"), ("false", "false"))
     lines = ['#include "sde_steps.cuh"', '#include "dawson.cuh"', "namespace sdekit {"]
     for t in ("float", "double"):
         for hs, hy, nz, hf in itertools.product(("false", "true"), repeat=4):
-            for contig, vec in (("true", "true"), ("true", "false"), ("false", "false")):
+            for contig, vec in layouts if exhaustive else layouts[:1]:
                 lines.append(f"template __global__ void affine_step_kernel<{t}, {hs}, {hy}, {nz}, {hf}, "
                              f"{contig}, {vec}>(AffineStepArgs<{t}>);")
-        for contig, vec in (("true", "true"), ("true", "false"), ("false", "false")):
+        for contig, vec in layouts:
             lines.append(f"template __global__ void sample_sq_norms_kernel<{t}, {contig}, {vec}, 256>("
                          f"const {t}*, {t}*, int64_t, int64_t, int64_t, Strides4, uint64_t, uint64_t);")
         g = 4 if t == "float" else 2
@@ -231,10 +231,10 @@ def _demangle_all(names):
     return dict(zip(names, res.stdout.splitlines()))
 
 
-def cuda_report(nvcc: str, workdir: pathlib.Path, arch: str = "sm_90") -> list[dict]:
-    """Registers, spills and PTX access counts of every instantiation (one nvcc call for each output)."""
+def cuda_report(nvcc: str, workdir: pathlib.Path, arch: str = "sm_90", exhaustive: bool = True) -> list[dict]:
+    """Registers, spills and PTX access counts of each instantiation (one nvcc call for each output)."""
     src = workdir / "instantiate.cu"
-    src.write_text(cuda_instantiations())
+    src.write_text(cuda_instantiations(exhaustive))
     common = [nvcc, f"-arch={arch}", "-O3", "-std=c++17", f"-I{CSRC}"]
     res = subprocess.run([*common, "-Xptxas", "-v", "-c", str(src), "-o", str(workdir / "inst.o")],
                          capture_output=True, text=True, timeout=600)
@@ -267,7 +267,7 @@ def main(argv=None):
     rows = [] if why else triton_report(a.exhaustive, tuple(int(c) for c in a.arch.split(",")))
     if a.cuda:
         with tempfile.TemporaryDirectory() as tmp:
-            rows += cuda_report(shutil.which("nvcc"), pathlib.Path(tmp))
+            rows += cuda_report(shutil.which("nvcc"), pathlib.Path(tmp), exhaustive=a.exhaustive)
     doc = {"skip_reason": why, "rows": rows}
     if a.json:
         pathlib.Path(a.json).write_text(json.dumps(doc))

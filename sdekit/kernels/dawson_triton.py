@@ -62,7 +62,7 @@ if triton is not None:
         # Whole blocks load and store unmasked (128-bit accesses whatever n mod 16 is); only
         # the last block masks per element.
         full = (pid + 1) * BLOCK <= n
-        mask = (offs < n) | full
+        mask = offs < n
         if full:
             x = tl.load(x_ptr + offs)
         else:
