@@ -113,9 +113,9 @@ at::Tensor sde_sample_sq_norms(const at::Tensor& score, at::IntArrayRef dims, at
       kernel<<<grid, kNormThreads, 0, st>>>(s, part.data_ptr<T>(), N, dims[1], dims[2], ss, (uint64_t)seed,
                                             (uint64_t)step);
     };
-    if (vec) launch(sdekit::sample_sq_norms_kernel<T, true, true, kNormThreads>);
-    else if (contig) launch(sdekit::sample_sq_norms_kernel<T, true, false, kNormThreads>);
-    else launch(sdekit::sample_sq_norms_kernel<T, false, false, kNormThreads>);
+    if (vec) launch(sdekit::sample_sq_norms_kernel<T, true, kNormThreads, true>);
+    else if (contig) launch(sdekit::sample_sq_norms_kernel<T, true, kNormThreads>);
+    else launch(sdekit::sample_sq_norms_kernel<T, false, kNormThreads>);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return part;

@@ -105,7 +105,7 @@ __global__ void affine_step_kernel(AffineStepArgs<T> a) {
 
 // Deterministic per-block partial sums (fixed launch shape, fixed reduction tree).  VEC as in
 // affine_step_kernel: a group is read as one 16-byte value.
-template <typename T, bool CONTIG, bool VEC, int THREADS>
+template <typename T, bool CONTIG, int THREADS, bool VEC = false>
 __global__ void sample_sq_norms_kernel(const T* score, T* part, int64_t N, int64_t D2, int64_t D3,
                                        Strides4 ss, uint64_t seed, uint64_t step) {
   constexpr int G = PhiloxGroup<T>::G;

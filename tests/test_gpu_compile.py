@@ -139,7 +139,7 @@ def check_cuda_rows(rows):
             hs, hy, hf = (a == "true" for a in (args[1], args[2], args[4]))
             assert r["st_v128"] == 1 and r["st_scalar"] == (2 if hf else 0), r
             assert r["ld_v128"] >= 1 + hs + hy, r
-    norms = {tuple(_template_args(r)[1:3]): r for r in rows
+    norms = {(_template_args(r)[1], _template_args(r)[3]): r for r in rows
              if r["kernel"] == "sample_sq_norms_kernel" and _template_args(r)[0] == "float"}
     assert norms[("true", "true")]["ld_v128"] >= 1 and norms[("true", "false")]["ld_v128"] == 0
 

@@ -214,7 +214,7 @@ def cuda_instantiations(exhaustive: bool = True) -> str:
                 lines.append(f"template __global__ void affine_step_kernel<{t}, {hs}, {hy}, {nz}, {hf}, "
                              f"{contig}, {vec}>(AffineStepArgs<{t}>);")
         for contig, vec in layouts:
-            lines.append(f"template __global__ void sample_sq_norms_kernel<{t}, {contig}, {vec}, 256>("
+            lines.append(f"template __global__ void sample_sq_norms_kernel<{t}, {contig}, 256, {vec}>("
                          f"const {t}*, {t}*, int64_t, int64_t, int64_t, Strides4, uint64_t, uint64_t);")
         g = 4 if t == "float" else 2
         for v in (g, 1):
