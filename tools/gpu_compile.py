@@ -129,24 +129,42 @@ def _dawsn_cases():
             for dt in (torch.float32, torch.float64) for tag, n in (("contig", 4096), ("tail", 4100))]
 
 
+def _spectral_cases():
+    import torch
+
+    from sdekit.kernels import spectral_scale as sp
+
+    def case(dt, k, per_sample):
+        z, uy = torch.randn(2, 2, k, dtype=dt)
+        S = torch.rand(k, dtype=dt)
+        s = torch.full((2, 1), 0.7, dtype=dt) if per_sample else 0.7
+        return lambda: sp.spectral_scale_triton(z, uy, S, s, 0.01, 0.3)
+    return [(f"spectral_scale {str(dt)[6:]} {tag}{' per-sample' if ps else ''}", case(dt, k, ps))
+            for dt, tag, k, ps in ((torch.float32, "contig", 4096, False), (torch.float32, "contig", 4096, True),
+                                   (torch.float32, "tail", 4100, False), (torch.float64, "contig", 4096, True))]
+
+
 def record_triton_launches(exhaustive: bool):
     """``[(label, kernel, args, kwargs)]``: what the launchers pass to each kernel launch."""
     from sdekit.kernels import dawson_triton as dw
+    from sdekit.kernels import spectral_scale as sp
     from sdekit.kernels import steps_triton as st
 
     calls: list = []
-    saved = (st._affine_step_kernel, st._sq_norms_kernel, dw._dawsn_kernel)
-    st._affine_step_kernel = _Recorder(saved[0], calls)
-    st._sq_norms_kernel = _Recorder(saved[1], calls)
-    dw._dawsn_kernel = _Recorder(saved[2], calls)
+    kernels = ((st, "_affine_step_kernel"), (st, "_sq_norms_kernel"), (dw, "_dawsn_kernel"),
+               (sp, "_spectral_scale_kernel"))
+    saved = [getattr(mod, name) for mod, name in kernels]
+    for (mod, name), kernel in zip(kernels, saved):
+        setattr(mod, name, _Recorder(kernel, calls))
     out = []
     try:
-        for label, call in _step_cases(exhaustive) + _dawsn_cases():
+        for label, call in _step_cases(exhaustive) + _dawsn_cases() + _spectral_cases():
             n = len(calls)
             call()
             out += [(label, *c) for c in calls[n:]]
     finally:
-        st._affine_step_kernel, st._sq_norms_kernel, dw._dawsn_kernel = saved
+        for (mod, name), kernel in zip(kernels, saved):
+            setattr(mod, name, kernel)
     return out
 
 
