@@ -19,6 +19,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from test_cuda_build import CSRC, NVCC  # the nvcc these tests already use
 
 ROOT = CSRC.parent
@@ -118,6 +119,28 @@ def test_fma_contraction_does_not_follow_the_triton_default(triton_rows):
         assert r["fp_fusion"] is True, r["variant"]
         if r["kernel"] != "spectral_scale_kernel":  # its one multiply-add is S * S + ... in a division
             assert r["fma"] > 0, r["variant"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_group_masked_tail_path_equals_reference(dtype, triton_device):
+    """The path the `tail` rows compile (N a multiple of the group but not of 16, batch strides
+    passed in groups, mask per group), over several tiles with a partial last one, contiguous
+    and as a channel slice, for affine_step and sample_sq_norms."""
+    from sdekit.kernels import steps_reference as ref
+    from sdekit.kernels import steps_triton
+
+    g = torch.Generator().manual_seed(3)
+    x, s, y = (torch.randn(2, 3, 7, 100, generator=g, dtype=dtype).to(triton_device) for _ in range(3))  # N = 2100
+    coef = torch.randn(4, 2, generator=g, dtype=dtype).to(triton_device)
+    sliced = torch.randn(2, 6, 7, 100, generator=g, dtype=dtype).to(triton_device)[:, ::2]  # batch stride 8400
+    tol = 8 * torch.finfo(dtype).eps
+    for xx in (x, sliced):
+        got = steps_triton.affine_step(xx, coef, score=s, y=y, seed=4, step=5)
+        want = ref.affine_step(xx, coef, score=s, y=y, seed=4, step=5)
+        assert (got - want).abs().max() <= tol * (1 + want.abs().max()), dtype
+        n_got = steps_triton.sample_sq_norms(xx, seed=4, step=5)
+        n_want = ref.sample_sq_norms(xx, seed=4, step=5)
+        assert ((n_got - n_want).abs() <= 64 * tol * n_want.abs()).all(), (n_got, n_want)
 
 
 # ---------------------------------------------------------------------------------------- CUDA

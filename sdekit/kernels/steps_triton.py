@@ -160,7 +160,7 @@ def _launch_strides(strides, unit: int) -> list[int]:
 # Compile options pinned per launch.  Multiply-adds are contracted to FMAs as nvcc does by
 # default, so results do not follow TRITON_DEFAULT_FP_FUSION (whose default changes in Triton
 # 3.10).  Without a register ceiling ptxas aims at 64-80 registers and spills 4-8 bytes in the
-# flagged and odd-N variants; with one at 128 they fit in 71-92 without spills.
+# flagged and odd-N variants; with one at 128 they fit in 71-104 without spills.
 _OPTIONS = {"enable_fp_fusion": True, "maxnreg": 128}
 
 
