@@ -88,7 +88,7 @@ if has pytest && has hypothesis; then
     if [ "$DRY" = 1 ]; then
         bounded 120 "$PY" -m pytest -q -p no:cacheprovider -m gpu --collect-only -qq tests > "$OUT/tests-gpu.log" 2>&1
     else
-        bounded 150 "$PY" -m pytest -q -p no:cacheprovider -m gpu -rs tests > "$OUT/tests-gpu.log" 2>&1
+        bounded 120 "$PY" -m pytest -q -p no:cacheprovider -m gpu -rs tests > "$OUT/tests-gpu.log" 2>&1
     fi
     say "pytest rc=$?: $(tail -1 "$OUT/tests-gpu.log")"
 else
@@ -98,7 +98,7 @@ fi
 say "=== 3. side-by-side timings ($(date +%T), $(left) s left)"
 timing_args=("$OUT")
 [ "$DRY" = 1 ] && timing_args+=(--dry-run)
-bounded 200 "$PY" tools/gpu_timing.py "${timing_args[@]}" > /tmp/sdekit-timing.log 2>&1
+bounded 240 "$PY" tools/gpu_timing.py "${timing_args[@]}" > /tmp/sdekit-timing.log 2>&1
 say "gpu_timing rc=$?"
 grep -v '^{' /tmp/sdekit-timing.log | tail -20 | tee -a "$LOG"
 
