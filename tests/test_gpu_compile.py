@@ -86,10 +86,11 @@ def check_triton_rows(rows):
             assert r["regs"] <= STRIDED_MAX_REGISTERS, (where, r["regs"])
         if r["kernel"] == "affine_step_kernel" and _layout(r) in ("contig", "tail"):
             # N a multiple of the group (tail: not of 16): every tensor moves 16 bytes at a
-            # time, two groups per thread; the only scalar stores are the two flag words
+            # time, two groups per thread; the only scalar stores are the flag words
             read = 1 + ("S" in _flags(r)) + ("Y" in _flags(r))
             assert r["ld_v128"] >= 2 * read and r["st_v128"] == 2, (where, r)
-            assert r["st_scalar"] == (2 if "F" in _flags(r) else 0), (where, r)
+            flag_words = ("F" in _flags(r)) * (1 + ("S" in _flags(r)))  # output flag; score flag with a score
+            assert r["st_scalar"] == flag_words, (where, r)
         if r["kernel"] == "sq_norms_kernel" and _layout(r) in ("contig", "tail"):
             assert r["ld_v128"] >= 2, (where, r)
         if r["kernel"] == "spectral_scale_kernel" and _layout(r) == "contig":
