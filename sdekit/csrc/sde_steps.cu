@@ -104,15 +104,19 @@ at::Tensor sde_sample_sq_norms(const at::Tensor& score, at::IntArrayRef dims, at
   if (B == 0 || N == 0) return part.sum(1);
   AT_DISPATCH_FLOATING_TYPES(score.scalar_type(), "sde_sample_sq_norms", [&] {
     using T = scalar_t;
+    constexpr int G = sdekit::PhiloxGroup<T>::G;
     dim3 grid((unsigned)P, (unsigned)B);
     Strides4 ss = strides_at(strides, 0);
     auto st = c10::cuda::getCurrentCUDAStream();
-    if (contig)
-      sdekit::sample_sq_norms_kernel<T, true, kNormThreads><<<grid, kNormThreads, 0, st>>>(
-          score.data_ptr<T>(), part.data_ptr<T>(), N, dims[1], dims[2], ss, (uint64_t)seed, (uint64_t)step);
-    else
-      sdekit::sample_sq_norms_kernel<T, false, kNormThreads><<<grid, kNormThreads, 0, st>>>(
-          score.data_ptr<T>(), part.data_ptr<T>(), N, dims[1], dims[2], ss, (uint64_t)seed, (uint64_t)step);
+    const T* s = score.data_ptr<T>();
+    const bool vec = contig && N % G == 0 && sdekit::aligned16(s) && (ss.sb * (int64_t)sizeof(T)) % 16 == 0;
+    auto launch = [&](auto kernel) {
+      kernel<<<grid, kNormThreads, 0, st>>>(s, part.data_ptr<T>(), N, dims[1], dims[2], ss, (uint64_t)seed,
+                                            (uint64_t)step);
+    };
+    if (vec) launch(sdekit::sample_sq_norms_kernel<T, true, kNormThreads, true>);
+    else if (contig) launch(sdekit::sample_sq_norms_kernel<T, true, kNormThreads>);
+    else launch(sdekit::sample_sq_norms_kernel<T, false, kNormThreads>);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return part.sum(1);

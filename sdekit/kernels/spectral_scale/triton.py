@@ -56,5 +56,5 @@ def spectral_scale_triton(z, uy, S, s, a, c):
         rows = slice(r, min(B, r + _MAX_GRID_Y))
         _spectral_scale_kernel[(triton.cdiv(k, BLOCK), rows.stop - rows.start)](
             z[rows], uy[rows], S, z if coef is None else coef[rows], *shared, out[rows], k,
-            PER_SAMPLE=coef is not None, BLOCK=BLOCK)
+            PER_SAMPLE=coef is not None, BLOCK=BLOCK, enable_fp_fusion=True)  # as nvcc; not TRITON_DEFAULT_FP_FUSION
     return out
