@@ -22,6 +22,7 @@ loop with a warning.
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Callable
 
@@ -29,8 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._checks import check_like
-from ..kernels.dispatch import resolve
-from ..kernels import steps as _steps  # noqa: F401  (importing it registers every backend)
+from ..kernels import steps as _steps
 from .complex_data import noise_scale, real_pairs
 from .options import RunOptions
 from .plan import Plan
@@ -83,7 +83,8 @@ def run(plan: Plan, x: torch.Tensor, score_fn: Callable | None, y, options: RunO
     complex; ``y``: the conditioning tensor or ``None``; ``options.seed`` already drawn).  Returns
     ``x``, or ``(x, trajectory)`` with ``options.return_trajectory``."""
     steps, K, device = plan.steps, plan.corrector_steps, x.device
-    affine = resolve("affine_step", options.backend, device)
+    # the kernels' front door: score_fn's result is checked there, once per step, and nowhere else
+    affine = functools.partial(_steps.affine_step, backend=options.backend)
     state, y, scale = real_pairs(x), real_pairs(y), noise_scale(x)  # what the kernels read and write
     dtype = state.dtype
     table = plan.table if scale == 1.0 else plan.table * plan.table.new_tensor([1.0, 1.0, 1.0, scale])

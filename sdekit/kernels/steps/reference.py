@@ -24,32 +24,10 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_batched_float, check_like
-from .dispatch import register
-from .rng import philox_normal_like
+from ..dispatch import register
+from ..rng import philox_normal_like
 
-__all__ = ["affine_step", "sample_sq_norms", "check_step_args"]
-
-
-def check_step_args(x, coef, score, y, out, flags) -> None:
-    """Validate the arguments shared by every backend; errors name the argument."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a tensor, got {type(x).__name__}")
-    if x.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
-    if x.dim() < 1:
-        raise ValueError("x must have a leading batch dimension")
-    B = x.shape[0]
-    for name, t in (("score", score), ("y", y), ("out", out)):
-        if t is not None:
-            check_like(name, t, x)
-    if not isinstance(coef, torch.Tensor) or coef.dim() != 2 or coef.shape[0] != 4 or coef.shape[1] not in (1, B):
-        shape = tuple(coef.shape) if isinstance(coef, torch.Tensor) else type(coef).__name__
-        raise ValueError(f"coef must be a (4, 1) or (4, {B}) tensor of rows (A, C, S, N), got {shape}")
-    if coef.dtype != x.dtype or coef.device != x.device:
-        raise TypeError(f"coef must have x's dtype and device ({x.dtype}, {x.device}), got ({coef.dtype}, {coef.device})")
-    if flags is not None and (flags.dtype != torch.int32 or flags.numel() != 2 or flags.device != x.device):
-        raise ValueError("flags must be an int32 tensor of 2 entries on x's device")
+__all__ = ["affine_step", "sample_sq_norms"]
 
 
 def _per_sample(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -59,7 +37,6 @@ def _per_sample(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 @register("affine_step", "torch")
 def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, noise=True, out=None, flags=None):
     """``out = A x + C y + S score + N z(seed, step)``; terms with ``None`` (or ``noise=False``) are skipped."""
-    check_step_args(x, coef, score, y, out, flags)
     A, C, S, N = (_per_sample(coef[k], x) for k in range(4))
     acc = A * x
     if y is not None:
@@ -80,7 +57,6 @@ def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, noise=True, out=
 @register("sample_sq_norms", "torch")
 def sample_sq_norms(score, *, seed=0, step=0):
     """``(B, 2)``: per sample, ``sum(score^2)`` and ``sum(z^2)`` of the normals of ``(seed, step)``."""
-    check_batched_float("score", score)
     z = philox_normal_like(score, seed, step)
     B = score.shape[0]
     return torch.stack([score.reshape(B, -1).square().sum(1), z.reshape(B, -1).square().sum(1)], dim=1)
