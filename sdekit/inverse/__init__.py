@@ -4,6 +4,7 @@
     from sdekit.inverse import SeparableBlur, DenseOperator, WalshHadamardCS
     from sdekit.inverse import likelihood_score, likelihood_score_at
     from sdekit.inverse import quantized_likelihood_score, quantized_likelihood_score_at, quantize
+    from sdekit.inverse import QCSPlus, ill_conditioned_matrix, correlated_matrix
     from sdekit.inverse import DMPS
 
 Every operator is ``A = U diag(S) V^T`` kept implicit (DDRM's ``V, Vt, U, Ut,
@@ -14,7 +15,10 @@ from .base import SVDOperator
 from .dmps import DMPS, AncestralDDPM
 from .hadamard import WalshHadamardCS
 from .operators import Colorization, Denoising, DenseOperator, Inpainting, SuperResolution
-from .quantized import quantize, quantized_likelihood_score, quantized_likelihood_score_at, truncated_normal_mean
+from .qcs_plus import EPInfo, QCSPlus
+from .quantized import (quantize, quantized_likelihood_score, quantized_likelihood_score_at, row_norms_sq,
+                        truncated_normal_mean)
+from .random_matrices import correlated_matrix, haar_orthogonal, ill_conditioned_matrix, toeplitz_sqrt
 from .scores import likelihood_score, likelihood_score_at
 from .svd_blur import SeparableBlur
 
@@ -23,5 +27,7 @@ __all__ = [
     "SeparableBlur", "WalshHadamardCS",
     "likelihood_score", "likelihood_score_at",
     "quantized_likelihood_score", "quantized_likelihood_score_at", "quantize", "truncated_normal_mean",
+    "row_norms_sq", "QCSPlus", "EPInfo",
+    "ill_conditioned_matrix", "correlated_matrix", "haar_orthogonal", "toeplitz_sqrt",
     "DMPS", "AncestralDDPM",
 ]
