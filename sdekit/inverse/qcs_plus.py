@@ -22,6 +22,10 @@ the other a Gaussian with a *scalar* precision (Algorithm 1), per sample and ite
         chi_G = mean_i q_i,
         h_F = m_G / chi_G - h_G,                          lam_F = 1 / chi_G - lam_G
 
+evaluated without the cancellation of the last line when ``lam_G`` is large (narrow bins):
+with ``r_i = 1 / (lam_G c_i + 1) = q_i / c_i``, ``lam_F = mean(r) / mean(q)`` and
+``h_F = U diag((q_i mean(r) - r_i mean(q)) / mean(q)) U^T h_G`` (both equal to the above).
+
 with ``R``, ``V`` the mean and variance of a standard normal truncated to ``(l~, u~)``
 (:mod:`sdekit.inverse.quantized`, stable in the far tails: no clamping of ``Phi``).  From the
 second iteration on, each new ``m_F, chi_F, h_G, lam_G, h_F, lam_F`` is damped,
@@ -82,7 +86,7 @@ class QCSPlus:
     ``min_precision`` (the floor on ``lam_G``, the authors' ``1e-6``).
     """
 
-    def __init__(self, A, y_bins, sigma_y, *, ep_iters: int = 10, damping: float = 0.02, tol: float = 1e-5,
+    def __init__(self, A, y_bins, sigma_y, *, ep_iters: int = 50, damping: float = 0.02, tol: float = 1e-5,
                  min_precision: float = 1e-6):
         if isinstance(A, torch.Tensor):
             A = DenseOperator(A)
@@ -159,10 +163,10 @@ class QCSPlus:
             hG = hG_new if it == 0 else (1 - d) * hG_new + d * hG
             lamG = lamG_new if it == 0 else (1 - d) * lamG_new + d * lamG
             q = c / (lamG * c + 1)
-            mG = A.U(q * A.Ut(hG))
-            chiG = q.mean(1, keepdim=True)
-            hF_new = mG / chiG - hG
-            lamF_new = 1 / chiG - lamG
+            r = 1 / (lamG * c + 1)
+            chiG, r_mean = q.mean(1, keepdim=True), r.mean(1, keepdim=True)
+            hF_new = A.U((q * r_mean - r * chiG) / chiG * A.Ut(hG))
+            lamF_new = r_mean / chiG
             if it:
                 hF_new = (1 - d) * hF_new + d * hF
                 lamF_new = (1 - d) * lamF_new + d * lamF

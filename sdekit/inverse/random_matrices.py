@@ -71,7 +71,8 @@ def toeplitz_sqrt(n: int, rho: float) -> torch.Tensor:
     i = torch.arange(n, dtype=torch.float64)
     T = float(rho) ** (i[:, None] - i[None, :]).abs()
     w, Q = torch.linalg.eigh(T)
-    return (Q * w.clamp_min(0).sqrt()) @ Q.T
+    R = (Q * w.clamp_min(0).sqrt()) @ Q.T
+    return (R + R.T) / 2
 
 
 def correlated_matrix(m: int, n: int, rho: float, seed: int = 0) -> DenseOperator:
