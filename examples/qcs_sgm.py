@@ -73,7 +73,8 @@ from _mixture import patch_mixture  # noqa: E402
 
 from sdekit import VESDE, VPSDE, EulerMaruyama, PredictorCorrector, ReverseDiffusion  # noqa: E402
 from sdekit.inverse import (DenseOperator, QCSPlus, WalshHadamardCS, correlated_matrix,  # noqa: E402
-                            ill_conditioned_matrix, likelihood_score_at, quantize, quantized_likelihood_score_at,
+                            ill_conditioned_matrix, likelihood_score_at, posterior_score_fn, quantize,
+                            quantized_likelihood_score_at,
                             truncated_normal_mean)
 from sdekit.inverse.hadamard import sylvester_hadamard  # noqa: E402
 
@@ -107,6 +108,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "ratio kappa^(1/m) (default: 1000)")
     p.add_argument("--rho", type=float, default=0.8,
                    help="correlation of --matrix correlated: A = R_L H R_R, R Toeplitz rho^|i-j| roots (default: 0.8)")
+    p.add_argument("--ep-iters", type=int, default=50,
+                   help="QCS-SGM+: cap on EP iterations per score evaluation (default: 50; the authors' sampler uses 3)")
+    p.add_argument("--ep-damping", type=float, default=0.02,
+                   help="QCS-SGM+: EP damping, the weight of the old message (default: 0.02, the authors')")
+    p.add_argument("--match-prior-norm", action="store_true",
+                   help="rescale every likelihood score to the prior score's norm per sample (the QCS-SGM+ "
+                        "authors' rule, sdekit.inverse.posterior_score_fn); needed by EP on ill-conditioned A")
     p.add_argument("--method", nargs="+", choices=tuple(METHODS), default=None,
                    help="likelihood score(s): qcs (row-orthogonal A only), qcs-diag, qcs-plus "
                         "(default: qcs for row-orthogonal A, else qcs-diag and qcs-plus)")
@@ -121,13 +129,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", default=OUT_DIR, help="folder for the figure (default: examples/out)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
     args = p.parse_args(argv)
-    for name in ("steps", "samples", "threads"):
+    for name in ("steps", "samples", "threads", "ep_iters"):
         if getattr(args, name) < 1:
-            p.error(f"--{name} must be >= 1")
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
     if not 0 < args.measurements_fraction <= 1:
         p.error("--measurements-fraction must be in (0, 1]")
     if not args.noise > 0:
         p.error("--noise must be > 0")
+    if not 0 <= args.ep_damping < 1:
+        p.error("--ep-damping must be in [0, 1)")
     if not args.kappa >= 1:
         p.error("--kappa must be >= 1")
     if not 0 <= args.rho < 1:
@@ -249,17 +259,17 @@ def main(argv=None) -> dict:
     y_deq, sigma_eff = dequantize(prior, op, lower, upper, args.noise)
     y_deq = y_deq.to(device)
 
-    ep = QCSPlus(op, bins, args.noise)
+    ep = QCSPlus(op, bins, args.noise, ep_iters=args.ep_iters, damping=args.ep_damping)
 
     def posterior_score(method):
-        def score(x, t):
-            """exact prior score + the method's quantized likelihood score"""
-            if method == "qcs-plus":
-                return prior_score(x, t) + ep.score_at(sde, x, t)
-            approx = "diag" if method == "qcs-diag" else "exact"
-            return prior_score(x, t) + quantized_likelihood_score_at(sde, op, bins, x, t, sigma_y=args.noise,
-                                                                     approx=approx)
-        return score
+        if method == "qcs-plus":
+            def likelihood(x, t):
+                return ep.score_at(sde, x, t)
+        else:
+            def likelihood(x, t):
+                return quantized_likelihood_score_at(sde, op, bins, x, t, sigma_y=args.noise,
+                                                     approx="diag" if method == "qcs-diag" else "exact")
+        return posterior_score_fn(prior_score, likelihood, match_prior_norm="sample" if args.match_prior_norm else None)
 
     def dequantized_score(x, t):
         """DMPS's Gaussian pseudo-likelihood score of the dequantized measurement."""

@@ -15,6 +15,7 @@ from .base import SVDOperator
 from .dmps import DMPS, AncestralDDPM
 from .hadamard import WalshHadamardCS
 from .operators import Colorization, Denoising, DenseOperator, Inpainting, SuperResolution
+from .posterior import posterior_score_fn
 from .qcs_plus import EPInfo, QCSPlus
 from .quantized import (quantize, quantized_likelihood_score, quantized_likelihood_score_at, row_norms_sq,
                         truncated_normal_mean)
@@ -27,7 +28,7 @@ __all__ = [
     "SeparableBlur", "WalshHadamardCS",
     "likelihood_score", "likelihood_score_at",
     "quantized_likelihood_score", "quantized_likelihood_score_at", "quantize", "truncated_normal_mean",
-    "row_norms_sq", "QCSPlus", "EPInfo",
+    "row_norms_sq", "QCSPlus", "EPInfo", "posterior_score_fn",
     "ill_conditioned_matrix", "correlated_matrix", "haar_orthogonal", "toeplitz_sqrt",
     "DMPS", "AncestralDDPM",
 ]
