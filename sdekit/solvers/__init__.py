@@ -4,6 +4,7 @@ Every update is one fused kernel ``x <- A x + C y + S score + N z`` (:mod:`sdeki
 with counter-based normals keyed by ``(seed, step, element)``, so the ``torch``, ``triton``
 and ``cuda`` backends draw the same numbers for the same seed.
 """
+from .annealed_langevin import AnnealedLangevin
 from .base import NonFiniteError, ReverseSampler, SolverError
 from .euler_maruyama import EulerMaruyama
 from .exponential import ExponentialIntegrator
@@ -11,6 +12,6 @@ from .predictor_corrector import LangevinCorrector, PredictorCorrector, ReverseD
 from .probability_flow import ProbabilityFlow
 
 __all__ = [
-    "EulerMaruyama", "ExponentialIntegrator", "LangevinCorrector", "NonFiniteError", "PredictorCorrector",
+    "AnnealedLangevin", "EulerMaruyama", "ExponentialIntegrator", "LangevinCorrector", "NonFiniteError", "PredictorCorrector",
     "ProbabilityFlow", "ReverseDiffusion", "ReverseSampler", "SolverError",
 ]
