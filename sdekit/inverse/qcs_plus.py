@@ -32,7 +32,10 @@ second iteration on, each new ``m_F, chi_F, h_G, lam_G, h_F, lam_F`` is damped,
 ``new <- (1 - damping) new + damping old`` (the authors' convention), starting from
 ``h_F = 0``, ``lam_F = 1``.  A sample stops when its change ``mean_m |h_F - h_F'| +
 |lam_F - lam_F'|`` over one iteration falls below ``tol``, or after ``ep_iters`` iterations;
-the others go on, so a batch gives what each sample alone gives.  The score is the
+the others go on, so a batch gives what each sample alone gives.  A sample that has not
+converged by then (EP with scalar variances can oscillate or diverge on strongly
+non-rotation-invariant ``A``, e.g. far-from-orthogonal correlated matrices at large ``std``)
+keeps the messages of its smallest change, and :class:`EPInfo` reports it.  The score is the
 derivative of the EP factor's log-normaliser in ``b`` at the final messages,
 
     grad_{x_t} log p(y | x_t) ~= (1/s) A^T g,   g_m = sqrt(lam_F) R(l~_m, u~_m),
@@ -152,6 +155,7 @@ class QCSPlus:
         change = torch.full((B,), math.inf, dtype=x_t.dtype, device=x_t.device)
         tiny = torch.finfo(x_t.dtype).tiny
         mF = chiF = hG = lamG = None
+        best_hF, best_lamF, best_change = hF, lamF, change.clone()
         for it in range(self.ep_iters):
             R, V, sl, mu = factor_moments(hF, lamF)
             mF_new = mu + R / sl
@@ -176,9 +180,17 @@ class QCSPlus:
             a = active.reshape(B)
             change = torch.where(a, step, change)
             iters = iters + a.to(torch.int64)
-            active = active & (step >= self.tol).reshape(B, 1)
+            better = (a & (step < best_change)).reshape(B, 1)
+            best_hF = torch.where(better, hF, best_hF)
+            best_lamF = torch.where(better, lamF, best_lamF)
+            best_change = torch.where(better.reshape(B), step, best_change)
+            active = active & ((step >= self.tol) & torch.isfinite(step)).reshape(B, 1)
             if not bool(active.any()):
                 break
+        # a sample that did not converge keeps the messages of its smallest change
+        worse = ~(change <= best_change).reshape(B, 1)
+        hF = torch.where(worse, best_hF, hF)
+        lamF = torch.where(worse, best_lamF, lamF)
         R, _, sl, _ = factor_moments(hF, lamF)
         g = sl * R / s
         out = A.adjoint(g, n).reshape(x_t.shape)
