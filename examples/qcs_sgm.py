@@ -109,7 +109,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--rho", type=float, default=0.8,
                    help="correlation of --matrix correlated: A = R_L H R_R, R Toeplitz rho^|i-j| roots (default: 0.8)")
     p.add_argument("--ep-iters", type=int, default=50,
-                   help="QCS-SGM+: cap on EP iterations per score evaluation (default: 50; the authors' sampler uses 3)")
+                   help="QCS-SGM+: cap on EP iterations per score evaluation "
+                        "(default: 50; the authors' sampler uses 3)")
     p.add_argument("--ep-damping", type=float, default=0.5,
                    help="QCS-SGM+: EP damping, the weight of the old message (default: 0.5; the authors' 0.02 "
                         "lets EP diverge on some correlated matrices at large noise)")

@@ -423,8 +423,8 @@ def test_ep_converges_below_tol_and_respects_the_iteration_cap():
     (change below tol) inside the cap [8 to 30 iterations measured]."""
     for op in (correlated_matrix(64, 128, 0.5, seed=1), ill_conditioned_matrix(64, 128, 100.0, seed=1)):
         x0 = torch.randn(6, 128, generator=torch.Generator().manual_seed(0), dtype=D64)
-        lo, up = quantize(op.forward(x0) + 0.05 * torch.randn(6, 64, dtype=D64, generator=torch.Generator().manual_seed(1)),
-                          [0.0])
+        noise = 0.05 * torch.randn(6, 64, dtype=D64, generator=torch.Generator().manual_seed(1))
+        lo, up = quantize(op.forward(x0) + noise, [0.0])
         for std in (0.05, 1.0, 10.0):
             _, info = QCSPlus(op, (lo, up), 0.05).score(x0, mean_scale=1.0, std=std, return_info=True)
             assert info.converged.all() and (info.change < 1e-5).all(), (std, info)
