@@ -72,6 +72,7 @@ from _figures import pyplot, save_figure  # noqa: E402
 from _mixture import patch_mixture  # noqa: E402
 
 from sdekit import VESDE, VPSDE, EulerMaruyama, PredictorCorrector, ReverseDiffusion  # noqa: E402
+from sdekit.solvers import AnnealedLangevin  # noqa: E402
 from sdekit.inverse import (DenseOperator, QCSPlus, WalshHadamardCS, correlated_matrix,  # noqa: E402
                             ill_conditioned_matrix, likelihood_score_at, posterior_score_fn, quantize,
                             quantized_likelihood_score_at,
@@ -80,7 +81,8 @@ from sdekit.inverse.hadamard import sylvester_hadamard  # noqa: E402
 
 SIZE = 8                       # patches are SIZE x SIZE, one channel (d = 64)
 OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
-SOLVERS = ("reverse_diffusion", "euler_maruyama", "pc")
+SOLVERS = ("reverse_diffusion", "euler_maruyama", "pc", "annealed_langevin")
+ALD_STEPS_EACH, ALD_STEP_LR = 5, 2e-5   # annealed Langevin: steps per level, NCSNv2's step_lr
 ROW_ORTHOGONAL = ("orthogonal", "hadamard", "hadamard-low")
 MATRICES = ROW_ORTHOGONAL + ("gaussian", "ill-conditioned", "correlated")
 METHODS = {"qcs": "QCS-SGM (prior + quantized score)",
@@ -123,7 +125,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sde", default="ve", choices=("ve", "vp"),
                    help="VESDE(sigma_min=0.01, sigma_max=10) or VPSDE() (default: ve)")
     p.add_argument("--solver", default="reverse_diffusion", choices=SOLVERS,
-                   help="reverse_diffusion, euler_maruyama, or pc (reverse diffusion + Langevin) (default: reverse_diffusion)")
+                   help="reverse_diffusion, euler_maruyama, pc (reverse diffusion + Langevin), or annealed_langevin "
+                        "(NCSNv2, VE only: steps/5 levels of 5 steps) (default: reverse_diffusion)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data, the operator and the samplers (default: 0)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default: 1; the tensors are tiny, more threads only contend)")
@@ -138,6 +141,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--measurements-fraction must be in (0, 1]")
     if not args.noise > 0:
         p.error("--noise must be > 0")
+    if args.solver == "annealed_langevin" and args.sde != "ve":
+        p.error("--solver annealed_langevin runs on the VE noise ladder: use --sde ve")
     if not 0 <= args.ep_damping < 1:
         p.error("--ep-damping must be in [0, 1)")
     if not args.kappa >= 1:
@@ -234,6 +239,8 @@ def make_solver(name: str, sde, steps: int):
         return EulerMaruyama(sde, steps)
     if name == "pc":
         return PredictorCorrector(sde, steps, predictor="reverse_diffusion", corrector="langevin")
+    if name == "annealed_langevin":   # the papers' sampler: steps // 5 levels of 5 Langevin steps
+        return AnnealedLangevin(sde, max(1, steps // ALD_STEPS_EACH), ALD_STEPS_EACH, ALD_STEP_LR)
     return ReverseDiffusion(sde, steps)
 
 
