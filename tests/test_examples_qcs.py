@@ -124,3 +124,15 @@ def test_qcs_sgm_general_matrices_beat_the_baselines(qcs, extra):
         assert r["nmse_scaled"] < 0.9 * rows[PRIOR]["nmse_scaled"], name
         assert r["signs"] > rows[PRIOR]["signs"] + 0.15, name
         assert 0.5 < r["energy_ratio"] < 3.5, name
+
+
+def test_qcs_sgm_annealed_langevin_runs_and_needs_the_ve_sde(qcs, capsys):
+    """The papers' sampler runs (finite, and keeps more signs than the prior mean, seed 0) and refuses the VP-SDE."""
+    out = qcs.main(["--steps", "40", "--samples", "8", "--quiet", "--no-figure", "--solver", "annealed_langevin",
+                    "--matrix", "gaussian"])
+    for name in (DIAG, PLUS):
+        assert 0.0 <= out["rows"][name]["nmse_scaled"] <= 1.0
+        assert out["rows"][name]["signs"] > out["rows"][PRIOR]["signs"]
+    with pytest.raises(SystemExit):
+        qcs.main(["--solver", "annealed_langevin", "--sde", "vp"])
+    assert "--sde ve" in capsys.readouterr().err
