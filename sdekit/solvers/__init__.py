@@ -15,6 +15,7 @@ with counter-based normals keyed by ``(seed, word, element)``, so the ``torch``,
 """
 from .adaptive import AdaptiveProbabilityFlow, DormandPrince, ODESolution
 from .ancestral import AncestralDDPM, AncestralSampling
+from .annealed_langevin import AnnealedLangevin
 from .base import Corrector, ReverseSampler
 from .euler_maruyama import EulerMaruyama
 from .exponential import ExponentialIntegrator
@@ -26,8 +27,8 @@ from .predictor_corrector import (AnnealedLangevinCorrector, LangevinCorrector, 
 from .probability_flow import ProbabilityFlow
 
 __all__ = [
-    "AdaptiveProbabilityFlow", "AncestralDDPM", "AncestralSampling", "AnnealedLangevinCorrector", "Corrector",
-    "DormandPrince", "EulerMaruyama", "ExponentialIntegrator", "LangevinCorrector", "NonFiniteError", "NonePredictor",
-    "ODESolution", "Plan", "PredictorCorrector", "ProbabilityFlow", "ReverseDiffusion", "ReverseSampler", "RunOptions",
-    "SnrCorrector", "SolverError",
+    "AdaptiveProbabilityFlow", "AncestralDDPM", "AncestralSampling", "AnnealedLangevin", "AnnealedLangevinCorrector",
+    "Corrector", "DormandPrince", "EulerMaruyama", "ExponentialIntegrator", "LangevinCorrector", "NonFiniteError",
+    "NonePredictor", "ODESolution", "Plan", "PredictorCorrector", "ProbabilityFlow", "ReverseDiffusion", "ReverseSampler",
+    "RunOptions", "SnrCorrector", "SolverError",
 ]
