@@ -20,6 +20,17 @@ COMPLEX_SUPPORT = ("the fixed-step samplers, EulerMaruyama.simulate, the margina
                    "denoising_score_matching take complex data")
 
 
+def is_int(v) -> bool:
+    """Whether ``v`` is an integer (Python or numpy) and not a bool: for arguments that take a
+    count or something else (a sequence, a tensor), before the matching check."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def is_real(v) -> bool:
+    """Whether ``v`` is a real number (Python or numpy) and not a bool (see :func:`is_int`)."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
 def check_bool(name: str, v) -> bool:
     """``v`` must be a ``bool``."""
     if not isinstance(v, bool):
@@ -29,7 +40,7 @@ def check_bool(name: str, v) -> bool:
 
 def check_int(name: str, v, *, min: int | None = None) -> int:  # noqa: A002 - reads best at call sites
     """``v`` must be an integer (not a bool), ``>= min`` when given."""
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+    if not is_int(v):
         raise TypeError(f"{name} must be an int, got {type(v).__name__}")
     if min is not None and v < min:
         raise ValueError(f"{name} must be >= {min}, got {v}")
@@ -38,7 +49,7 @@ def check_int(name: str, v, *, min: int | None = None) -> int:  # noqa: A002 - r
 
 def check_real(name: str, v, *, positive: bool = False, nonnegative: bool = False) -> float:
     """``v`` must be a finite real number (not a bool); ``> 0`` or ``>= 0`` when asked."""
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+    if not is_real(v):
         raise TypeError(f"{name} must be a real number, got {type(v).__name__}")
     v = float(v)
     if not math.isfinite(v):
@@ -50,9 +61,23 @@ def check_real(name: str, v, *, positive: bool = False, nonnegative: bool = Fals
     return v
 
 
+_CLOSED = {"both": "[]", "left": "[)", "right": "(]", "neither": "()"}
+
+
+def check_real_in(name: str, v, lo: float, hi: float, *, closed: str = "both") -> float:
+    """``v`` must be a finite real number (not a bool) in the interval from ``lo`` to ``hi``,
+    closed on ``"both"`` ends, the ``"left"``, the ``"right"`` or ``"neither"`` (pandas'
+    ``Interval`` words): ``check_real_in("rho", rho, 0, 1, closed="left")`` asks ``0 <= rho < 1``."""
+    v = check_real(name, v)
+    left, right = _CLOSED[closed]
+    if not ((lo <= v if left == "[" else lo < v) and (v <= hi if right == "]" else v < hi)):
+        raise ValueError(f"{name} must be in {left}{lo}, {hi}{right}, got {v}")
+    return v
+
+
 def check_t_eps(t_eps, T: float, *, allow_zero: bool = False) -> float:
     """``t_eps`` must be a real in ``(0, T)`` (``[0, T)`` with ``allow_zero``)."""
-    if isinstance(t_eps, bool) or not isinstance(t_eps, numbers.Real):
+    if not is_real(t_eps):
         raise TypeError(f"t_eps must be a float, got {type(t_eps).__name__}")
     t_eps = float(t_eps)
     if not ((0.0 <= t_eps if allow_zero else 0.0 < t_eps) and t_eps < T):
@@ -65,7 +90,7 @@ def check_seed(seed) -> int | None:
     seeds would wrap onto smaller ones silently)."""
     if seed is None:
         return None
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+    if not is_int(seed):
         raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
     if not 0 <= seed <= SEED_MAX:
         raise ValueError(f"seed must lie in [0, 2**64 - 1], got {seed}")
@@ -158,7 +183,7 @@ def check_size2(name: str, size) -> tuple[int, int]:
         if len(size) != 2:
             raise ValueError(f"{name} must be an int or a pair (H, W), got {len(size)} entries: {size!r}")
         return check_int(f"{name}[0]", size[0], min=1), check_int(f"{name}[1]", size[1], min=1)
-    if isinstance(size, bool) or not isinstance(size, numbers.Integral):
+    if not is_int(size):
         raise TypeError(f"{name} must be an int or a pair (H, W) of ints, got {type(size).__name__} {size!r}")
     s = check_int(name, size, min=1)
     return s, s

@@ -424,6 +424,21 @@ def test_dirac_rejects_bad_arguments_with_errors_naming_them():
         Dirac(proc, 10, update="look_sideways")
     with pytest.raises(ValueError, match="del_t"):
         Dirac(proc, 10, update="small_look_ahead")
+    with pytest.raises(ValueError, match="del_t"):
+        Dirac(proc, 10, update="small_look_ahead", del_t=1.5)
+    for wrong_kind, name in ((lambda: Dirac(proc, 2.5), "steps"), (lambda: Dirac(proc, 10, stop_t="0.5"), "stop_t"),
+                             (lambda: Dirac(proc, 10, x0_hat_last_step=1), "x0_hat_last_step"),
+                             (lambda: DataConsistencyGuidance("0.5"), "step"),
+                             (lambda: DataConsistencyGuidance(0.5, relative=1), "relative"),
+                             (lambda: StochasticDegradation(BlurFamily(1.0, 1, H), "0.01", 0.3), "sigma_min")):
+        with pytest.raises(TypeError, match=rf"^{name} must be"):
+            wrong_kind()
+    with pytest.raises(ValueError, match="step"):
+        DataConsistencyGuidance(-0.5)
+    with pytest.raises(ValueError, match="seed"):
+        proc.sample(torch.zeros(2, 1, H, H), 0.5, seed=-1)
+    with pytest.raises(TypeError, match="seed"):
+        proc.sample(torch.zeros(2, 1, H, H), 0.5)
     y = torch.zeros(2, 1, H, H)
     with pytest.raises(ValueError, match="x0_predictor"):
         Dirac(proc, 10).sample(lambda y, t: y[:, :, :2], y, seed=0)

@@ -55,8 +55,8 @@ def test_posterior_score_fn_bad_input():
     prior, lik, _, _ = fns()
     with pytest.raises(TypeError, match="callables"):
         posterior_score_fn(prior, None)
-    for v in (-1.0, float("inf"), True, "1"):
-        with pytest.raises(ValueError, match="likelihood_scale"):
+    for v, err in ((-1.0, ValueError), (float("inf"), ValueError), (True, TypeError), ("1", TypeError)):
+        with pytest.raises(err, match="likelihood_scale"):
             posterior_score_fn(prior, lik, likelihood_scale=v)
     with pytest.raises(ValueError, match="match_prior_norm"):
         posterior_score_fn(prior, lik, match_prior_norm="global")

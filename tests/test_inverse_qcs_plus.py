@@ -458,7 +458,7 @@ def test_ep_score_at_uses_the_sde_marginals():
 def test_ep_bad_input():
     M = gaussian_matrix(4, 6, 0)
     lo, up, x = problem(M, [0.0], 0.1, 0)
-    with pytest.raises(ValueError, match="A must"):
+    with pytest.raises(TypeError, match="A must"):
         QCSPlus("A", (lo, up), 0.1)
     with pytest.raises(ValueError, match="y_bins"):
         QCSPlus(M, lo, 0.1)
@@ -512,13 +512,15 @@ def test_correlated_matrix_is_toeplitz_square_roots_around_a_gaussian():
 
 
 def test_matrix_constructors_bad_input():
-    for call, name in ((lambda: ill_conditioned_matrix(0, 4, 10.0), "m"),
-                       (lambda: ill_conditioned_matrix(4, 4, 0.5), "kappa"),
-                       (lambda: ill_conditioned_matrix(4, 4, float("inf")), "kappa"),
-                       (lambda: correlated_matrix(4, 4, 1.0), "rho"),
-                       (lambda: correlated_matrix(4, 2.5, 0.1), "n"),
-                       (lambda: correlated_matrix(4, 4, 0.1, seed=-1), "seed")):
-        with pytest.raises(ValueError, match=name):
+    for call, name, err in ((lambda: ill_conditioned_matrix(0, 4, 10.0), "m", ValueError),
+                            (lambda: ill_conditioned_matrix(4, 4, 0.5), "kappa", ValueError),
+                            (lambda: ill_conditioned_matrix(4, 4, float("inf")), "kappa", ValueError),
+                            (lambda: ill_conditioned_matrix(4, 4, "10"), "kappa", TypeError),
+                            (lambda: correlated_matrix(4, 4, 1.0), "rho", ValueError),
+                            (lambda: correlated_matrix(4, 2.5, 0.1), "n", TypeError),
+                            (lambda: correlated_matrix(4, 4, 0.1, seed=-1), "seed", ValueError),
+                            (lambda: correlated_matrix(4, 4, 0.1, seed=None), "seed", TypeError)):
+        with pytest.raises(err, match=name):
             call()
 
 

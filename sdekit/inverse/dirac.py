@@ -46,12 +46,12 @@ below ``stop_t`` and returns that step's ``x0_hat`` (distortion-optimised at ``s
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Callable, NamedTuple
 
 import torch
 from tqdm.auto import tqdm
 
+from .._checks import check_bool, check_int, check_real, check_real_in, check_seed
 from ..kernels.rng import philox_normal_like
 from ..kernels.steps import affine_step
 from ..solvers import NonFiniteError
@@ -61,12 +61,6 @@ __all__ = ["StochasticDegradation", "Dirac", "DataConsistencyGuidance", "DiracTr
 
 UPDATE_RULES = ("look_ahead", "small_look_ahead", "look_back", "small_look_back", "identity", "look_back_exact")
 _ROUND = 1e-12  # grid times are k / steps: comparisons allow this much round-off
-
-
-def _positive(v, name: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
-    return float(v)
 
 
 class StochasticDegradation:
@@ -87,7 +81,8 @@ class StochasticDegradation:
         if sigma is None:
             if sigma_min is None or sigma_max is None:
                 raise ValueError("give sigma_min and sigma_max, or a schedule sigma(t)")
-            lo, hi = _positive(sigma_min, "sigma_min"), _positive(sigma_max, "sigma_max")
+            lo = check_real("sigma_min", sigma_min, positive=True)
+            hi = check_real("sigma_max", sigma_max, positive=True)
             if not lo < hi:
                 raise ValueError(f"sigma_max must exceed sigma_min (sigma is increasing), got {lo} and {hi}")
             self._sigma = lambda t: lo * (hi / lo) ** t
@@ -123,9 +118,9 @@ class StochasticDegradation:
         if not isinstance(x0, torch.Tensor) or x0.dtype not in (torch.float32, torch.float64) or x0.dim() < 2:
             raise TypeError("x0 must be a batched float32 or float64 tensor")
         if noise is None:
-            if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-                raise TypeError(f"seed must be an int (or pass noise), got {type(seed).__name__}")
-            noise = philox_normal_like(x0, int(seed), 0)
+            if seed is None:
+                raise TypeError("seed must be an int (or pass noise), got None")
+            noise = philox_normal_like(x0, check_seed(seed), 0)
         elif noise.shape != x0.shape:
             raise ValueError(f"noise must have x0's shape {tuple(x0.shape)}, got {tuple(noise.shape)}")
         if isinstance(t, torch.Tensor) and t.numel() > 1:
@@ -150,9 +145,8 @@ class DataConsistencyGuidance:
     """
 
     def __init__(self, step: float, relative: bool = False) -> None:
-        if isinstance(step, bool) or not isinstance(step, numbers.Real) or not math.isfinite(step) or step < 0:
-            raise ValueError(f"step must be a finite number >= 0, got {step!r}")
-        self.step, self.relative = float(step), bool(relative)
+        self.step = check_real("step", step, nonnegative=True)
+        self.relative = check_bool("relative", relative)
 
     def __repr__(self) -> str:
         return f"DataConsistencyGuidance(step={self.step}, relative={self.relative})"
@@ -184,25 +178,21 @@ class Dirac:
                  x0_hat_last_step: bool = True) -> None:
         if not isinstance(process, StochasticDegradation):
             raise TypeError(f"process must be a StochasticDegradation, got {type(process).__name__}")
-        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
-            raise TypeError(f"steps must be an int, got {type(steps).__name__}")
-        if steps < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}")
+        steps = check_int("steps", steps, min=1)
         if update not in UPDATE_RULES:
             raise ValueError(f"update must be one of {UPDATE_RULES}, got {update!r}")
         if update.startswith("small_"):
-            if isinstance(del_t, bool) or not isinstance(del_t, numbers.Real) or not 0 < del_t <= 1:
-                raise ValueError(f"update={update!r} needs del_t in (0, 1], got {del_t!r}")
+            if del_t is None:
+                raise ValueError(f"update={update!r} needs del_t in (0, 1]")
+            del_t = check_real_in("del_t", del_t, 0.0, 1.0, closed="right")
         elif del_t is not None:
             raise ValueError(f"del_t is used only by the small_* rules, not by {update!r}")
-        if isinstance(stop_t, bool) or not isinstance(stop_t, numbers.Real) or not 0.0 <= stop_t <= 1.0:
-            raise ValueError(f"stop_t must be a number in [0, 1], got {stop_t!r}")
+        stop_t = check_time(stop_t, "stop_t")
         if guidance is not None and not isinstance(guidance, DataConsistencyGuidance):
             raise TypeError(f"guidance must be a DataConsistencyGuidance or None, got {type(guidance).__name__}")
-        self.process, self.steps, self.update = process, int(steps), update
-        self.stop_t, self.guidance = float(stop_t), guidance
-        self.del_t = None if del_t is None else float(del_t)
-        self.x0_hat_last_step = bool(x0_hat_last_step)
+        self.process, self.steps, self.update = process, steps, update
+        self.stop_t, self.guidance, self.del_t = stop_t, guidance, del_t
+        self.x0_hat_last_step = check_bool("x0_hat_last_step", x0_hat_last_step)
 
     def time_grid(self) -> list[float]:
         """The ``steps + 1`` times ``1 = t_0 > t_1 > ... > t_steps = 0``, ``t_n = 1 - n / steps``."""
@@ -274,10 +264,11 @@ class Dirac:
         if y.dim() < 2 or y.shape[0] < 1 or math.prod(y.shape[1:]) != family.n:
             raise ValueError(f"y must be a batch (B, {', '.join(map(str, family.shape))}) of measurements, "
                              f"got shape {tuple(y.shape)}")
+        return_trajectory = check_bool("return_trajectory", return_trajectory)
+        progress = check_bool("progress", progress)
+        seed = check_seed(seed)
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
-        elif isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-            raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
         y1 = y.detach()
         x = y1.clone(memory_format=torch.contiguous_format)
         B, ts = x.shape[0], self.time_grid()

@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 from collections import OrderedDict
 from typing import Callable
 
 import torch
 
+from .._checks import check_int, check_real, check_real_in, is_int, is_real
 from .base import SVDOperator, as_size, check_channels
 from .svd_blur import SeparableBlur
 
@@ -46,12 +46,10 @@ _CACHE_SIZE = 1024
 
 
 def check_time(t, name: str = "t") -> float:
-    """``t`` as a float in ``[0, 1]`` (ValueError otherwise)."""
+    """``t`` (a real number or a one-element tensor) as a float in ``[0, 1]``."""
     if isinstance(t, torch.Tensor) and t.numel() == 1:
         t = t.item()
-    if isinstance(t, bool) or not isinstance(t, numbers.Real) or not 0.0 <= float(t) <= 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1], got {t!r}")
-    return float(t)
+    return check_real_in(name, t, 0.0, 1.0)
 
 
 class DiagonalOperator(SVDOperator):
@@ -264,10 +262,8 @@ class BlurFamily(DegradationFamily):
     """
 
     def __init__(self, width, channels: int, size, schedule: Callable | None = None) -> None:
-        if isinstance(width, numbers.Real) and not isinstance(width, bool):
-            if not math.isfinite(width) or width <= 0:
-                raise ValueError(f"width must be a positive number or a callable, got {width!r}")
-            w_max = float(width)
+        if is_real(width):
+            w_max = check_real("width", width, positive=True)
             width = lambda s: w_max * s  # noqa: E731
         elif not callable(width):
             raise TypeError(f"width must be a number or a callable s -> pixels, got {type(width).__name__}")
@@ -277,11 +273,9 @@ class BlurFamily(DegradationFamily):
         super().__init__(self._operator_at, schedule, (self.channels, *self.size))
 
     def _operator_at(self, s: float) -> SeparableBlur:
-        w = self.width(s)
-        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(w) or w < 0:
-            raise ValueError(f"width({s}) must be a finite number >= 0, got {w!r}")
+        w = check_real(f"width({s})", self.width(s), nonnegative=True)
         H, W = self.size
-        return SeparableBlur(gaussian_kernel(float(w), W), gaussian_kernel(float(w), H), self.channels, self.size)
+        return SeparableBlur(gaussian_kernel(w, W), gaussian_kernel(w, H), self.channels, self.size)
 
     def apply_at_severity(self, x, s):
         """``K_col X K_row^T`` with the 'same' zero-padded matrices built from ``width(s)`` by tensor ops."""
@@ -339,9 +333,7 @@ class BoxInpaintingFamily(DegradationFamily):
         self.channels = check_channels(channels)
         self.size = as_size(size)
         max_side = min(self.size) if max_side is None else max_side
-        if isinstance(max_side, bool) or not isinstance(max_side, numbers.Real) or not 0 < max_side <= min(self.size):
-            raise ValueError(f"max_side must be a number in (0, {min(self.size)}], got {max_side!r}")
-        self.max_side = float(max_side)
+        self.max_side = check_real_in("max_side", max_side, 0, min(self.size), closed="right")
         super().__init__(self._operator_at, schedule, (self.channels, *self.size))
 
     def _operator_at(self, s: float) -> DiagonalOperator:
@@ -376,12 +368,9 @@ def greedy_schedule(family: DegradationFamily, data: torch.Tensor, steps: int, c
     """
     if not isinstance(family, DegradationFamily):
         raise TypeError(f"family must be a DegradationFamily, got {type(family).__name__}")
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
-        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
-    if isinstance(candidates, numbers.Integral) and not isinstance(candidates, bool):
-        if candidates < 2:
-            raise ValueError(f"candidates must be >= 2 (or a sequence of severities), got {candidates}")
-        c = torch.linspace(0.0, 1.0, int(candidates), dtype=torch.float64)
+    steps = check_int("steps", steps, min=1)
+    if is_int(candidates):
+        c = torch.linspace(0.0, 1.0, check_int("candidates", candidates, min=2), dtype=torch.float64)
     else:
         c = torch.as_tensor(candidates, dtype=torch.float64).reshape(-1)
         if c.numel() < 2 or float(c[0]) != 0.0 or float(c[-1]) != 1.0 or (c.diff() <= 0).any():

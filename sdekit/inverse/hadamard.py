@@ -17,11 +17,10 @@ The transform itself runs as two matmuls: with ``P = a b`` (a, b powers of two),
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 
-from .._checks import check_int, check_seed
+from .._checks import check_int, check_seed, is_int
 from .base import SVDOperator, as_size, check_channels
 
 __all__ = ["WalshHadamardCS", "sylvester_hadamard"]
@@ -59,7 +58,7 @@ class WalshHadamardCS(SVDOperator):
         P = self.H * self.W
         if P & (P - 1):
             raise ValueError(f"size (H, W) must have H * W a power of two, got {self.H} * {self.W} = {P}")
-        if isinstance(rows, (bool, numbers.Integral)):
+        if is_int(rows) or isinstance(rows, bool):  # a count (check_int refuses a bool), else indices
             p = check_int("rows", rows, min=1)
             if p > P:
                 raise ValueError(f"rows must be in [1, {P}], got {p}")

@@ -151,6 +151,16 @@ class DenseOperator(SVDOperator):
         return d
 
 
+def as_operator(A, name: str = "A") -> SVDOperator:
+    """``A`` as an operator: an :class:`~sdekit.inverse.SVDOperator` as it is, a matrix (a tensor)
+    as a :class:`DenseOperator` (for the scores that take either)."""
+    if isinstance(A, torch.Tensor):
+        return DenseOperator(A)
+    if not isinstance(A, SVDOperator):
+        raise TypeError(f"{name} must be an sdekit.inverse operator or a matrix, got {type(A).__name__}")
+    return A
+
+
 class Inpainting(SVDOperator):
     """Keeps the pixels where ``mask`` is 1: ``A = I_n[kept, :]`` (``m`` = number kept).
 

@@ -17,10 +17,11 @@ with ``w``:
 """
 from __future__ import annotations
 
-import numbers
 from typing import Callable
 
 import torch
+
+from .._checks import check_real
 
 __all__ = ["posterior_score_fn"]
 
@@ -35,12 +36,9 @@ def posterior_score_fn(prior_score_fn: Callable, likelihood_score_fn: Callable, 
     """
     if not callable(prior_score_fn) or not callable(likelihood_score_fn):
         raise TypeError("prior_score_fn and likelihood_score_fn must be callables (x, t) -> score")
-    if isinstance(likelihood_scale, bool) or not isinstance(likelihood_scale, numbers.Real) \
-            or not 0 <= float(likelihood_scale) < float("inf"):
-        raise ValueError(f"likelihood_scale must be a finite number >= 0, got {likelihood_scale!r}")
+    lam = check_real("likelihood_scale", likelihood_scale, nonnegative=True)
     if match_prior_norm not in (None, "batch", "sample"):
         raise ValueError(f"match_prior_norm must be None, 'batch' or 'sample', got {match_prior_norm!r}")
-    lam = float(likelihood_scale)
 
     def score(x: torch.Tensor, t) -> torch.Tensor:
         prior = prior_score_fn(x, t)

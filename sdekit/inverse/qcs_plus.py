@@ -53,8 +53,8 @@ from typing import NamedTuple
 
 import torch
 
-from .base import SVDOperator
-from .operators import DenseOperator
+from .._checks import check_int, check_real, check_real_in
+from .operators import as_operator
 from .quantized import _truncated_normal_moments
 from .scores import per_sample
 
@@ -70,14 +70,6 @@ class EPInfo(NamedTuple):
     converged: torch.Tensor
 
 
-def _check_number(v, name: str, lo: float, hi: float = math.inf, *, integer: bool = False):
-    ok = isinstance(v, int) if integer else isinstance(v, (int, float))
-    if isinstance(v, bool) or not ok or not (lo <= v <= hi) or (not integer and math.isnan(v)):
-        kind = "an int" if integer else "a number"
-        raise ValueError(f"{name} must be {kind} in [{lo}, {hi}], got {v!r}")
-    return v
-
-
 class QCSPlus:
     """The QCS-SGM+ (EP) likelihood score of quantized measurements (module docstring).
 
@@ -91,10 +83,7 @@ class QCSPlus:
 
     def __init__(self, A, y_bins, sigma_y, *, ep_iters: int = 50, damping: float = 0.02, tol: float = 1e-5,
                  min_precision: float = 1e-6):
-        if isinstance(A, torch.Tensor):
-            A = DenseOperator(A)
-        if not isinstance(A, SVDOperator):
-            raise ValueError(f"A must be an sdekit.inverse operator or a matrix, got {type(A).__name__}")
+        A = as_operator(A)
         if not isinstance(y_bins, (tuple, list)) or len(y_bins) != 2:
             raise ValueError("y_bins must be a pair (lower, upper) of bin-edge tensors")
         lower, upper = (A._flat(v, None, name) for v, name in zip(y_bins, ("lower", "upper")))
@@ -103,13 +92,11 @@ class QCSPlus:
         if lower.device.type == "cpu" and not (lower < upper).all():
             raise ValueError("y_bins: every bin needs lower < upper (and no NaN)")
         self.A, self.lower, self.upper = A, lower, upper
-        self.sigma_y = _check_number(sigma_y, "sigma_y", 0.0)
-        self.ep_iters = _check_number(ep_iters, "ep_iters", 1, integer=True)
-        self.damping = _check_number(damping, "damping", 0.0, 1.0)
-        if self.damping == 1.0:
-            raise ValueError("damping must be < 1 (damping = 1 never updates)")
-        self.tol = _check_number(tol, "tol", 0.0)
-        self.min_precision = _check_number(min_precision, "min_precision", 0.0)
+        self.sigma_y = check_real("sigma_y", sigma_y, nonnegative=True)
+        self.ep_iters = check_int("ep_iters", ep_iters, min=1)
+        self.damping = check_real_in("damping", damping, 0.0, 1.0, closed="left")  # damping = 1 never updates
+        self.tol = check_real("tol", tol, nonnegative=True)
+        self.min_precision = check_real("min_precision", min_precision, nonnegative=True)
 
     # ------------------------------------------------------------------ EP
     def _bins(self, B: int, m: int, like: torch.Tensor):

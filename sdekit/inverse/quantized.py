@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from .base import SVDOperator
-from .operators import DenseOperator
+from .operators import DenseOperator, as_operator
 from .scores import per_sample
 
 __all__ = ["truncated_normal_mean", "quantize", "quantized_likelihood_score", "quantized_likelihood_score_at",
@@ -220,10 +220,7 @@ def quantized_likelihood_score(A, y_bins, x_t: torch.Tensor, *, mean_scale, std,
     ``sigma_y``: non-negative scalars or ``(B,)`` tensors.  Rows with ``a_m = 0``
     contribute nothing.  Returns a tensor shaped like ``x_t``.
     """
-    if isinstance(A, torch.Tensor):
-        A = DenseOperator(A)
-    if not isinstance(A, SVDOperator):
-        raise ValueError(f"A must be an sdekit.inverse operator or a matrix, got {type(A).__name__}")
+    A = as_operator(A)
     if not isinstance(x_t, torch.Tensor) or x_t.dim() < 2:
         raise ValueError("x_t must be a batched tensor (B, ...)")
     if not isinstance(y_bins, (tuple, list)) or len(y_bins) != 2:

@@ -16,24 +16,22 @@ other method the float64 SVD).  Haar sampling: QR of a Gaussian matrix with the 
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
+from .._checks import check_int, check_real_in, check_seed
 from .operators import DenseOperator
 
 __all__ = ["haar_orthogonal", "ill_conditioned_matrix", "correlated_matrix", "toeplitz_sqrt"]
 
 
-def _check_sizes(m, n) -> tuple[int, int]:
-    for v, name in ((m, "m"), (n, "n")):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
-    return m, n
-
-
 def _generator(seed) -> torch.Generator:
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    return torch.Generator().manual_seed(seed)
+    """``torch.Generator`` seeded by ``seed``, an int in ``[0, 2**64 - 1]`` (``None`` refused: the matrices are
+    drawn reproducibly)."""
+    if seed is None:
+        raise TypeError("seed must be an int in [0, 2**64 - 1] (the matrix is drawn from it), got None")
+    return torch.Generator().manual_seed(check_seed(seed))
 
 
 def haar_orthogonal(n: int, generator: torch.Generator) -> torch.Tensor:
@@ -46,7 +44,7 @@ class _FactoredDense(DenseOperator):
     """A ``DenseOperator`` built from exact factors ``U``, ``S``, ``V`` (no SVD recomputed)."""
 
     def __init__(self, U: torch.Tensor, S: torch.Tensor, V: torch.Tensor) -> None:
-        m, n, k = U.shape[0], V.shape[0], S.numel()
+        k = S.numel()
         A = U[:, :k] @ (S[:, None] * V[:, :k].T)
         super().__init__(A)
         self._U, self._S, self._Vh = U, S, V.T.contiguous()
@@ -55,13 +53,12 @@ class _FactoredDense(DenseOperator):
 
 def ill_conditioned_matrix(m: int, n: int, kappa: float, seed: int = 0) -> DenseOperator:
     """``A = U diag(S) V^T``, Haar ``U``, ``V``, ``S_i / S_{i+1} = kappa^(1/min(m, n))``, ``||A||_F^2 = n``."""
-    m, n = _check_sizes(m, n)
-    if isinstance(kappa, bool) or not isinstance(kappa, (int, float)) or not 1 <= kappa < float("inf"):
-        raise ValueError(f"kappa must be a finite number >= 1, got {kappa!r}")
+    m, n = check_int("m", m, min=1), check_int("n", n, min=1)
+    kappa = check_real_in("kappa", kappa, 1.0, math.inf, closed="left")
     g = _generator(seed)
     U, V = haar_orthogonal(m, g), haar_orthogonal(n, g)
     M = min(m, n)
-    S = float(kappa) ** (-torch.arange(M, dtype=torch.float64) / M)
+    S = kappa ** (-torch.arange(M, dtype=torch.float64) / M)
     S = S * (n / (S * S).sum()).sqrt()
     return _FactoredDense(U, S, V)
 
@@ -77,9 +74,8 @@ def toeplitz_sqrt(n: int, rho: float) -> torch.Tensor:
 
 def correlated_matrix(m: int, n: int, rho: float, seed: int = 0) -> DenseOperator:
     """``A = R_L H R_R``: ``H`` i.i.d. ``N(0, 1/m)``, ``R_L``, ``R_R`` square roots of Toeplitz ``rho^|i-j|``."""
-    m, n = _check_sizes(m, n)
-    if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0 <= rho < 1:
-        raise ValueError(f"rho must be a number in [0, 1), got {rho!r}")
+    m, n = check_int("m", m, min=1), check_int("n", n, min=1)
+    rho = check_real_in("rho", rho, 0.0, 1.0, closed="left")
     g = _generator(seed)
     H = torch.randn(m, n, generator=g, dtype=torch.float64) / m ** 0.5
     return DenseOperator(toeplitz_sqrt(m, rho) @ H @ toeplitz_sqrt(n, rho))

@@ -37,11 +37,10 @@ per measurement batch (:class:`LikelihoodScore`), and one fused elementwise pass
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 
-from .._checks import check_real
+from .._checks import check_real, is_real
 from ..kernels import resolve
 from ..kernels import spectral_scale as _spectral_scale  # noqa: F401  (registers the kernels)
 from .base import SVDOperator
@@ -69,20 +68,11 @@ def per_sample(v, B: int, like: torch.Tensor, name: str, *, allow_zero: bool = T
     return t.reshape(B, 1)
 
 
-def _real(v) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-
 def _coefficient(v, name: str, B: int, like: torch.Tensor):
     """A Python number stays a float (no host-to-device copy per call, nothing that would break a
     CUDA-graph capture); a tensor becomes ``(B, 1)`` (:func:`per_sample`)."""
-    if _real(v):
-        f = float(v)
-        if not math.isfinite(f):
-            raise ValueError(f"{name} must be finite, got {v!r}")
-        if f < 0:
-            raise ValueError(f"{name} must be >= 0, got {v!r}")
-        return f
+    if is_real(v):
+        return check_real(name, v, nonnegative=True)
     if not isinstance(v, torch.Tensor):
         raise TypeError(f"{name} must be a number or a tensor of shape ({B},), got {type(v).__name__}")
     return per_sample(v, B, like, name)
