@@ -168,6 +168,17 @@ def check_like(name: str, t, ref: torch.Tensor, ref_name: str = "x") -> None:
         raise TypeError(f"{name} has dtype {t.dtype} but {ref_name} has {ref.dtype}")
 
 
+def check_conditioning(y, x: torch.Tensor, x_name: str, *, has_y_drift: bool) -> None:
+    """The conditioning tensor ``y`` of an SDE's drift ``a x + c y``: ``None`` only when the SDE
+    has no ``y``-drift (``has_y_drift=False``), else a tensor of the shape, device and dtype of
+    ``x`` (called ``x_name`` in errors)."""
+    if y is None:
+        if has_y_drift:
+            raise ValueError("this SDE's drift depends on y: pass y (the conditioning tensor)")
+        return
+    check_like("y", y, x, x_name)
+
+
 def check_batched_float(name: str, t) -> None:
     """The kernels' form of :func:`check_float_batch`: an empty batch is allowed."""
     check_float_batch(name, t, allow_empty=True)

@@ -22,15 +22,14 @@ score_sde's ``eps^T (d f~ / d x) eps``; with a Rademacher probe (``|eps_i| = 1``
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Callable
 
 import torch
 
-from ._checks import check_float_batch, check_like, check_t_eps
+from ._checks import check_bool, check_conditioning, check_float_batch, check_int, check_like, check_t_eps
 from .kernels.rng import philox_normal_like
 from .solvers.adaptive import DormandPrince, probability_flow_drift
-from .solvers.base import check_conditioning, check_sde, with_drawn_seed
+from .solvers.base import check_sde, with_drawn_seed
 from .solvers.options import RunOptions
 
 __all__ = ["log_likelihood", "bits_per_dim", "prior_log_prob"]
@@ -45,7 +44,7 @@ def prior_log_prob(sde, x_T: torch.Tensor, y=None) -> torch.Tensor:
         -d/2 log(2 pi v(T)) - ||x_T - prior_mean(y)||^2 / (2 v(T))
     """
     check_float_batch("x_T", x_T)
-    check_conditioning(sde, x_T, y, "x_T")
+    check_conditioning(y, x_T, "x_T", has_y_drift=sde.has_y_drift)
     var = float(sde.marginal_var(sde.T))
     d = x_T[0].numel()
     r = (x_T - sde.prior_mean(y)).flatten(1)
@@ -109,10 +108,11 @@ def log_likelihood(sde, score_fn: Callable, x0: torch.Tensor, y=None, *, diverge
     if not callable(score_fn):
         raise TypeError(f"score_fn must be callable as score_fn(x, t), got {type(score_fn).__name__}")
     check_float_batch("x0", x0)
-    check_conditioning(sde, x0, y, "x0")
+    check_conditioning(y, x0, "x0", has_y_drift=sde.has_y_drift)
     if divergence not in ("exact", "hutchinson"):
         raise ValueError(f"divergence must be 'exact' or 'hutchinson', got {divergence!r}")
     t_eps = check_t_eps(sde.t_eps if t_eps is None else t_eps, sde.T)
+    return_stats = check_bool("return_stats", return_stats)
     solver = DormandPrince(rtol, atol, norm=norm)
     eps = _probe(x0, seed, probe) if divergence == "hutchinson" else None
     y_arg = y if (y is not None and sde.has_y_drift) else None
@@ -150,7 +150,6 @@ def bits_per_dim(log_p: torch.Tensor, dims: int, *, centered: bool = False) -> t
     """
     if not isinstance(log_p, torch.Tensor) or not log_p.is_floating_point():
         raise TypeError("log_p must be a floating-point tensor")
-    if isinstance(dims, bool) or not isinstance(dims, numbers.Integral) or dims < 1:
-        raise ValueError(f"dims must be a positive int, got {dims!r}")
-    offset = 7.0 if centered else 8.0
+    dims = check_int("dims", dims, min=1)
+    offset = 7.0 if check_bool("centered", centered) else 8.0
     return -log_p / (dims * math.log(2.0)) + offset

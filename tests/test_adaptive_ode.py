@@ -239,6 +239,10 @@ def test_bad_arguments_raise_errors_that_name_them():
         DormandPrince(norm="max")
     with pytest.raises(ValueError, match="t0 and t1"):
         DormandPrince().solve(f, 1.0, 1.0, y0)
+    with pytest.raises(TypeError, match="t0 must be a real number"):
+        DormandPrince().solve(f, "0", 1.0, y0)
+    with pytest.raises(TypeError, match="max_steps must be an int"):
+        DormandPrince(max_steps=1.5)
     with pytest.raises(TypeError, match="y0"):
         DormandPrince().solve(f, 0.0, 1.0, torch.ones(2, dtype=torch.int64))
     with pytest.raises(ValueError, match="t_eval"):
@@ -259,6 +263,8 @@ def test_bad_arguments_raise_errors_that_name_them():
         AdaptiveProbabilityFlow(VPSDE(), t_eps=2.0)
     with pytest.raises(TypeError, match="dtype"):
         AdaptiveProbabilityFlow(VPSDE()).sample(lambda x, t: -x, shape=(2, 2), dtype=torch.float16)
+    with pytest.raises(TypeError, match="denoise must be True or False"):
+        AdaptiveProbabilityFlow(VPSDE()).sample(lambda x, t: -x, shape=(2, 2), denoise=1)
 
 
 class _IController(DormandPrince):

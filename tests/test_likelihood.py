@@ -222,3 +222,7 @@ def test_bad_arguments_raise_errors_that_name_them():
         log_likelihood(sde, lambda x, t: x[:, :1], x0, divergence="exact")
     with pytest.raises(ValueError, match="dims"):
         bits_per_dim(torch.zeros(2), 0)
+    with pytest.raises(TypeError, match="dims must be an int"):
+        bits_per_dim(torch.zeros(2), 2.5)
+    with pytest.raises(TypeError, match="centered must be True or False"):
+        bits_per_dim(torch.zeros(2), 2, centered=1)

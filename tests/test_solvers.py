@@ -395,8 +395,10 @@ def test_bad_run_options_are_refused_naming_the_argument(vp):
     for flag in ("progress", "denoise", "cuda_graph", "return_trajectory"):
         with pytest.raises(TypeError, match=f"{flag} must be True or False"):
             em.sample(unit_score, shape=(2, 3), **{flag: 1})
-    for shape in (5, (2, -3), (2.5, 3)):
-        with pytest.raises(ValueError, match="shape must be a tuple of ints"):
+    for shape, err, words in ((5, TypeError, "shape must be a tuple of ints"),
+                              ((2.5, 3), TypeError, r"shape\[0\] must be an int"),
+                              ((2, -3), ValueError, r"shape\[1\] must be >= 1"), ((), ValueError, "shape must have")):
+        with pytest.raises(err, match=words):
             em.sample(unit_score, shape=shape)
 
 

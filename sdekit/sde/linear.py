@@ -28,7 +28,7 @@ import numpy as np
 import sympy as sp
 import torch
 
-from .._checks import check_like
+from .._checks import check_conditioning, check_real, check_t_eps, is_real
 from ..symbolic.display import derivation_latex
 from ..symbolic.marginals import FINITE_CHECK_POINTS, Marginals, compile_marginals
 from ..symbolic.moments import Derivation, derive, register_known_solution, v0 as V0
@@ -47,30 +47,6 @@ def _parse(drift, diffusion, names: tuple[str, ...]) -> LinearCoefficients:
     return parse_linear_sde(drift, diffusion, names)
 
 
-def _validate_number(name: str, value, *, positive: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        if isinstance(value, torch.Tensor) and value.numel() == 1:
-            value = value.item()
-        else:
-            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    if positive and value <= 0:
-        raise ValueError(f"{name} must be positive, got {value}")
-    if not positive and value < 0:
-        raise ValueError(f"{name} must be non-negative, got {value}")
-    return value
-
-
-def validate_t_eps(t_eps, T: float) -> float:
-    """``t_eps`` (the end time of reverse-time sampling) as a float in ``(0, T)``, else ``ValueError``."""
-    t_eps = _validate_number("t_eps", t_eps)
-    if not t_eps < T:
-        raise ValueError(f"t_eps must lie in (0, T) = (0, {T}), got {t_eps}")
-    return t_eps
-
-
 def _tidy(expr: sp.Expr) -> sp.Expr:
     """Expanded (VP's ``g^2`` cancels to ``beta``), and cancelled if rational in ``t``; not
     ``sympy.simplify``, which folds VE's ``g^2`` into a ``log`` of a power that overflows."""
@@ -81,9 +57,9 @@ def _tidy(expr: sp.Expr) -> sp.Expr:
 def marginal_schedule_sde(mean, std, params: Mapping[str, float] | None, T: float,
                           t_eps: float | None) -> dict:
     """Keyword arguments of ``LinearSDE`` for :meth:`LinearSDE.from_marginals` (see there)."""
-    values = {name: _validate_number(f"parameter {name!r}", v) for name, v in dict(params or {}).items()}
-    T = _validate_number("T", T)
-    t_eps = validate_t_eps(1e-3 * T if t_eps is None else t_eps, T)
+    values = {name: check_real(f"parameter {name!r}", v, positive=True) for name, v in dict(params or {}).items()}
+    T = check_real("T", T, positive=True)
+    t_eps = check_t_eps(1e-3 * T if t_eps is None else t_eps, T)
     parsed = _parse(f"({mean})*x" if isinstance(mean, str) else mean * X_SYM, std, tuple(values))
     a, b = parsed.a, parsed.g
     at = {p: v for p, v in zip(parsed.params, values.values())}
@@ -106,19 +82,6 @@ def marginal_schedule_sde(mean, std, params: Mapping[str, float] | None, T: floa
     register_known_solution(coefficients, sp.log(a), sp.S.Zero,
                             a**2 * V0 + b**2 - a**2 * b.subs(T_SYM, 0) ** 2)
     return {"drift": drift, "diffusion": diffusion, "params": values, "T": T, "v0": b0**2, "t_eps": t_eps}
-
-
-def check_state(x: torch.Tensor, y, has_y_drift: bool, name: str = "x") -> None:
-    """``x`` (called ``name`` in errors) is a floating-point or complex tensor; ``y`` is ``None``
-    (only for SDEs without ``y``-drift) or a tensor of ``x``'s shape, device and dtype."""
-    if not isinstance(x, torch.Tensor) or not (x.is_floating_point() or x.is_complex()):
-        raise TypeError(f"{name} must be a floating-point or complex tensor, "
-                        f"got {getattr(x, 'dtype', type(x).__name__)}")
-    if y is None:
-        if has_y_drift:
-            raise ValueError("this SDE's drift depends on y: pass y (the conditioning tensor)")
-        return
-    check_like("y", y, x, name)
 
 
 class LinearSDE:
@@ -153,10 +116,10 @@ class LinearSDE:
     def __init__(self, drift, diffusion, params: Mapping[str, float] | None = None, T: float = 1.0,
                  v0: float = 0.0, *, t_eps: float | None = None):
         params = dict(params or {})
-        values = {name: _validate_number(f"parameter {name!r}", v) for name, v in params.items()}
-        self.T = _validate_number("T", T)
-        self.v0 = _validate_number("v0", v0, positive=False)
-        self.t_eps = validate_t_eps(1e-3 * self.T if t_eps is None else t_eps, self.T)
+        values = {name: check_real(f"parameter {name!r}", v, positive=True) for name, v in params.items()}
+        self.T = check_real("T", T, positive=True)
+        self.v0 = check_real("v0", v0, nonnegative=True)
+        self.t_eps = check_t_eps(1e-3 * self.T if t_eps is None else t_eps, self.T)
         self.coeffs = _parse(drift, diffusion, tuple(values))
         self.params = values
         symbols, self._values = (T_SYM, *self.coeffs.params, V0), (*values.values(), self.v0)
@@ -234,7 +197,7 @@ class LinearSDE:
                 raise TypeError(f"t must be a real tensor, got dtype {t.dtype}")
             dtype = t.dtype if t.is_floating_point() else torch.float64
             t64 = t.to(torch.float64)
-        elif isinstance(t, (int, float, np.floating, np.integer)) and not isinstance(t, bool):
+        elif is_real(t):
             dtype, t64 = torch.float64, torch.tensor(float(t), dtype=torch.float64)
         else:
             raise TypeError(f"t must be a float or a tensor, got {type(t).__name__}")
@@ -250,7 +213,12 @@ class LinearSDE:
     _per_sample = staticmethod(per_sample)
 
     def _check_xy(self, x: torch.Tensor, y, what: str = "x") -> None:
-        check_state(x, y, self.has_y_drift, what)
+        """``x`` (called ``what``) a floating-point or complex tensor, ``y`` its conditioning
+        (:func:`sdekit._checks.check_conditioning`)."""
+        if not isinstance(x, torch.Tensor) or not (x.is_floating_point() or x.is_complex()):
+            raise TypeError(f"{what} must be a floating-point or complex tensor, "
+                            f"got {getattr(x, 'dtype', type(x).__name__)}")
+        check_conditioning(y, x, what, has_y_drift=self.has_y_drift)
 
     # ------------------------------------------------------------------ coefficients
     @property

@@ -24,15 +24,16 @@ import math
 
 import sympy as sp
 
-from .linear import LinearSDE, _validate_number, marginal_schedule_sde
+from .._checks import check_real
+from .linear import LinearSDE, marginal_schedule_sde
 
 _DRIFTREC_DIFFUSION = "nu*sigma_min*(sigma_max/sigma_min)**t"
 _BETA = "(beta_min + t*(beta_max - beta_min))"
 
 
 def _check_sigmas(sigma_min: float, sigma_max: float) -> tuple[float, float]:
-    sigma_min = _validate_number("sigma_min", sigma_min)
-    sigma_max = _validate_number("sigma_max", sigma_max)
+    sigma_min = check_real("sigma_min", sigma_min, positive=True)
+    sigma_max = check_real("sigma_max", sigma_max, positive=True)
     if not sigma_min < sigma_max:
         raise ValueError(f"need sigma_min < sigma_max, got sigma_min={sigma_min}, sigma_max={sigma_max}")
     return sigma_min, sigma_max
@@ -81,8 +82,8 @@ class DriftVE(LinearSDE):
     """
 
     def __init__(self, alpha: float, gamma: float, sigma_min: float = 0.01, sigma_max: float = 0.3):
-        alpha = _validate_number("alpha", alpha, positive=False)
-        gamma = _validate_number("gamma", gamma)
+        alpha = check_real("alpha", alpha, nonnegative=True)
+        gamma = check_real("gamma", gamma, positive=True)
         sigma_min, sigma_max = _check_sigmas(sigma_min, sigma_max)
         drift = f"gamma*t**({sp.nsimplify(alpha)})*(y - x)"
         params = {"gamma": gamma, "nu": 1.0, "sigma_min": sigma_min, "sigma_max": sigma_max}
@@ -121,7 +122,7 @@ class OUVE(DriftVE):
         sgmse's ``_std(1) = sigma_max s sqrt(1 - exp(-2 theta) / r^2)``.  sgmse samples down to
         ``t_eps = 0.03`` (its ``ScoreModel`` default); pass it to the samplers.
         """
-        theta = _validate_number("theta", theta)
+        theta = check_real("theta", theta, positive=True)
         sigma_min, sigma_max = _check_sigmas(sigma_min, sigma_max)
         k = math.log(sigma_max / sigma_min)
         s = math.sqrt(k / (theta + k))
@@ -143,7 +144,7 @@ class RectifiedFlow(LinearSDE):
     ``T < 1`` (default ``0.999``) short of ``t = 1``, where ``f`` is singular, as flow samplers do."""
 
     def __init__(self, T: float = 0.999):
-        T = _validate_number("T", T)
+        T = check_real("T", T, positive=True)
         if not T < 1:
             raise ValueError(f"RectifiedFlow needs T < 1 (its drift -x/(1 - t) is singular at 1), got {T}")
         super().__init__(**marginal_schedule_sde("1 - t", "t", None, T, None))
@@ -156,7 +157,7 @@ class CosineVP(LinearSDE):
     ``abar`` reaches 0 and the drift is singular."""
 
     def __init__(self, s: float = 0.008, T: float = 0.999):
-        s, T = _validate_number("s", s), _validate_number("T", T)
+        s, T = check_real("s", s, positive=True), check_real("T", T, positive=True)
         if not T < 1:
             raise ValueError(f"CosineVP needs T < 1 (abar(1) = 0 makes its drift singular), got {T}")
         mean = "cos(pi/2*(t + s)/(1 + s))/cos(pi/2*s/(1 + s))"

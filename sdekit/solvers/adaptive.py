@@ -17,25 +17,15 @@ from ``T`` down to ``t_eps`` with it: score_sde's ``get_ode_sampler``.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
 
-from .._checks import check_t_eps
+from .._checks import check_bool, check_int, check_real, check_t_eps
 from .base import check_sde, initial_state, with_drawn_seed
 from .loop import NonFiniteError, SolverError
 from .options import RunOptions
-
-def _check_tolerance(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a float, got {type(value).__name__}")
-    value = float(value)
-    if not (value > 0.0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be positive and finite, got {value}")
-    return value
-
 
 @dataclass
 class ODESolution:
@@ -119,20 +109,18 @@ class DormandPrince:
     def __init__(self, rtol: float = 1e-5, atol: float = 1e-5, *, norm: str = "sample", safety: float = 0.9,
                  min_factor: float = 0.2, max_factor: float = 10.0, first_step: float | None = None,
                  max_steps: int = 100_000):
-        self.rtol = _check_tolerance("rtol", rtol)
-        self.atol = _check_tolerance("atol", atol)
+        self.rtol = check_real("rtol", rtol, positive=True)
+        self.atol = check_real("atol", atol, positive=True)
         if norm not in ("sample", "batch"):
             raise ValueError(f"norm must be 'sample' or 'batch', got {norm!r}")
         self.norm = norm
-        self.safety = _check_tolerance("safety", safety)
-        self.min_factor = _check_tolerance("min_factor", min_factor)
-        self.max_factor = _check_tolerance("max_factor", max_factor)
+        self.safety = check_real("safety", safety, positive=True)
+        self.min_factor = check_real("min_factor", min_factor, positive=True)
+        self.max_factor = check_real("max_factor", max_factor, positive=True)
         if not (self.safety < 1.0 and self.min_factor < 1.0 < self.max_factor):
             raise ValueError("need safety < 1 and min_factor < 1 < max_factor")
-        self.first_step = None if first_step is None else _check_tolerance("first_step", first_step)
-        if isinstance(max_steps, bool) or not isinstance(max_steps, numbers.Integral) or max_steps < 1:
-            raise ValueError(f"max_steps must be an int >= 1, got {max_steps!r}")
-        self.max_steps = int(max_steps)
+        self.first_step = None if first_step is None else check_real("first_step", first_step, positive=True)
+        self.max_steps = check_int("max_steps", max_steps, min=1)
 
     # ------------------------------------------------------------------ norms
     def _error_norm(self, err: list[torch.Tensor], y0: list[torch.Tensor], y1: list[torch.Tensor],
@@ -164,7 +152,7 @@ class DormandPrince:
         """
         if not callable(f):
             raise TypeError(f"f must be callable as f(t, y), got {type(f).__name__}")
-        t0, t1 = (float(_check_finite_time(n, v)) for n, v in (("t0", t0), ("t1", t1)))
+        t0, t1 = check_real("t0", t0), check_real("t1", t1)
         if t0 == t1:
             raise ValueError(f"t0 and t1 must differ, got both {t0}")
         is_tuple = isinstance(y0, tuple)
@@ -288,18 +276,12 @@ class DormandPrince:
         return min(100 * h0, h1)
 
 
-def _check_finite_time(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
-        raise ValueError(f"{name} must be a finite float, got {value!r}")
-    return float(value)
-
-
 def _check_t_eval(t_eval, t0: float, t1: float, direction: float) -> list[float]:
     if t_eval is None:
         return []
     if isinstance(t_eval, torch.Tensor):
         t_eval = t_eval.detach().cpu().tolist()
-    evals = [_check_finite_time("t_eval", v) for v in t_eval]
+    evals = [check_real("t_eval", v) for v in t_eval]
     lo, hi = min(t0, t1), max(t0, t1)
     if any(not lo <= v <= hi for v in evals):
         raise ValueError(f"t_eval must lie in [{lo}, {hi}]")
@@ -377,6 +359,7 @@ class AdaptiveProbabilityFlow:
         """
         if not callable(score_fn):
             raise TypeError(f"score_fn must be callable as score_fn(x, t), got {type(score_fn).__name__}")
+        denoise, return_nfe = check_bool("denoise", denoise), check_bool("return_nfe", return_nfe)
         # seed, dtype and device are checked as the fixed-step samplers' run options are
         x = initial_state(self.sde, y, x_T, shape, with_drawn_seed(RunOptions(seed=seed, dtype=dtype, device=device)))
         y_arg = y if (y is not None and self.sde.has_y_drift) else None

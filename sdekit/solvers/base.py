@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import numbers
 
 import torch
 
-from .._checks import check_finite, check_float_batch, check_int, check_like, check_t_eps
+from .._checks import check_conditioning, check_finite, check_float_batch, check_int, check_shape, check_t_eps
 from . import loop
 from .complex_data import standard_normal_like
 from .loop import NonFiniteError, SolverError
@@ -37,16 +36,6 @@ def check_sde(sde) -> None:
 
 def sqrt_clamped(v: torch.Tensor) -> torch.Tensor:
     return v.clamp_min(0.0).sqrt()
-
-
-def check_conditioning(sde, x: torch.Tensor, y, name: str) -> None:
-    """``y`` is ``None`` (only for SDEs without ``y``-drift) or a tensor of the shape, dtype and
-    device of ``x`` (called ``name``)."""
-    if y is None:
-        if sde.has_y_drift:
-            raise ValueError("this SDE's drift depends on y: pass y (the conditioning tensor)")
-        return
-    check_like("y", y, x, name)
 
 
 def check_agrees(options: RunOptions, ref: torch.Tensor, ref_name: str) -> None:
@@ -79,7 +68,7 @@ def initial_state(sde, y, x_T, shape, options: RunOptions, *, allow_complex: boo
         if shape is not None and tuple(shape) != tuple(x_T.shape):
             raise ValueError(f"shape {tuple(shape)} does not match x_T's shape {tuple(x_T.shape)}")
         check_agrees(options, x_T, "x_T")
-        check_conditioning(sde, x_T, y, "x_T")
+        check_conditioning(y, x_T, "x_T", has_y_drift=sde.has_y_drift)
         x = None
     else:
         if y is not None:
@@ -90,13 +79,11 @@ def initial_state(sde, y, x_T, shape, options: RunOptions, *, allow_complex: boo
         elif shape is None:
             raise ValueError("sample needs x_T, y or shape to know what to draw")
         else:
-            if not isinstance(shape, (tuple, list)) or any(
-                    isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 0 for d in shape):
-                raise ValueError(f"shape must be a tuple of ints >= 0, got {shape!r}")
+            shape = check_shape("shape", shape)
             dtype, device = options.dtype or torch.float32, options.device or torch.device("cpu")
         x = torch.empty(tuple(int(d) for d in shape), dtype=dtype, device=device)
         check_float_batch("the sample", x, allow_complex=allow_complex)
-        check_conditioning(sde, x, y, "the sample")
+        check_conditioning(y, x, "the sample", has_y_drift=sde.has_y_drift)
     if y is not None:
         check_finite("y", y)
     if x is None:

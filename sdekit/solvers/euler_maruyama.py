@@ -5,9 +5,9 @@ import dataclasses
 
 import torch
 
-from .._checks import check_finite, check_float_batch, check_real
+from .._checks import check_conditioning, check_finite, check_float_batch, check_real
 from . import loop
-from .base import ReverseSampler, check_agrees, check_conditioning, with_drawn_seed
+from .base import ReverseSampler, check_agrees, with_drawn_seed
 from .options import RunOptions
 from .plan import Plan, coefficient_table, time_grid
 from .registry import register_sampler
@@ -61,7 +61,7 @@ class EulerMaruyama(ReverseSampler):
         options = with_drawn_seed(dataclasses.replace(RunOptions.merge(options, args, kwargs), denoise=False))
         sde = self.sde
         check_float_batch("x0", x0, allow_complex=True)
-        check_conditioning(sde, x0, y, "x0")
+        check_conditioning(y, x0, "x0", has_y_drift=sde.has_y_drift)
         check_agrees(options, x0, "x0")
         t0 = check_real("t0", t0)
         t1 = sde.T if t1 is None else check_real("t1", t1)

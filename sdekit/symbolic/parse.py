@@ -16,6 +16,7 @@ import re
 
 import sympy as sp
 
+from .._checks import is_real
 from .functions import dawsn
 
 #: The time variable and the state/conditioning variables of every SDE.
@@ -58,7 +59,7 @@ def param_symbol(name: str) -> sp.Symbol:
 
 
 def _to_expr(what: str, expr, namespace: dict) -> sp.Expr:
-    if isinstance(expr, (int, float)):
+    if is_real(expr):
         return sp.nsimplify(expr)
     if isinstance(expr, str):
         called = sorted(set(re.findall(r"([A-Za-z_]\w*)\s*\(", expr)) - FUNCTIONS)
