@@ -234,7 +234,7 @@ def test_qcs_plus_ep_score_authors_loop(benchmark, batch, ep_problem):
 
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
     from sdekit.inverse import QCSPlus
-    from test_inverse_qcs_plus import authors_onebit_EP
+    from _references import authors_onebit_EP
 
     op, H, U_c, D_c = ep_problem
     lo, up, x = _ep_inputs(op, batch)

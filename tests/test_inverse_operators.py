@@ -1,10 +1,8 @@
 """Implicit-SVD operators: exact SVDs, orthogonal factors, forwards checked against
 independent implementations (F.conv2d, F.avg_pool2d, dense Hadamard matrices, ...)."""
-import functools
 import math
 
 import pytest
-import scipy.linalg
 import torch
 import torch.nn.functional as F
 from hypothesis import given
@@ -13,84 +11,19 @@ from hypothesis import strategies as st
 from sdekit.inverse import (Colorization, Denoising, DenseOperator, Inpainting, SeparableBlur,
                             SuperResolution, WalshHadamardCS)
 
+from _problems import dense_matrices, gaussian_kernel, operator_cases, rank_deficient_cases
+from _problems import shared_vpsde  # noqa: F401 - tests/test_fuzz_inverse.py still imports it from here
+
 D64 = torch.float64
-
-
-@functools.lru_cache(maxsize=None)
-def shared_vpsde():
-    """One VPSDE(0.1, 20) for all inverse-problem tests (building one derives it with sympy)."""
-    from sdekit import VPSDE
-
-    return VPSDE(0.1, 20.0)
 
 
 # F.conv2d warns that padding='same' with an even kernel copies the input; that is fine here.
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same'")
 
 
-def gaussian_kernel(width: float, radius: int, dtype=D64) -> torch.Tensor:
-    j = torch.arange(-radius, radius + 1, dtype=dtype)
-    k = torch.exp(-j**2 / (2 * width**2))
-    return k / k.sum()
-
-
-# Each case: (operator, input shape per sample, independent implementation of A x).
-def make_cases():
-    g = torch.Generator().manual_seed(0)
-    C, H, W = 3, 8, 6
-    mask2 = torch.rand(H, W, generator=g) > 0.5
-    mask3 = torch.rand(C, H, W, generator=g) > 0.3
-    kr, kc = gaussian_kernel(1.0, 2), torch.tensor([0.5, 0.3, 0.2, 0.1], dtype=D64)  # odd and even lengths
-    # Dense matrices scaled to spectral norm 1, like the image operators (whose S <= 1).
-    unit = lambda M: M / torch.linalg.matrix_norm(M, 2)  # noqa: E731
-    A = unit(torch.randn(10, 24, generator=g, dtype=D64))
-    A_tall = unit(torch.randn(30, 24, generator=g, dtype=D64))
-    # rank 8 with an exact null space (zero rows and columns), not merely rounding-level S
-    A_rankdef = torch.zeros(12, 24, dtype=D64)
-    A_rankdef[2:10, 5:21] = unit(torch.randn(8, 16, generator=g, dtype=D64))
-    rows = torch.tensor([0, 3, 5, 17, 30, 47])
-    Hd = torch.as_tensor(scipy.linalg.hadamard(H * 8), dtype=D64) / math.sqrt(H * 8)
-
-    def conv(x):
-        w = (kc[:, None] * kr[None, :]).expand(C, 1, -1, -1).to(x.dtype)
-        return F.conv2d(x, w, padding="same", groups=C).flatten(1)
-
-    return {
-        "denoising": (Denoising(), (C, H, W), lambda x: x.flatten(1)),
-        "denoising_n": (Denoising(C * H * W), (C, H, W), lambda x: x.flatten(1)),
-        "inpainting_2d_mask": (Inpainting(mask2, C), (C, H, W), lambda x: x[:, mask2.expand(C, H, W)]),
-        "inpainting_3d_mask": (Inpainting(mask3.to(torch.uint8), C), (C, H, W), lambda x: x[:, mask3]),
-        "superres_2": (SuperResolution(2, C, (H, W)), (C, H, W), lambda x: F.avg_pool2d(x, 2).flatten(1)),
-        "superres_4x3": (SuperResolution(4, 2, (8, 12)), (2, 8, 12), lambda x: F.avg_pool2d(x, 4).flatten(1)),
-        "colorization": (Colorization(C), (C, H, W),
-                         lambda x: F.conv2d(x, torch.full((1, C, 1, 1), 1 / C, dtype=x.dtype)).flatten(1)),
-        "colorization_sized": (Colorization(C, (H, W)), (C, H, W),
-                               lambda x: F.conv2d(x, torch.full((1, C, 1, 1), 1 / C, dtype=x.dtype)).flatten(1)),
-        "blur": (SeparableBlur(kr, kc, C, (H, W)), (C, H, W), conv),
-        "hadamard": (WalshHadamardCS(2, (H, 8), rows), (2, H, 8),
-                     lambda x: (x.reshape(x.shape[0], 2, -1) @ Hd[rows].T.to(x.dtype)).flatten(1)),
-        "dense_wide": (DenseOperator(A), (24,), lambda x: x @ A.T.to(x.dtype)),
-        "dense_tall": (DenseOperator(A_tall), (24,), lambda x: x @ A_tall.T.to(x.dtype)),
-        "dense_rank_deficient": (DenseOperator(A_rankdef), (24,), lambda x: x @ A_rankdef.T.to(x.dtype)),
-    }
-
-
-CASES = make_cases()
+CASES = operator_cases()
 NAMES = sorted(CASES)
-
-
-def dense_matrices(op, shape, dtype=D64):
-    """Materialise A (via forward), U, S, V (via the implicit factors) as dense matrices."""
-    n = math.prod(shape)
-    eye = torch.eye(n, dtype=dtype)
-    A = op.forward(eye.reshape(n, *shape)).T
-    m = A.shape[0]
-    V = op.V(eye).T
-    Vt = op.Vt(eye.reshape(n, *shape)).T
-    U = op.U(torch.eye(m, dtype=dtype)).T
-    Ut = op.Ut(torch.eye(m, dtype=dtype)).T
-    S = op.singulars(n)
-    return A, U, Ut, S, V, Vt
+RANK_DEFICIENT = rank_deficient_cases()
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -231,25 +164,6 @@ def test_operator_without_size_takes_it_from_the_input():
 
 
 # --------------------------------------------------------- rank-deficient operators
-def rank_deficient_cases():
-    """Operators whose zero singular values come out of the SVD at rounding level (1e-17), not as 0."""
-    g = torch.Generator().manual_seed(11)
-    box = torch.ones(3, dtype=D64) / 3  # singular whenever 3 divides N + 1
-    Bf, Cf = torch.randn(9, 4, generator=g, dtype=D64), torch.randn(4, 12, generator=g, dtype=D64)
-    return {
-        "box_blur_8x5": (SeparableBlur(box, box, 2, (8, 5)), (2, 8, 5), None),
-        "box_blur_rows_only": (SeparableBlur(box, torch.ones(1, dtype=D64), 1, (4, 11)), (1, 4, 11), None),
-        "dense_rank_4_wide": (DenseOperator((Bf @ Cf)[:7]), (12,), None),
-        # A = B C with full-rank factors: A^+ = C^T (C C^T)^-1 (B^T B)^-1 B^T, no SVD involved
-        "dense_rank_4_tall": (DenseOperator(Bf @ Cf), (12,),
-                              Cf.T @ torch.linalg.solve(Cf @ Cf.T, torch.linalg.solve(Bf.T @ Bf, Bf.T))),
-        "inpainting_nothing_kept": (Inpainting(torch.zeros(3, 4), 2), (2, 3, 4), None),
-    }
-
-
-RANK_DEFICIENT = rank_deficient_cases()
-
-
 @pytest.mark.parametrize("name", sorted(RANK_DEFICIENT))
 @pytest.mark.parametrize("dtype", [torch.float32, D64])
 def test_pinv_of_rank_deficient_operators_is_the_minimum_norm_solution(name, dtype):

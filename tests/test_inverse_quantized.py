@@ -14,8 +14,9 @@ from sdekit.inverse import (DenseOperator, Inpainting, SeparableBlur, SuperResol
 from sdekit.inverse.quantized import (quantize, quantized_likelihood_score, quantized_likelihood_score_at,
                                      truncated_normal_mean)
 
+from _problems import shared_vpsde
+
 mpmath = pytest.importorskip("mpmath")
-from test_inverse_operators import shared_vpsde  # noqa: F401,E402
 
 D64 = torch.float64
 

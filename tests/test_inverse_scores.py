@@ -11,9 +11,12 @@ from sdekit.inverse import (DMPS, DenseOperator, Inpainting, LikelihoodScore, Se
                             likelihood_score, likelihood_score_at)
 from sdekit.kernels import resolve
 from sdekit.kernels.dispatch import triton_interpreting
-from test_inverse_operators import CASES, NAMES, RANK_DEFICIENT, dense_matrices, shared_vpsde  # noqa: F401
+from _problems import dense_matrices, operator_cases, rank_deficient_cases, shared_vpsde
 
 D64 = torch.float64
+CASES = operator_cases()
+NAMES = sorted(CASES)
+RANK_DEFICIENT = rank_deficient_cases()
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same'")
 
 # (s, std): clean, early VP, mid VP, late VP, VP at T=1 (abar = 4.04e-5), unit VE, VE at sigma_max = 50

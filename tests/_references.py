@@ -1,0 +1,171 @@
+"""Peers' code transcribed for the tests (and benchmarks that time a peer): shared here so that no
+test module imports another.
+
+* QCS-SGM / QCS-SGM+ (Meng & Kabashima): the diagonal-approximation and EP likelihood scores.
+"""
+import math
+
+import numpy as np
+import torch
+
+
+# The authors' code, transcribed for reference (tests only).
+# mengxiangming/QCS-SGM, models/__init__.py: likelihood_score_onebit_diag, likelihood_score_multibit_diag;
+# mengxiangming/QCS-SGM-plus, models/__init__.py: likelihood_score_onebit_EP, likelihood_score_multibit_EP.
+# Changes: dtype follows the inputs (their zeros/ones are float32 and `hG.float()` casts), the
+# `torch.nan_to_num(...)` lines whose result is discarded are dropped, and the EP stopping
+# tolerance is an argument (theirs: 1e-5 one-bit, 1e-3 multibit).
+def mat_by_vec(H, v):
+    return torch.matmul(H, v.view(v.shape[0], -1, 1)).view(v.shape[0], H.shape[0])
+
+
+def authors_onebit_diag(y, x_mod, H, noise_var, gamma, diag_values):
+    z = mat_by_vec(H, x_mod)
+    phi_z = torch.erfc(-z / torch.sqrt(2 * (noise_var + diag_values * gamma**2))) / 2
+    phi_z = torch.clamp(phi_z, min=1e-6, max=1 - 1e-6)
+    gauss = 1 / torch.sqrt(2 * (noise_var + diag_values * gamma**2) * np.pi) * torch.exp(
+        -z**2 / 2 / (noise_var + diag_values * gamma**2))
+    return mat_by_vec(H.t(), ((1 + y) / 2 / phi_z - (1 - y) / 2 / (1 - phi_z)) * gauss)
+
+
+def authors_multibit_diag(y_lower, y_upper, x_mod, H, noise_var, gamma, diag_values):
+    z = mat_by_vec(H, x_mod)
+    sd = torch.sqrt(noise_var + diag_values * gamma**2)
+    u_tilde, l_tilde = (z - y_upper) / sd, (z - y_lower) / sd
+    gauss = 1 / np.sqrt(2 * np.pi) * (torch.exp(-u_tilde**2 / 2) - torch.exp(-l_tilde**2 / 2)) / sd
+    den = torch.erfc(-u_tilde / np.sqrt(2)) / 2 - torch.erfc(-l_tilde / np.sqrt(2)) / 2
+    den = torch.clamp(den, min=-1, max=-1e-6)
+    return mat_by_vec(H.t(), gauss / den)
+
+
+MIN_VALUE = 1e-6
+
+
+def _Hf(u):
+    return 1 / 2 * torch.erfc(u / np.sqrt(2))
+
+
+def _DlnH(u):
+    return -torch.exp(-u**2 / 2) / np.sqrt(2 * np.pi) / torch.clip(_Hf(u), MIN_VALUE, 1 - MIN_VALUE)
+
+
+def _DlnHc(u):
+    return torch.exp(-u**2 / 2) / np.sqrt(2 * np.pi) / torch.clip((1 - _Hf(u)), MIN_VALUE, 1 - MIN_VALUE)
+
+
+def _DDlnH(u):
+    return u * torch.exp(-u**2 / 2) / np.sqrt(2 * np.pi) / torch.clip(_Hf(u), MIN_VALUE, 1 - MIN_VALUE) - _DlnH(u)**2
+
+
+def _DDlnHc(u):
+    return -u * torch.exp(-u**2 / 2) / np.sqrt(2 * np.pi) / torch.clip((1 - _Hf(u)), MIN_VALUE,
+                                                                       1 - MIN_VALUE) - _DlnHc(u)**2
+
+
+def _phi(x):
+    return torch.erfc(-x / np.sqrt(2)) / 2
+
+
+def authors_onebit_EP(y_full, x_mod, H, noise_var, gamma, U_c, D_c, NumIter_EP=10, damp=0.02, tol=1e-5):
+    z_batch = mat_by_vec(H, x_mod)
+    M, Batch = H.shape[0], x_mod.shape[0]
+    D = 1 / (gamma**2 * D_c + noise_var)
+    U = U_c
+    grad_value = torch.zeros(x_mod.shape, dtype=x_mod.dtype)
+    for it in range(Batch):
+        y = y_full[it, :].reshape(-1, 1)
+        b = z_batch[it, :].reshape(-1, 1)
+        hF = torch.zeros((M, 1), dtype=x_mod.dtype)
+        lamF = torch.ones(1, dtype=x_mod.dtype)
+        for iter in range(NumIter_EP):
+            khF, klamF = hF, lamF
+            v = -torch.sqrt(lamF) * b - hF / torch.sqrt(lamF)
+            mF_new = hF / lamF - 1 / torch.sqrt(lamF) * ((1 + y) / 2 * _DlnH(v) + (1 - y) / 2 * _DlnHc(v))
+            chiF_full = 1 / lamF + 1 / lamF * ((1 + y) / 2 * _DDlnH(v) + (1 - y) / 2 * _DDlnHc(v))
+            chiF_new = chiF_full[torch.where(chiF_full > 0)].mean()
+            if iter > 0:
+                mF = (1 - damp) * mF_new + damp * mF
+                chiF = (1 - damp) * chiF_new + damp * chiF
+            else:
+                mF, chiF = mF_new, chiF_new
+            hG_new = mF / chiF - hF
+            lamG_new = max(MIN_VALUE, 1 / chiF - lamF)
+            if iter > 0:
+                hG = (1 - damp) * hG_new + damp * hG
+                lamG = (1 - damp) * lamG_new + damp * lamG
+            else:
+                hG, lamG = hG_new, lamG_new
+            G_common = torch.matmul(U, torch.matmul(torch.diag(1 / (lamG + D)), U.t()))
+            mG = torch.matmul(G_common, hG)
+            chiG_mat = 1 / (lamG + D)
+            chiG = chiG_mat[torch.where(chiG_mat > 0)].mean()
+            hF_new = mG / chiG - hG
+            lamF_new = 1 / chiG - lamG
+            if iter > 0:
+                hF = (1 - damp) * hF_new + damp * hF
+                lamF = (1 - damp) * lamF_new + damp * lamF
+            else:
+                hF, lamF = hF_new, lamF_new
+            ERR = abs(hF - khF).mean() + abs(lamF - klamF).mean()
+            if ERR < tol:
+                break
+        v = -torch.sqrt(lamF) * b - hF / torch.sqrt(lamF)
+        grad = -torch.sqrt(lamF) * ((1 + y) / 2 * _DlnH(v) + (1 - y) / 2 * _DlnHc(v))
+        grad_value[it] = torch.matmul(H.t(), grad).reshape(x_mod.shape[1:])
+    return grad_value
+
+
+def authors_multibit_EP(y_lower_full, y_upper_full, x_mod, H, noise_var, gamma, U_c, D_c, NumIter_EP=10,
+                        damp=0.02, tol=1e-3):
+    z_batch = mat_by_vec(H, x_mod)
+    M, Batch = H.shape[0], x_mod.shape[0]
+    D = 1 / (gamma**2 * D_c + noise_var)
+    U = U_c
+    grad_value = torch.zeros(x_mod.shape, dtype=x_mod.dtype)
+    for it in range(Batch):
+        b = z_batch[it, :].reshape(-1, 1)
+        y_lower = y_lower_full[it, :].reshape(-1, 1)
+        y_upper = y_upper_full[it, :].reshape(-1, 1)
+        hF = torch.zeros((M, 1), dtype=x_mod.dtype)
+        lamF = torch.ones(1, dtype=x_mod.dtype)
+        for it_ep in range(NumIter_EP):
+            khF, klamF = hF, lamF
+            u_tilde = -torch.sqrt(lamF) * b - hF / torch.sqrt(lamF) + y_upper * torch.sqrt(lamF)
+            l_tilde = -torch.sqrt(lamF) * b - hF / torch.sqrt(lamF) + y_lower * torch.sqrt(lamF)
+            den = torch.clamp(_phi(u_tilde) - _phi(l_tilde), MIN_VALUE, 1 - MIN_VALUE)
+            mF_new = hF / lamF - 1 / torch.sqrt(lamF * 2 * math.pi) * (
+                torch.exp(-u_tilde**2 / 2) - torch.exp(-l_tilde**2 / 2)) / den
+            chiF_full = 1 / lamF - (u_tilde * torch.exp(-u_tilde**2 / 2) - l_tilde * torch.exp(
+                -l_tilde**2 / 2)) / lamF / np.sqrt(2 * math.pi) / den - (mF_new - hF / lamF)**2
+            chiF_new = chiF_full[torch.where(chiF_full > 0)].mean()
+            if it_ep > 0:
+                mF = (1 - damp) * mF_new + damp * mF
+                chiF = (1 - damp) * chiF_new + damp * chiF
+            else:
+                mF, chiF = mF_new, chiF_new
+            hG_new = mF / chiF - hF
+            lamG_new = (1 / chiF - lamF).mean()
+            lamG_new = max(MIN_VALUE, lamG_new)
+            if it_ep > 0:
+                hG = (1 - damp) * hG_new + damp * hG
+                lamG = (1 - damp) * lamG_new + damp * lamG
+            else:
+                hG, lamG = hG_new, lamG_new
+            G_common = torch.matmul(U, torch.matmul(torch.diag(1 / (lamG + D)), U.t()))
+            mG = torch.matmul(G_common, hG)
+            chiG = torch.diag(G_common).mean()
+            hF_new = mG / chiG - hG
+            lamF_new = 1 / chiG - lamG
+            if it_ep > 0:
+                hF = (1 - damp) * hF_new + damp * hF
+                lamF = (1 - damp) * lamF_new + damp * lamF
+            else:
+                hF, lamF = hF_new, lamF_new
+            ERR = abs(hF - khF).mean() + abs(lamF - klamF).mean()
+            if ERR < tol:
+                break
+        den = torch.clamp(_phi(u_tilde) - _phi(l_tilde), MIN_VALUE, 1 - MIN_VALUE)
+        grad = -torch.sqrt(lamF) / np.sqrt(2 * math.pi) * (
+            torch.exp(-u_tilde**2 / 2) - torch.exp(-l_tilde**2 / 2)) / den
+        grad_value[it] = torch.matmul(H.t(), grad).reshape(x_mod.shape[1:])
+    return grad_value
