@@ -1,7 +1,8 @@
 """Peers' code transcribed for the tests (and benchmarks that time a peer): shared here so that no
 test module imports another.
 
-* QCS-SGM / QCS-SGM+ (Meng & Kabashima): the diagonal-approximation and EP likelihood scores.
+* QCS-SGM / QCS-SGM+ (Meng & Kabashima): the diagonal-approximation and EP likelihood scores;
+* sgmse's (and score_sde's) annealed Langevin corrector update.
 """
 import math
 
@@ -169,3 +170,15 @@ def authors_multibit_EP(y_lower_full, y_upper_full, x_mod, H, noise_var, gamma, 
             torch.exp(-u_tilde**2 / 2) - torch.exp(-l_tilde**2 / 2)) / den
         grad_value[it] = torch.matmul(H.t(), grad).reshape(x_mod.shape[1:])
     return grad_value
+
+
+# ---------------------------------------------------------------------------------------------
+def sgmse_ald_update(x, t, y, score_fn, std, snr, noises):
+    """sgmse ``AnnealedLangevinDynamics.update_fn`` (``sampling/correctors.py``), ``n_steps = len(noises)``
+    and score_sde's with ``std`` times ``sqrt(alpha)`` folded in (its only difference)."""
+    for noise in noises:
+        grad = score_fn(x, t, y)
+        step_size = (snr * std) ** 2 * 2
+        x_mean = x + step_size[:, None, None, None] * grad
+        x = x_mean + noise * torch.sqrt(step_size * 2)[:, None, None, None]
+    return x, x_mean

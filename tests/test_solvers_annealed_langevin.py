@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from sdekit import VESDE, VPSDE
+from _references import sgmse_ald_update
+from sdekit import VESDE, VPSDE, LinearSDE
 from sdekit.kernels.rng import philox_normal_like
 from sdekit.solvers import AnnealedLangevin, SolverError
 
@@ -59,6 +60,27 @@ def test_annealed_langevin_matches_the_ncsnv2_loop_on_the_same_noise(dtype, deno
     torch.testing.assert_close(got, ref, rtol=tol, atol=tol)
 
 
+def test_annealed_langevin_is_the_ald_corrector_chain_with_snr_from_step_lr():
+    """Without its denoising step, AnnealedLangevin(step_lr) runs sgmse's (score_sde's on VE) annealed
+    Langevin corrector, transcribed, ``n_steps_each`` times per level with ``snr = sqrt(step_lr / 2) / sigma_L``
+    (README: ``step_lr = 2 snr^2 sigma_L^2``), on the same normals (words ``i * n_steps_each + j``)."""
+    sde = VESDE(0.01, 5.0)
+    K, step_lr, seed = 3, 2e-4, 4
+    sampler = AnnealedLangevin(sde, n_levels=5, n_steps_each=K, step_lr=step_lr, denoise=False)
+    score = gaussian_score(0.3, 0.5, sde)
+    x_T = 5.0 * torch.randn(3, 1, 2, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    got = sampler.sample(score, x_T=x_T, seed=seed)
+    snr = math.sqrt(step_lr / 2) / 0.01  # sigma_L = sigma_min at t_min = 0
+    assert sampler.corrector.snr == pytest.approx(snr, rel=1e-14) and sampler.corrector.n_steps == K
+    x = x_T
+    for i, t in enumerate(torch.linspace(1.0, 0.0, 5, dtype=torch.float64).tolist()):
+        vec_t = torch.full((3,), t, dtype=torch.float64)
+        std = 0.01 * (5.0 / 0.01) ** vec_t  # VESDE's sigma(t)
+        x, _ = sgmse_ald_update(x, vec_t, None, lambda x, t, y: score(x, t), std, snr,
+                                [philox_normal_like(x_T, seed, i * K + j) for j in range(K)])
+    torch.testing.assert_close(got, x, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.slow
 def test_annealed_langevin_samples_a_gaussian_target():
     """Target ``N(0.3, 0.5^2)`` per coordinate, ``VESDE(0.1, 5)``: 20 levels of 100 steps, step_lr 2e-3,
@@ -104,6 +126,8 @@ def test_annealed_langevin_bad_input():
             AnnealedLangevin(sde, **kw)
     with pytest.raises(ValueError, match="variance exploding"):
         AnnealedLangevin(VPSDE())
+    with pytest.raises(ValueError, match="sigma_L"):  # v0 = 0: sigma(0) = 0, no step sizes relative to it
+        AnnealedLangevin(LinearSDE("0", "1"))
     sampler = AnnealedLangevin(sde, n_levels=2, n_steps_each=2)
     with pytest.raises(SolverError, match="shape"):
         sampler.sample(lambda x, t: x[:1], shape=(2, 3))

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from _problems import MU, S0, exact_x_T, gaussian_score, gaussian_truth, reverse_moments
+from _references import sgmse_ald_update
 from sdekit import OUVE, VESDE
 from sdekit.kernels.rng import philox_normal_like
 from sdekit.solvers import (AncestralDDPM, AncestralSampling, AnnealedLangevinCorrector, NonePredictor,
@@ -70,17 +71,6 @@ def sgmse_ouve_std(t, theta, sigma_min, sigma_max):
     logsig = math.log(sigma_max / sigma_min)
     return torch.sqrt((sigma_min**2 * torch.exp(-2 * theta * t) * (torch.exp(2 * (theta + logsig) * t) - 1) * logsig)
                       / (theta + logsig))
-
-
-def sgmse_ald_update(x, t, y, score_fn, std, snr, noises):
-    """sgmse ``AnnealedLangevinDynamics.update_fn`` (``sampling/correctors.py``), ``n_steps = len(noises)``
-    and score_sde's with ``std`` times ``sqrt(alpha)`` folded in (its only difference)."""
-    for noise in noises:
-        grad = score_fn(x, t, y)
-        step_size = (snr * std) ** 2 * 2
-        x_mean = x + step_size[:, None, None, None] * grad
-        x = x_mean + noise * torch.sqrt(step_size * 2)[:, None, None, None]
-    return x, x_mean
 
 
 def score_sde_langevin_update(x, t, score_fn, snr, alpha, noises):

@@ -16,8 +16,19 @@ level's time, per sample, as every sdekit sampler does.  Each step is one fused
 ``affine_step`` (``A = 1``, ``S = alpha_i``, ``N = sqrt(2 alpha_i)``); the normals of step ``s``
 of level ``i`` are sdekit's counter-based normals of ``(seed, i * n_steps_each + s)``, and the
 prior draw ``x_T = sigma_1 z`` uses the reserved word ``2**64 - 1`` (as the other samplers).
+
+The Langevin steps are those of score_sde's and sgmse's annealed Langevin corrector
+(:class:`~sdekit.solvers.AnnealedLangevinCorrector`, ``eps = 2 alpha (snr std(t))^2``) with
+``alpha = 1`` and ``snr = sqrt(step_lr / 2) / sigma_L``: the sampler holds that corrector
+(``.corrector``) and takes its step sizes and its update (:func:`langevin_coefficients`) from it.
+What differs from corrector-only ``PredictorCorrector(predictor="none", corrector="ald")`` is the
+plan: the levels may end at ``t_min = 0`` (``t_eps > 0`` there), each Langevin step is a row of its
+own (so the words are ``i * n_steps_each + s``, NCSNv2's order, not the corrector words
+``i (1 + n_steps_each) + s``), and the denoising step is a row that evaluates the score once more.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -25,6 +36,7 @@ from .._checks import check_bool, check_int, check_real
 from .base import ReverseSampler, check_sde
 from .options import RunOptions
 from .plan import Plan, coefficient_table
+from .predictor_corrector import AnnealedLangevinCorrector, langevin_coefficients
 
 __all__ = ["AnnealedLangevin"]
 
@@ -65,6 +77,13 @@ class AnnealedLangevin(ReverseSampler):
         if not torch.allclose(mx, torch.ones_like(mx), rtol=0, atol=1e-12) or (my != 0).any():
             raise ValueError(f"{type(sde).__name__} is not variance exploding (mx(t) != 1 or my(t) != 0): "
                              "annealed Langevin runs on a VE noise ladder")
+        sigma_L = float(self.sigmas()[-1])
+        if not sigma_L > 0:
+            raise ValueError(f"the last level sigma_L = marginal_std(t_min = {self.t_min}) must be > 0 "
+                             "(the step sizes are step_lr (sigma_i / sigma_L)^2): raise t_min")
+        #: The ald corrector whose updates these are: eps_i = 2 (snr sigma_i)^2 = step_lr (sigma_i / sigma_L)^2.
+        self.corrector = AnnealedLangevinCorrector(sde, snr=math.sqrt(self.step_lr / 2) / sigma_L,
+                                                   n_steps=self.n_steps_each, alpha=1.0)
 
     def times(self) -> torch.Tensor:
         """The levels' times, ``linspace(T, t_min, n_levels)`` (float64)."""
@@ -80,17 +99,18 @@ class AnnealedLangevin(ReverseSampler):
         raise NotImplementedError("annealed Langevin steps are rows of its plan, not reverse steps from t to s")
 
     def plan(self) -> Plan:
-        """Rows per level ``i``: ``n_steps_each`` times ``(1, 0, alpha_i, sqrt(2 alpha_i))`` at ``t_i``,
-        ``alpha_i = step_lr (sigma_i / sigma_L)^2``; then, with ``denoise``, ``(1, 0, sigma_L^2, 0)``."""
-        levels, sig = self.times(), self.sigmas()
-        alpha = self.step_lr * (sig / sig[-1]) ** 2
+        """Rows per level ``i``: ``n_steps_each`` times the corrector's update ``(1, 0, alpha_i, sqrt(2 alpha_i))``
+        at ``t_i``, ``alpha_i = step_lr (sigma_i / sigma_L)^2`` (its ``eps``); then, with ``denoise``,
+        ``(1, 0, sigma_L^2, 0)``."""
+        levels = self.times()
+        alpha = self.corrector.constants(levels, levels).repeat_interleave(self.n_steps_each)
+        table = coefficient_table(*langevin_coefficients(alpha))
         times = levels.repeat_interleave(self.n_steps_each)
-        S, N = alpha.repeat_interleave(self.n_steps_each), (2 * alpha).sqrt().repeat_interleave(self.n_steps_each)
         if self.denoise:
+            table = torch.cat([table, coefficient_table(1.0, 0.0, self.sigmas()[-1:] ** 2, 0.0)])
             times = torch.cat([times, levels[-1:]])
-            S, N = torch.cat([S, sig[-1:] ** 2]), torch.cat([N, N.new_zeros(1)])
         times = torch.cat([times, levels[-1:]])  # the grid's end point (never passed to score_fn)
-        return Plan(times, coefficient_table(1.0, 0.0, S, N), name=type(self).__name__)
+        return Plan(times, table, name=type(self).__name__)
 
     def __repr__(self) -> str:
         return (f"AnnealedLangevin({type(self.sde).__name__}, n_levels={self.n_levels}, "

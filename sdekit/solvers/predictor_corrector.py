@@ -92,6 +92,13 @@ class NonePredictor(ReverseSampler):
                          "PredictorCorrector(sde, steps, predictor='none', corrector='langevin' or 'ald')")
 
 
+def langevin_coefficients(eps: torch.Tensor, noise_scale: float = 1.0) -> torch.Tensor:
+    """The Langevin update ``x <- x + eps score(x, t) + sqrt(2 eps) z`` as fused-step coefficients:
+    ``(A, C, S, N) = (1, 0, eps, sqrt(2 eps) noise_scale)`` stacked on a new first axis (``(4, *eps.shape)``).
+    The one form of the update, for the correctors and :class:`~sdekit.solvers.AnnealedLangevin`'s rows."""
+    return torch.stack([torch.ones_like(eps), torch.zeros_like(eps), eps, torch.sqrt(2.0 * eps) * noise_scale])
+
+
 class SnrCorrector(Corrector):
     """What the Langevin-type correctors share: the target ``snr``, ``n_steps`` updates per time,
     and ``alpha``, the factor of the step size: ``"transition"`` (``phi^2`` of the transition over
@@ -117,8 +124,9 @@ class SnrCorrector(Corrector):
 
     @staticmethod
     def langevin_update(x, score, eps, *, seed, step, noise_scale, backend, out, flags):
-        """``x + eps score + sqrt(2 eps) noise_scale w``: one fused kernel (``eps`` per sample or scalar)."""
-        coef = torch.stack([torch.ones_like(eps), torch.zeros_like(eps), eps, torch.sqrt(2.0 * eps) * noise_scale])
+        """``x + eps score + sqrt(2 eps) noise_scale w`` (:func:`langevin_coefficients`): one fused kernel
+        (``eps`` per sample or scalar)."""
+        coef = langevin_coefficients(eps, noise_scale)
         return _steps.affine_step(x, coef.reshape(4, -1), backend=backend, score=score, seed=seed, step=step,
                                   out=out, flags=flags)
 
@@ -194,8 +202,9 @@ class AnnealedLangevinCorrector(SnrCorrector):
     corrector (``AnnealedLangevinDynamics``): sgmse's has no ``alpha`` (pass ``alpha=1.0``; it
     takes sgmse's ``OUVESDE`` only, :meth:`sdekit.OUVE.from_sgmse`), score_sde's multiplies by
     ``alphas_i`` on VP (``alpha="transition"``, the default, as for :class:`LangevinCorrector`).
-    With ``snr^2 = delta / (2 sigma_max^2)`` it is NCSN's ``alpha_i = delta sigma_i^2 / sigma_L^2``
-    read as ``2 eps``.  The step size is a per-time constant of the plan: no norm reduction, one
+    With ``alpha = 1`` and ``snr^2 = step_lr / (2 sigma_L^2)`` its ``eps`` at level ``sigma_i`` is
+    NCSNv2's ``step_size = step_lr (sigma_i / sigma_L)^2`` (NCSN's Algorithm 1 writes the same update
+    with ``alpha_i = 2 eps``); :class:`~sdekit.solvers.AnnealedLangevin` is built on it.  The step size is a per-time constant of the plan: no norm reduction, one
     fused update per step.
     """
 
