@@ -100,10 +100,9 @@ class StochasticDegradation:
         """``sigma_t`` (a positive float)."""
         t = check_time(t)
         s = self._sigma(t)
-        s = float(s.item() if isinstance(s, torch.Tensor) else s)
-        if not math.isfinite(s) or s <= 0:
-            raise ValueError(f"sigma({t}) must be a finite number > 0, got {s}")
-        return s
+        if isinstance(s, torch.Tensor) and s.numel() == 1:
+            s = s.item()
+        return check_real(f"sigma({t})", s, positive=True)
 
     def degrade(self, x0: torch.Tensor, t) -> torch.Tensor:
         """``A_t(x0)`` shaped like ``x0`` (``t`` a number or a ``(B,)`` tensor)."""
