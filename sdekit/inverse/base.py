@@ -62,20 +62,9 @@ import math
 
 import torch
 
-from .._checks import check_int, check_real, check_size2
+from .._checks import check_real
 
-__all__ = ["SVDOperator", "as_size", "check_channels"]
-
-
-def as_size(size, name: str = "size") -> tuple[int, int]:
-    """``int`` or ``(H, W)`` -> ``(H, W)`` of positive ints, for operator constructors
-    (:func:`sdekit._checks.check_size2`: strings and non-integers refused, errors name ``name``)."""
-    return check_size2(name, size)
-
-
-def check_channels(channels) -> int:
-    """``channels``: a positive int (TypeError for non-integers, ValueError for ``<= 0``)."""
-    return check_int("channels", channels, min=1)
+__all__ = ["SVDOperator"]
 
 
 def _squeezed(shape) -> tuple[int, ...]:

@@ -35,8 +35,8 @@ from typing import Callable
 
 import torch
 
-from .._checks import check_int, check_real, check_real_in, is_int, is_real
-from .base import SVDOperator, as_size, check_channels
+from .._checks import check_int, check_real, check_real_in, check_size2, is_int, is_real
+from .base import SVDOperator
 from .svd_blur import SeparableBlur
 
 __all__ = ["DegradationFamily", "BlurFamily", "BoxInpaintingFamily", "DiagonalOperator",
@@ -268,8 +268,8 @@ class BlurFamily(DegradationFamily):
         elif not callable(width):
             raise TypeError(f"width must be a number or a callable s -> pixels, got {type(width).__name__}")
         self.width = width
-        self.channels = check_channels(channels)
-        self.size = as_size(size)
+        self.channels = check_int("channels", channels, min=1)
+        self.size = check_size2("size", size)
         super().__init__(self._operator_at, schedule, (self.channels, *self.size))
 
     def _operator_at(self, s: float) -> SeparableBlur:
@@ -330,8 +330,8 @@ class BoxInpaintingFamily(DegradationFamily):
     """
 
     def __init__(self, channels: int, size, max_side: float | None = None, schedule: Callable | None = None) -> None:
-        self.channels = check_channels(channels)
-        self.size = as_size(size)
+        self.channels = check_int("channels", channels, min=1)
+        self.size = check_size2("size", size)
         max_side = min(self.size) if max_side is None else max_side
         self.max_side = check_real_in("max_side", max_side, 0, min(self.size), closed="right")
         super().__init__(self._operator_at, schedule, (self.channels, *self.size))

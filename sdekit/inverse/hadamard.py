@@ -20,8 +20,8 @@ import math
 
 import torch
 
-from .._checks import check_int, check_seed, is_int
-from .base import SVDOperator, as_size, check_channels
+from .._checks import check_int, check_seed, check_size2, is_int
+from .base import SVDOperator
 
 __all__ = ["WalshHadamardCS", "sylvester_hadamard"]
 
@@ -50,8 +50,8 @@ class WalshHadamardCS(SVDOperator):
 
     def __init__(self, channels: int, size, rows, seed: int = 0) -> None:
         super().__init__()
-        self.channels = check_channels(channels)
-        self.H, self.W = as_size(size)
+        self.channels = check_int("channels", channels, min=1)
+        self.H, self.W = check_size2("size", size)
         if seed is None:  # rows are drawn reproducibly; there is no "random" default
             raise TypeError("seed must be an int in [0, 2**64 - 1] (the rows are drawn from it), got None")
         seed = check_seed(seed)

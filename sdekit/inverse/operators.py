@@ -21,8 +21,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_int
-from .base import SVDOperator, as_size, check_channels
+from .._checks import check_int, check_size2
+from .base import SVDOperator
 
 __all__ = ["Denoising", "DenseOperator", "Inpainting", "SuperResolution", "Colorization"]
 
@@ -172,7 +172,7 @@ class Inpainting(SVDOperator):
 
     def __init__(self, mask, channels: int) -> None:
         super().__init__()
-        channels = check_channels(channels)
+        channels = check_int("channels", channels, min=1)
         if not isinstance(mask, torch.Tensor):
             try:
                 mask = torch.as_tensor(mask)
@@ -268,8 +268,8 @@ class SuperResolution(SVDOperator):
     def __init__(self, factor: int, channels: int, size) -> None:
         super().__init__()
         factor = check_int("factor", factor, min=1)
-        self.channels = check_channels(channels)
-        self.H, self.W = as_size(size)
+        self.channels = check_int("channels", channels, min=1)
+        self.H, self.W = check_size2("size", size)
         if self.H % factor or self.W % factor:
             raise ValueError(f"size {(self.H, self.W)} is not divisible by factor {factor}")
         self.r = factor
@@ -347,9 +347,9 @@ class Colorization(SVDOperator):
 
     def __init__(self, channels: int, size=None) -> None:
         super().__init__()
-        self.channels = check_channels(channels)
+        self.channels = check_int("channels", channels, min=1)
         if size is not None:
-            H, W = as_size(size)
+            H, W = check_size2("size", size)
             self.in_shape, self.out_shape = (self.channels, H, W), (1, H, W)
             self.n = self.channels * H * W
             self.m = self.k = H * W

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import SVDOperator, as_size, check_channels
+from .._checks import check_int, check_size2
+from .base import SVDOperator
 
 __all__ = ["SeparableBlur"]
 
@@ -78,8 +79,8 @@ class SeparableBlur(SVDOperator):
         super().__init__()
         self.k_row = _check_kernel(k_row, "k_row")
         self.k_col = _check_kernel(k_col, "k_col")
-        self.channels = check_channels(channels)
-        self.H, self.W = as_size(size)
+        self.channels = check_int("channels", channels, min=1)
+        self.H, self.W = check_size2("size", size)
         self.in_shape = self.out_shape = (self.channels, self.H, self.W)
         self.n = self.m = self.k = self.channels * self.H * self.W
         K_col = _blur_matrix_1d(self.k_col, self.H)
