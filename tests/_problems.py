@@ -62,3 +62,13 @@ def reverse_moments(sampler, y=0.0, denoise=False, mu=MU, s0=S0):
         m = (A[n] + S[n] * k[n]) * m + S[n] * b[n] + (C[n] * y if sde.has_y_drift else 0.0)
         v = (A[n] + S[n] * k[n]) ** 2 * v + (0.0 if denoise and n == sampler.steps - 1 else N[n] ** 2)
     return float(m), float(v)
+
+
+@functools.lru_cache(maxsize=None)
+def shared_rectified_flow():
+    """Rectified flow ``x_t = (1 - t) x0 + t z`` as ``LinearSDE(drift, diffusion)`` from the closed forms
+    ``f = a'/a = -1/(1 - t)``, ``g^2 = 2 b^2 (b'/b - a'/a) = 2 t / (1 - t)``, stopped at ``T = 0.999``
+    where ``f`` is still finite (the zoo's ``RectifiedFlow()`` is the marginals work's)."""
+    from sdekit import LinearSDE
+
+    return LinearSDE("-x/(1 - t)", "sqrt(2*t/(1 - t))", T=0.999, t_eps=1e-3)
