@@ -17,6 +17,7 @@ from .ancestral import AncestralDDPM
 from .base import Corrector, ReverseSampler
 from .euler_maruyama import EulerMaruyama
 from .exponential import ExponentialIntegrator
+from .flow import FlowHeun, FlowODE
 from .loop import NonFiniteError, SolverError
 from .options import RunOptions
 from .plan import Plan
@@ -25,6 +26,7 @@ from .probability_flow import ProbabilityFlow
 
 __all__ = [
     "AdaptiveProbabilityFlow", "AncestralDDPM", "Corrector", "DormandPrince", "EulerMaruyama", "ExponentialIntegrator",
+    "FlowHeun", "FlowODE",
     "LangevinCorrector", "NonFiniteError", "ODESolution", "Plan", "PredictorCorrector", "ProbabilityFlow",
     "ReverseDiffusion", "ReverseSampler", "RunOptions", "SolverError",
 ]

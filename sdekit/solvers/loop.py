@@ -94,6 +94,8 @@ def run(plan: Plan, x: torch.Tensor, score_fn: Callable | None, y, options: RunO
             raise SolverError(f"at {records.describe(w)}: score_fn returned a value the step cannot take: "
                               f"{err}") from err
 
+    second = None if plan.second_stage is None else SecondStage(plan, x, y, score_fn)
+
     def one_step(n: int) -> None:
         for j in range(K):
             w = plan.word(n, j)
@@ -102,7 +104,11 @@ def run(plan: Plan, x: torch.Tensor, score_fn: Callable | None, y, options: RunO
         w = plan.word(n, K)
         noise = last_noise if n == steps - 1 else plan.noise
         launch(w, affine, x, table[n], score=score(n) if plan.uses_score else None, y=y, noise=noise,
-               out=x, flags=records.flags[w], **rng_key(options, w))
+               out=x if second is None else second.stage, flags=records.flags[w], **rng_key(options, w))
+        if second is not None:
+            w = plan.word(n, K + 1)
+            for args, kwargs in second.updates(n):
+                launch(w, affine, *args, noise=False, flags=records.flags[w], **kwargs, **rng_key(options, w))
 
     trajectory = [x.clone()] if options.return_trajectory else None
     use_graph = options.cuda_graph and device.type == "cuda"
@@ -133,6 +139,38 @@ def run(plan: Plan, x: torch.Tensor, score_fn: Callable | None, y, options: RunO
     if trajectory is not None:
         return x, torch.stack(trajectory)
     return x
+
+
+class SecondStage:
+    """The second predictor stage of a plan (:mod:`sdekit.solvers.plan`), as fused affine steps:
+    ``x <- A2 x + B2 x~ + C2 y + S2 score(x~, t_{n+1})`` with ``x~`` in the buffer ``stage``.
+
+    Without ``y`` it is one kernel launch, ``x~`` taking the kernel's ``y`` operand; with ``y``
+    (four operands, one more than the kernel reads) it is two: ``x~ <- B2 x~ + C2 y + S2 score``,
+    then ``x <- A2 x + x~``.
+    """
+
+    def __init__(self, plan: Plan, x: torch.Tensor, y, score_fn: Callable):
+        self.x, self.y, self.score_fn = x, y, score_fn
+        self.stage = torch.empty_like(x)
+        c = plan.second_stage.to(dtype=x.dtype, device=x.device)  # columns (A2, B2, C2, S2)
+        A2, B2, C2, S2 = c.unbind(1)
+        zero, one = torch.zeros_like(A2), torch.ones_like(A2)
+        if y is None:
+            self.tables = (torch.stack([A2, B2, S2, zero], 1).unsqueeze(-1),)
+        else:
+            self.tables = (torch.stack([B2, C2, S2, zero], 1).unsqueeze(-1), torch.stack([A2, one, zero, zero], 1)
+                           .unsqueeze(-1))
+        self.t_next = plan.times[1:, None].expand(plan.steps, x.shape[0]).to(x.dtype).contiguous().to(x.device)
+
+    def updates(self, n: int):
+        """``(args, kwargs)`` of the affine steps of step ``n`` (the score is evaluated here)."""
+        x, stage = self.x, self.stage
+        score = self.score_fn(stage, self.t_next[n])
+        if self.y is None:
+            return [((x, self.tables[0][n]), {"score": score, "y": stage, "out": x})]
+        return [((stage, self.tables[0][n]), {"score": score, "y": self.y, "out": stage}),
+                ((x, self.tables[1][n]), {"y": stage, "out": x})]
 
 
 def run_graphed(loop: Callable[[], None], warmup: Callable[[], None], x: torch.Tensor, backup: torch.Tensor) -> None:
