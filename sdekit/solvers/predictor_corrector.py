@@ -1,6 +1,8 @@
 """score_sde's predictor-corrector samplers (Song et al. 2021, Algorithms 2-3), one fused kernel per update."""
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from .._checks import check_int, check_real
@@ -132,9 +134,8 @@ class PredictorCorrector(ReverseSampler):
 
     def plan(self) -> Plan:
         """The predictor's plan with the corrector and its per-step constants added."""
-        plan = self.predictor.plan()
+        plan = dataclasses.replace(self.predictor.plan(), name=type(self).__name__)  # keeps a second stage
         if self.corrector is None or self.corrector.n_steps == 0:
-            return Plan(plan.times, plan.table, noise=plan.noise, name=type(self).__name__)
+            return plan
         t, s = plan.times[:-1], plan.times[1:]
-        return Plan(plan.times, plan.table, noise=plan.noise, corrector=self.corrector,
-                    corrector_constants=self.corrector.constants(t, s), name=type(self).__name__)
+        return dataclasses.replace(plan, corrector=self.corrector, corrector_constants=self.corrector.constants(t, s))
