@@ -8,7 +8,6 @@ their hand-derived derivatives (VP, VE, OUVE, rectified flow), whose score must 
 the exact Gaussian score ``-(x - a MU - m y) / (a^2 S0^2 + b^2)``.
 """
 import itertools
-import math
 
 import pytest
 import torch
@@ -16,7 +15,7 @@ import torch
 from sdekit import OUVE, TSDVE, VESDE, SubVPSDE, DriftVE
 from sdekit.parameterisation import PREDICTIONS, MarginalCoefficients, as_score_fn, convert, score_sensitivity
 
-from _problems import shared_rectified_flow, shared_vpsde
+from _problems import marginal_closed_forms, shared_rectified_flow, shared_vpsde
 
 F64 = torch.float64
 MU, S0 = 0.4, 0.7
@@ -67,30 +66,6 @@ def test_every_conversion_round_trips_to_rounding_for_every_zoo_sde(name, dtype)
         assert excess <= 1.0, (source, target, excess)
 
 
-def closed_forms(name, t):
-    """``a, m, b, a', m', b'`` written from each SDE's printed marginal (not from sdekit)."""
-    zero = torch.zeros_like(t)
-    if name == "VP":
-        beta = 0.1 + t * 19.9
-        a = torch.exp(-(0.1 * t + 19.9 * t * t / 2) / 2)
-        b = torch.sqrt(1 - a * a)
-        da = -beta / 2 * a
-        return a, zero, b, da, zero, -a * da / b
-    if name == "VE":
-        r = 50.0 / 0.01
-        b = 0.01 * r**t
-        return torch.ones_like(t), zero, b, zero, zero, b * math.log(r)
-    if name == "OUVE":  # gamma = 1, sigma_min 0.01, sigma_max 0.3
-        r = 0.3 / 0.01
-        a = torch.exp(-t)
-        v = 0.01**2 * (r ** (2 * t) - torch.exp(-2 * t))
-        dv = 0.01**2 * (2 * math.log(r) * r ** (2 * t) + 2 * torch.exp(-2 * t))
-        return a, 1 - a, v.sqrt(), -a, a, dv / (2 * v.sqrt())
-    if name == "RF":
-        return 1 - t, zero, t, -torch.ones_like(t), zero, torch.ones_like(t)
-    raise KeyError(name)
-
-
 @pytest.mark.parametrize("name", ["VP", "VE", "OUVE", "RF"])
 def test_the_wrapper_turns_exact_gaussian_predictions_into_the_exact_gaussian_score(name):
     sde = zoo(name)
@@ -103,7 +78,7 @@ def test_the_wrapper_turns_exact_gaussian_predictions_into_the_exact_gaussian_sc
     def exact(prediction):
         def model(xx, t):
             assert torch.equal(t, t_fixed)
-            a, m, b, da, dm, db = (c[:, None] for c in closed_forms(name, t))
+            a, m, b, da, dm, db = (c[:, None] for c in marginal_closed_forms(name, t))
             V = a * a * S0**2 + b * b
             resid = xx - a * MU - (m * y if y is not None else 0.0)
             e_z, e_x0 = b * resid / V, MU + a * S0**2 * resid / V
