@@ -171,8 +171,9 @@ class DMPS:
         :class:`sdekit.solvers.RunOptions`; ``dtype`` and ``device`` default to ``x_T``'s, else
         ``y``'s.  ``prediction``: what ``prior_score_fn`` outputs, ``"score"`` (default) or a network's
         ``"eps"``, ``"x0"``, ``"velocity"`` (the flow version's ``v``), ``"v"``
-        (:func:`sdekit.parameterisation.as_score_fn` turns it into the score).  The likelihood part never syncs with the device, so it can be captured in a CUDA
-        graph (``prior_score_fn`` must allow it too).
+        (:func:`sdekit.parameterisation.as_score_fn` turns it into the score).  The likelihood part
+        never syncs with the device, so it can be captured in a CUDA graph (``prior_score_fn`` must
+        allow it too).
         """
         if not isinstance(y, torch.Tensor) or y.dim() < 2:
             raise ValueError("y must be a batched measurement tensor (B, ...)")
