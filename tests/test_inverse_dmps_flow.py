@@ -40,16 +40,22 @@ def exact_velocity(name, mu0, Sig0):
     return v
 
 
-def algorithm2(name, A, y, sigma_y, lam, velocity, x, ts):
-    """Algorithm 2 written out with dense matrices (module docstring); ``x``: ``(B, n)``."""
+def algorithm2(name, A, y, sigma_y, lam, velocity, x, ts, heun=False):
+    """Algorithm 2 written out with dense matrices (module docstring); ``x``: ``(B, n)``.  With
+    ``heun``, its posterior velocity ``u = v + lam b (a' b - a b') / a grad`` in the trapezoidal rule
+    ``x <- x - h (u(x, t) + u(x - h u(x, t), s)) / 2``."""
     eye_m = torch.eye(A.shape[0], dtype=F64)
-    for t, s in zip(ts[:-1], ts[1:]):
-        h = float(t - s)
+
+    def u(x, t):
         a, _, b, da, _, db = (float(c) for c in marginal_closed_forms(name, t.reshape(1)))
         cov = sigma_y**2 * eye_m + (b / a) ** 2 * A @ A.T
         grad = torch.linalg.solve(cov, (y - x @ A.T / a).T).T @ A / a
-        v = velocity(x, torch.full((x.shape[0],), float(t), dtype=F64))
-        x = x - v * h - lam * b * (da * b - a * db) / a * grad * h
+        return velocity(x, torch.full((x.shape[0],), float(t), dtype=F64)) + lam * b * (da * b - a * db) / a * grad
+
+    for t, s in zip(ts[:-1], ts[1:]):
+        h = float(t - s)
+        u1 = u(x, t)
+        x = x - h * u1 if not heun else x - h * (u1 + u(x - h * u1, s)) / 2
     return x
 
 
@@ -72,6 +78,21 @@ def test_flow_dmps_matches_a_dense_transcription_of_algorithm_2(name, lam):
     sampler = DMPS(sde, DenseOperator(A), sigma_y, lam=lam, steps=steps, solver="flow")
     got = sampler.sample(v, y, x_T=x_T, prediction="velocity", seed=0)
     want = algorithm2(name, A, y, sigma_y, lam, v, x_T, sampler.solver.time_grid())
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["RF", "VP"])
+def test_flow_dmps_with_heun_steps_matches_the_trapezoidal_transcription(name):
+    sde = shared_rectified_flow() if name == "RF" else shared_vpsde()
+    mu0, Sig0 = gaussian(4, 5)
+    g = torch.Generator().manual_seed(6)
+    A = torch.randn(2, 4, generator=g, dtype=F64)
+    y = torch.randn(3, 2, generator=g, dtype=F64)
+    x_T = torch.randn(3, 4, generator=g, dtype=F64)
+    v = exact_velocity(name, mu0, Sig0)
+    sampler = DMPS(sde, DenseOperator(A), 0.1, lam=0.8, steps=10, solver="flow_heun")
+    got = sampler.sample(v, y, x_T=x_T, prediction="velocity", seed=0)
+    want = algorithm2(name, A, y, 0.1, 0.8, v, x_T, sampler.solver.time_grid(), heun=True)
     torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
 
 

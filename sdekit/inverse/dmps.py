@@ -197,7 +197,7 @@ class DMPS:
         dtype, device = options.dtype or ref.dtype, options.device or ref.device
         n = math.prod(shape[1:])
         per_sample(self.sigma_y, shape[0], y, "sigma_y")
-        times = self.solver.time_grid("cpu")[:-1].to(dtype).to(device)  # what the solver's loop passes as t
+        times = self.solver.time_grid("cpu").to(dtype).to(device)  # every t the loop passes (Heun's 2nd stage: t_eps)
         score_fn = self.posterior_score_fn(prior_score_fn, y.to(dtype=dtype, device=device), n, options.backend,
                                            times=times)
         return self.solver.sample(score_fn, None, x_T=x_T, shape=shape,
