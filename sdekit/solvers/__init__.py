@@ -6,7 +6,7 @@ with counter-based normals keyed by ``(seed, word, element)``, so the ``torch``,
 
 * :mod:`.base`: the abstract :class:`ReverseSampler` (a sampler is its ``step_coefficients``)
   and :class:`Corrector`, and the front door that checks a run;
-* :mod:`.plan`: a run's :class:`Plan` (grid, ``(A, C, S, N)`` table, corrector, RNG words);
+* :mod:`.plan`: a run's :class:`Plan` (grid, ``(A, C, S, N)`` table, corrector, second stage, RNG words);
 * :mod:`.options`: :class:`RunOptions` (seed, backend, ..., denoise), one frozen object;
 * :mod:`.loop`: the one loop that executes a plan (forward and reverse);
 * :mod:`.registry`: the names ``PredictorCorrector`` and ``DMPS`` accept;
