@@ -20,7 +20,7 @@ exact statistics: no network, no training, nothing downloaded.
     ``sdekit.inverse.DMPS`` (DDPM ancestral steps).  Its likelihood term is an
     approximation; the reference row uses the exact *posterior* score with the same solver.
     DMPS's flow-based version (its Algorithm 2, ``DMPS(..., solver="flow")``) runs on rectified
-    flow, ``x_t = (1 - t) x0 + t z`` (``LinearSDE`` with ``f = -1/(1 - t)``,
+    flow, ``x_t = (1 - t) x0 + t z`` (``RectifiedFlow()``: ``f = -1/(1 - t)``,
     ``g^2 = 2 t / (1 - t)``, from ``T = 0.999``), with the exact prior *velocity*
     ``f x - g^2 score / 2`` as the network's output (``prediction="velocity"``): Euler steps as
     in the paper, and Heun steps (``"flow_heun"``); its reference row is the exact posterior
@@ -51,7 +51,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _figures import pyplot, save_figure  # noqa: E402
 from _mixture import GaussianMixture, patch_mixture  # noqa: E402
 
-from sdekit import OUVE, TSDVE, VPSDE, EulerMaruyama, FlowODE, LinearSDE  # noqa: E402
+from sdekit import OUVE, TSDVE, VPSDE, EulerMaruyama, FlowODE, RectifiedFlow  # noqa: E402
 from sdekit.inverse import DMPS, AncestralDDPM, Inpainting, SeparableBlur  # noqa: E402
 from sdekit.parameterisation import convert  # noqa: E402
 
@@ -116,12 +116,6 @@ def t_eps_gap(sde, post: GaussianMixture, y: torch.Tensor) -> dict:
     return {"mean_rmse": float(gap.pow(2).mean().sqrt()), "var_ratio": float(ratio.mean())}
 
 
-def rectified_flow() -> LinearSDE:
-    """Rectified flow ``x_t = (1 - t) x0 + t z`` as the linear SDE ``f = a'/a = -1/(1 - t)``,
-    ``g^2 = 2 b^2 (b'/b - a'/a) = 2 t / (1 - t)``, stopped at ``T = 0.999`` where ``f`` is finite."""
-    return LinearSDE("-x/(1 - t)", "sqrt(2*t/(1 - t))", T=0.999, t_eps=1e-3)
-
-
 def marginal_table(sdes: dict) -> dict:
     t = torch.tensor(STD_TIMES, dtype=torch.float64)
     return {name: {"t": t.clamp(max=sde.T).tolist(), "std": sde.marginal_std(t.clamp(max=sde.T)).tolist(),
@@ -137,7 +131,7 @@ def main(argv=None) -> dict:
     device = torch.device(args.device)
     M, S, d = args.measurements, args.samples, SIZE * SIZE
     gen = torch.Generator().manual_seed(args.seed)
-    sdes = {"OUVE": OUVE(), "TSDVE": TSDVE(), "VPSDE": VPSDE(), "RF": rectified_flow()}
+    sdes = {"OUVE": OUVE(), "TSDVE": TSDVE(), "VPSDE": VPSDE(), "RF": RectifiedFlow()}
 
     prior = patch_mixture(SIZE)
     x0 = prior.sample(M, gen)                                   # the clean patches, (M, d)

@@ -24,6 +24,7 @@ import torch
 
 from ._checks import check_generator
 from .parameterisation import MarginalCoefficients, check_prediction
+from .sde import batch
 
 __all__ = ["denoising_score_matching", "likelihood_time_weight", "sample_likelihood_times", "dirac_loss",
            "incremental_reconstruction_loss"]
@@ -139,7 +140,7 @@ def denoising_score_matching(sde, score_fn: Callable, x0: torch.Tensor, y: torch
         u = torch.rand(B, generator=generator, dtype=x0.dtype, device=x0.device)
         t = t_eps + (sde.T - t_eps) * u
     x_t, z = sde.sample_marginal(x0, y, t, generator=generator)
-    std = sde._per_sample(sde.marginal_std(t), x0)
+    std = batch.per_sample(sde.marginal_std(t), x0)
     score = score_fn(x_t, t) if y is None else score_fn(x_t, t, y)
     if not isinstance(score, torch.Tensor) or score.shape != x0.shape:
         raise ValueError(f"score_fn must return a tensor of shape {tuple(x0.shape)}, "
@@ -151,7 +152,7 @@ def denoising_score_matching(sde, score_fn: Callable, x0: torch.Tensor, y: torch
 
     if prediction != "score":
         coefs = MarginalCoefficients(sde, t)
-        p, q, r = (sde._per_sample(c, x0) for c in coefs.pqr(prediction))
+        p, q, r = (batch.per_sample(c, x0) for c in coefs.pqr(prediction))
         target = p * x0 + q * z + (r * y if sde.has_y_drift else 0.0)
         per_sample = reduce((score - target).pow(2))
         if likelihood_weighting:

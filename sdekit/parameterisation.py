@@ -46,6 +46,8 @@ from typing import Callable
 
 import torch
 
+from .sde.batch import per_sample
+
 __all__ = ["PREDICTIONS", "MarginalCoefficients", "marginal_coefficients", "convert", "score_sensitivity",
            "as_score_fn", "check_prediction"]
 
@@ -109,13 +111,8 @@ def score_sensitivity(sde, t, prediction: str) -> torch.Tensor:
     return MarginalCoefficients(sde, t).score_sensitivity(check_prediction("prediction", prediction))
 
 
-def _per_sample(c: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    c = c.to(dtype=x.dtype, device=x.device)
-    return c if c.dim() == 0 else c.reshape(-1, *([1] * (x.dim() - 1)))
-
-
 def _apply(coefs: MarginalCoefficients, x, out, y, source: str, target: str) -> torch.Tensor:
-    alpha, beta, gamma = (_per_sample(c, x) for c in coefs.conversion(source, target))
+    alpha, beta, gamma = (per_sample(c, x) for c in coefs.conversion(source, target))
     res = alpha * x + beta * out
     if coefs.has_y:
         res = res + gamma * y
@@ -140,9 +137,6 @@ def convert(sde, x: torch.Tensor, t, out: torch.Tensor, source: str, target: str
     coefs = MarginalCoefficients(sde, t)
     if coefs.has_y and (not isinstance(y, torch.Tensor) or y.shape != x.shape):
         raise ValueError("this SDE's drift depends on y: pass y, a tensor of x's shape")
-    if coefs.a.dim() > 0 and (coefs.a.dim() != 1 or x.dim() == 0 or coefs.a.shape[0] != x.shape[0]):
-        raise ValueError(f"t must be a number or of shape ({x.shape[0] if x.dim() else ''},), "
-                         f"got shape {tuple(coefs.a.shape)}")
     return _apply(coefs, x, out, y, source, target)
 
 

@@ -66,12 +66,10 @@ def reverse_moments(sampler, y=0.0, denoise=False, mu=MU, s0=S0):
 
 @functools.lru_cache(maxsize=None)
 def shared_rectified_flow():
-    """Rectified flow ``x_t = (1 - t) x0 + t z`` as ``LinearSDE(drift, diffusion)`` from the closed forms
-    ``f = a'/a = -1/(1 - t)``, ``g^2 = 2 b^2 (b'/b - a'/a) = 2 t / (1 - t)``, stopped at ``T = 0.999``
-    where ``f`` is still finite (the zoo's ``RectifiedFlow()`` is the marginals work's)."""
-    from sdekit import LinearSDE
+    """One ``RectifiedFlow()``: ``x_t = (1 - t) x0 + t z`` on ``[0, 0.999]`` (building one derives it with sympy)."""
+    from sdekit import RectifiedFlow
 
-    return LinearSDE("-x/(1 - t)", "sqrt(2*t/(1 - t))", T=0.999, t_eps=1e-3)
+    return RectifiedFlow()
 
 
 def marginal_closed_forms(name, t):

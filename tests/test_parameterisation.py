@@ -12,7 +12,7 @@ import itertools
 import pytest
 import torch
 
-from sdekit import OUVE, TSDVE, VESDE, SubVPSDE, DriftVE
+from sdekit import EDM, OUVE, TSDVE, VESDE, CosineVP, DriftVE, SubVPSDE
 from sdekit.parameterisation import PREDICTIONS, MarginalCoefficients, as_score_fn, convert, score_sensitivity
 
 from _problems import marginal_closed_forms, shared_rectified_flow, shared_vpsde
@@ -20,7 +20,8 @@ from _problems import marginal_closed_forms, shared_rectified_flow, shared_vpsde
 F64 = torch.float64
 MU, S0 = 0.4, 0.7
 ZOO = {"VP": shared_vpsde, "VE": lambda: VESDE(), "subVP": lambda: SubVPSDE(), "OUVE": lambda: OUVE(),
-       "TSDVE": lambda: TSDVE(), "DriftVE(2)": lambda: DriftVE(2, 3.0), "RF": shared_rectified_flow}
+       "TSDVE": lambda: TSDVE(), "DriftVE(2)": lambda: DriftVE(2, 3.0), "RF": shared_rectified_flow,
+       "CosineVP": lambda: CosineVP(), "EDM": lambda: EDM()}
 _built = {}
 
 

@@ -14,6 +14,7 @@ with counter-based normals keyed by ``(seed, word, element)``, so the ``torch``,
 """
 from .adaptive import AdaptiveProbabilityFlow, DormandPrince, ODESolution
 from .ancestral import AncestralDDPM
+from .annealed_langevin import AnnealedLangevin
 from .base import Corrector, ReverseSampler
 from .euler_maruyama import EulerMaruyama
 from .exponential import ExponentialIntegrator
@@ -25,8 +26,7 @@ from .predictor_corrector import LangevinCorrector, PredictorCorrector, ReverseD
 from .probability_flow import ProbabilityFlow
 
 __all__ = [
-    "AdaptiveProbabilityFlow", "AncestralDDPM", "Corrector", "DormandPrince", "EulerMaruyama", "ExponentialIntegrator",
-    "FlowHeun", "FlowODE",
-    "LangevinCorrector", "NonFiniteError", "ODESolution", "Plan", "PredictorCorrector", "ProbabilityFlow",
-    "ReverseDiffusion", "ReverseSampler", "RunOptions", "SolverError",
+    "AdaptiveProbabilityFlow", "AncestralDDPM", "AnnealedLangevin", "Corrector", "DormandPrince", "EulerMaruyama",
+    "ExponentialIntegrator", "FlowHeun", "FlowODE", "LangevinCorrector", "NonFiniteError", "ODESolution", "Plan",
+    "PredictorCorrector", "ProbabilityFlow", "ReverseDiffusion", "ReverseSampler", "RunOptions", "SolverError",
 ]

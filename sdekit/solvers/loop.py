@@ -18,14 +18,14 @@ loop with a warning.
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
 
-from ..kernels.dispatch import resolve
-from ..kernels import steps as _steps  # noqa: F401  (importing it registers every backend)
+from ..kernels import steps as _steps
 from .options import RunOptions
 from .plan import Plan
 
@@ -77,9 +77,12 @@ def run(plan: Plan, x: torch.Tensor, score_fn: Callable | None, y, options: RunO
     the conditioning tensor or ``None``; ``options.seed`` already drawn).  Returns ``x``, or
     ``(x, trajectory)`` with ``options.return_trajectory``."""
     steps, K, device = plan.steps, plan.corrector_steps, x.device
-    affine = resolve("affine_step", options.backend, device)
+    # the kernels' front door: score_fn's result is checked there, once per step, and nowhere else
+    affine = functools.partial(_steps.affine_step, backend=options.backend)
     table = plan.table.to(x.dtype).unsqueeze(-1).to(device)  # (steps, 4, 1): the kernels' coef layout
-    t_rows = plan.times[:-1, None].expand(steps, x.shape[0]).to(x.dtype).contiguous().to(device)
+    t_rows = None  # row n: the (batch,) times score_fn sees at step n
+    if plan.uses_score or K:
+        t_rows = plan.times[:-1, None].expand(steps, x.shape[0]).to(x.dtype).contiguous().to(device)
     constants = None if K == 0 else plan.corrector_constants.to(dtype=x.dtype, device=device)
     records = StepRecords(plan, device, options.check_every)
     last_noise = plan.noise and not options.denoise

@@ -52,7 +52,7 @@ class RunOptions:
     device: torch.device | None = None
     denoise: bool = True
     # Issue 18 (distributed sampling) adds ``sample_offset: int = 0`` here: the global index of
-    # this batch's first sample.  It reaches the kernels through ``Loop.rng_key`` alone.
+    # this batch's first sample.  It reaches the kernels through ``sdekit.solvers.loop.rng_key`` alone.
 
     def __post_init__(self):
         fix = object.__setattr__
