@@ -29,8 +29,8 @@ This module only assembles that score; the reverse-time integration is the solve
   (``h > 0`` the step towards ``t = 0``, ``a_t = mx(t)``, ``b_t = std(t)``).  The factor
   ``b (a' b - a b') / a`` is ``-g^2 / 2`` (``g^2 = 2 b^2 (b'/b - a'/a)``), so this is the Euler
   step of the probability-flow ODE with the posterior score above: it holds for any linear
-  SDE without ``y``-drift, rectified flow (``a = 1 - t``, ``b = t``, the paper's configuration,
-  stopped short of ``t = 1`` where ``a' / a`` is infinite) and VP alike.  A velocity network is
+  SDE without ``y``-drift, rectified flow (``sdekit.RectifiedFlow()``: ``a = 1 - t``, ``b = t``, the
+  paper's configuration, stopped short of ``t = 1`` where ``a' / a`` is infinite) and VP alike.  A velocity network is
   passed as ``sample(v, y, prediction="velocity")`` (:mod:`sdekit.parameterisation`);
   ``"flow_heun"`` takes Heun steps instead;
 * any other name of :data:`sdekit.solvers.registry.SAMPLERS` (the one table of sampler names).
