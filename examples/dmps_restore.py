@@ -239,7 +239,8 @@ def dmps_code_sample(sde, score, op, y: torch.Tensor, sigma_y: float, x_T: torch
     The schedule stays sdekit's (the continuous VP-SDE's transition, ancestral variance ``beta``) where
     the code has 1000 discrete betas and the network's learned variance: differences 3 of
     :mod:`sdekit.inverse.dmps`, which this prior (no learned variance) cannot reproduce.  The normals
-    ``z`` are sdekit's ``(seed, step)`` ones that ``DMPS.sample`` draws, so rows differ by the method only; no noise on the last step (``denoise=True``).  With ``scale = 1``, ``clip=None`` and
+    ``z`` are sdekit's ``(seed, step)`` ones that ``DMPS.sample`` draws, so rows differ by the method
+    only; no noise on the last step (``denoise=True``).  With ``scale = 1``, ``clip=None`` and
     ``likelihood_at="x_t"`` this is ``DMPS(sde, op, sigma_y).sample`` (the smoke test checks it).
     """
     sampler = AncestralDDPM(sde, steps)

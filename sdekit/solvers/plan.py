@@ -12,7 +12,8 @@ its own RNG *word* (the ``step`` of the counter-based generator, :mod:`sdekit.ke
     word(n, j) = n (1 + K) + j,     j = 0 .. K - 1 the corrector updates, j = K the predictor,
 
 and a prior draw at ``T`` uses the reserved word :data:`PRIOR_WORD`, so no two draws of one run
-share normals and a run is a pure function of ``(seed, plan)``.
+share normals and a run is a pure function of ``(seed, plan)``.  The loop that executes a plan
+is :func:`sdekit.solvers.loop.run`; samplers only build plans.
 
 A two-stage predictor (Heun's method) has a ``second_stage`` table: the predictor update then
 writes its result ``x~`` (the Euler predictor at ``t_{n+1}``) to a buffer, and the second stage,
@@ -21,8 +22,7 @@ with the score evaluated there, is
     x <- A2_n x + B2_n x~ + C2_n y + S2_n score(x~, t_{n+1}),
 
 row ``n`` of ``second_stage`` with columns ``(A2, B2, C2, S2)``; it is noise-free and takes the
-word ``K + 1`` of its step (its finiteness flags), so ``word(n, j) = n (2 + K) + j`` then.  The loop that executes a plan
-is :func:`sdekit.solvers.loop.run`; samplers only build plans.
+word ``K + 1`` of its step (its finiteness flags), so ``word(n, j) = n (2 + K) + j`` then.
 """
 from __future__ import annotations
 
