@@ -78,7 +78,7 @@ def heun_transcription(sde, score, x, y, steps, t_eps):
     return x
 
 
-@pytest.mark.parametrize("backend", ["torch", "triton"])
+@pytest.mark.parametrize("backend", ["torch", "triton", "cpu"])
 def test_heun_plan_matches_the_trapezoidal_rule_written_out_with_and_without_y(backend):
     g = torch.Generator().manual_seed(0)
     for sde, has_y in ((shared_vpsde(), False), (OUVE(), True)):
