@@ -11,6 +11,10 @@ waits on the device:
   score, non-finite update) and inspected once at the end, or every ``check_every`` steps (one
   host sync each).  The error names the first failing step and its time.
 
+Complex data runs as its real pairs (:mod:`sdekit.solvers.complex_data`): the kernels see
+``view_as_real`` of the state, ``y`` and the score, and every noise coefficient is scaled by
+``1/sqrt(2)``; the state is updated in place through that view.
+
 On CUDA, ``cuda_graph=True`` captures the whole loop in a CUDA graph (after warm-up steps that
 compile the kernels and let ``score_fn`` allocate its workspaces) and replays it; a capture that
 fails (``score_fn`` syncs, allocates from the host, branches on data) falls back to the eager
@@ -25,7 +29,9 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from .._checks import check_like
 from ..kernels import steps as _steps
+from .complex_data import noise_scale, real_pairs
 from .options import RunOptions
 from .plan import Plan
 
@@ -73,44 +79,53 @@ def rng_key(options: RunOptions, word: int) -> dict:
 
 
 def run(plan: Plan, x: torch.Tensor, score_fn: Callable | None, y, options: RunOptions):
-    """Execute ``plan`` on ``x`` in place (``x``: the validated, contiguous initial state; ``y``:
-    the conditioning tensor or ``None``; ``options.seed`` already drawn).  Returns ``x``, or
-    ``(x, trajectory)`` with ``options.return_trajectory``."""
+    """Execute ``plan`` on ``x`` in place (``x``: the validated, contiguous initial state, real or
+    complex; ``y``: the conditioning tensor or ``None``; ``options.seed`` already drawn).  Returns
+    ``x``, or ``(x, trajectory)`` with ``options.return_trajectory``."""
     steps, K, device = plan.steps, plan.corrector_steps, x.device
     # the kernels' front door: score_fn's result is checked there, once per step, and nowhere else
     affine = functools.partial(_steps.affine_step, backend=options.backend)
-    table = plan.table.to(x.dtype).unsqueeze(-1).to(device)  # (steps, 4, 1): the kernels' coef layout
+    state, y, scale = real_pairs(x), real_pairs(y), noise_scale(x)  # what the kernels read and write
+    dtype = state.dtype
+    table = plan.table if scale == 1.0 else plan.table * plan.table.new_tensor([1.0, 1.0, 1.0, scale])
+    table = table.to(dtype).unsqueeze(-1).to(device)  # (steps, 4, 1): the kernels' coef layout
     t_rows = None  # row n: the (batch,) times score_fn sees at step n
     if plan.uses_score or K:
-        t_rows = plan.times[:-1, None].expand(steps, x.shape[0]).to(x.dtype).contiguous().to(device)
-    constants = None if K == 0 else plan.corrector_constants.to(dtype=x.dtype, device=device)
+        t_rows = plan.times[:-1, None].expand(steps, x.shape[0]).to(dtype).contiguous().to(device)
+    constants = None if K == 0 else plan.corrector_constants.to(dtype=dtype, device=device)
     records = StepRecords(plan, device, options.check_every)
     last_noise = plan.noise and not options.denoise
 
-    def score(n: int) -> torch.Tensor:
-        return score_fn(x, t_rows[n])
-
-    def launch(w: int, kernel: Callable, *args, **kwargs) -> None:
+    def launch(w: int, kernel: Callable, *args, **kwargs):
         try:
-            kernel(*args, **kwargs)
+            return kernel(*args, **kwargs)
         except (TypeError, ValueError) as err:  # everything but score_fn's result was checked up front
             raise SolverError(f"at {records.describe(w)}: score_fn returned a value the step cannot take: "
                               f"{err}") from err
 
-    second = None if plan.second_stage is None else SecondStage(plan, x, y, score_fn)
+    def kernel_score(s: torch.Tensor, w: int) -> torch.Tensor:
+        if state is not x:  # complex: the kernels would see a real score of the wrong shape, so check here
+            launch(w, check_like, "score", s, x)
+        return real_pairs(s)
+
+    def score(n: int, w: int) -> torch.Tensor:
+        return kernel_score(score_fn(x, t_rows[n]), w)
+
+    second = None if plan.second_stage is None else SecondStage(plan, x, y, dtype)
 
     def one_step(n: int) -> None:
         for j in range(K):
             w = plan.word(n, j)
-            launch(w, plan.corrector.step, x, score(n), constants[n], **rng_key(options, w),
-                   backend=options.backend, out=x, flags=records.flags[w])
+            launch(w, plan.corrector.step, state, score(n, w), constants[n], **rng_key(options, w),
+                   noise_scale=scale, backend=options.backend, out=state, flags=records.flags[w])
         w = plan.word(n, K)
         noise = last_noise if n == steps - 1 else plan.noise
-        launch(w, affine, x, table[n], score=score(n) if plan.uses_score else None, y=y, noise=noise,
-               out=x if second is None else second.stage, flags=records.flags[w], **rng_key(options, w))
+        launch(w, affine, state, table[n], score=score(n, w) if plan.uses_score else None, y=y, noise=noise,
+               out=state if second is None else second.state, flags=records.flags[w], **rng_key(options, w))
         if second is not None:
             w = plan.word(n, K + 1)
-            for args, kwargs in second.updates(n):
+            s2 = kernel_score(score_fn(second.stage, second.t_next[n]), w)
+            for args, kwargs in second.updates(n, state, s2):
                 launch(w, affine, *args, noise=False, flags=records.flags[w], **kwargs, **rng_key(options, w))
 
     trajectory = [x.clone()] if options.return_trajectory else None
@@ -146,17 +161,19 @@ def run(plan: Plan, x: torch.Tensor, score_fn: Callable | None, y, options: RunO
 
 class SecondStage:
     """The second predictor stage of a plan (:mod:`sdekit.solvers.plan`), as fused affine steps:
-    ``x <- A2 x + B2 x~ + C2 y + S2 score(x~, t_{n+1})`` with ``x~`` in the buffer ``stage``.
+    ``x <- A2 x + B2 x~ + C2 y + S2 score(x~, t_{n+1})`` with ``x~`` in the buffer ``stage`` (shaped
+    and typed like ``x``; ``state`` is its real-pairs view, what the kernels read and write).
 
     Without ``y`` it is one kernel launch, ``x~`` taking the kernel's ``y`` operand; with ``y``
     (four operands, one more than the kernel reads) it is two: ``x~ <- B2 x~ + C2 y + S2 score``,
     then ``x <- A2 x + x~``.
     """
 
-    def __init__(self, plan: Plan, x: torch.Tensor, y, score_fn: Callable):
-        self.x, self.y, self.score_fn = x, y, score_fn
+    def __init__(self, plan: Plan, x: torch.Tensor, y, dtype: torch.dtype):
+        self.y = y  # real pairs, or None
         self.stage = torch.empty_like(x)
-        c = plan.second_stage.to(dtype=x.dtype, device=x.device)  # columns (A2, B2, C2, S2)
+        self.state = real_pairs(self.stage)
+        c = plan.second_stage.to(dtype=dtype, device=x.device)  # columns (A2, B2, C2, S2)
         A2, B2, C2, S2 = c.unbind(1)
         zero, one = torch.zeros_like(A2), torch.ones_like(A2)
         if y is None:
@@ -164,16 +181,16 @@ class SecondStage:
         else:
             self.tables = (torch.stack([B2, C2, S2, zero], 1).unsqueeze(-1), torch.stack([A2, one, zero, zero], 1)
                            .unsqueeze(-1))
-        self.t_next = plan.times[1:, None].expand(plan.steps, x.shape[0]).to(x.dtype).contiguous().to(x.device)
+        self.t_next = plan.times[1:, None].expand(plan.steps, x.shape[0]).to(dtype).contiguous().to(x.device)
 
-    def updates(self, n: int):
-        """``(args, kwargs)`` of the affine steps of step ``n`` (the score is evaluated here)."""
-        x, stage = self.x, self.stage
-        score = self.score_fn(stage, self.t_next[n])
+    def updates(self, n: int, state: torch.Tensor, score: torch.Tensor):
+        """``(args, kwargs)`` of the affine steps of step ``n`` on the run's ``state`` (real pairs),
+        with ``score`` the (real-pairs) score at ``x~``."""
+        stage = self.state
         if self.y is None:
-            return [((x, self.tables[0][n]), {"score": score, "y": stage, "out": x})]
+            return [((state, self.tables[0][n]), {"score": score, "y": stage, "out": state})]
         return [((stage, self.tables[0][n]), {"score": score, "y": self.y, "out": stage}),
-                ((x, self.tables[1][n]), {"y": stage, "out": x})]
+                ((state, self.tables[1][n]), {"y": stage, "out": state})]
 
 
 def run_graphed(loop: Callable[[], None], warmup: Callable[[], None], x: torch.Tensor, backup: torch.Tensor) -> None:
