@@ -118,3 +118,17 @@ def test_flow_sampler_bad_arguments():
         Plan(ts, torch.zeros(2, 4, dtype=F64), noise=False, second_stage=torch.zeros(3, 4, dtype=F64))
     with pytest.raises(ValueError, match="noise-free"):
         Plan(ts, torch.zeros(2, 4, dtype=F64), noise=True, second_stage=torch.zeros(2, 4, dtype=F64))
+
+
+def test_heun_on_complex_data_is_heun_on_the_real_and_imaginary_parts():
+    sde = shared_vpsde()
+    g = torch.Generator().manual_seed(0)
+    re, im = torch.randn(3, 4, generator=g, dtype=F64), torch.randn(3, 4, generator=g, dtype=F64)
+    score_re, score_im = gaussian_score(sde), gaussian_score(sde, mu=0.0)
+
+    def score(x, t):  # affine in each part: the second stage must see x~ as complex, like the first
+        return torch.complex(score_re(x.real, t), score_im(x.imag, t))
+
+    out = FlowHeun(sde, 7).sample(score, x_T=torch.complex(re, im), seed=0)
+    assert torch.equal(out.real, FlowHeun(sde, 7).sample(score_re, x_T=re, seed=0))
+    assert torch.equal(out.imag, FlowHeun(sde, 7).sample(score_im, x_T=im, seed=0))
