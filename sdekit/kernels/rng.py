@@ -1,17 +1,21 @@
 """Counter-based normal random numbers: Philox4x32-10 + Box-Muller, keyed by (seed, step, index).
 
 Normals are drawn for a tensor seen as ``(B, N)``: sample ``b``, element ``j`` of that
-sample (its logical row-major index, not its memory offset).  Elements are taken in
-groups of ``G`` (4 in float32, 2 in float64) that share one Philox call:
+sample (its logical row-major index, not its memory offset).  The sample's *global* index
+is ``i = sample_offset + b``: ``sample_offset`` (default 0) is the global index of the
+batch's first sample, so a process drawing samples ``[k, k + B)`` of a larger run passes
+``sample_offset = k`` and gets rows ``[k, k + B)`` of the one big draw (issue 18,
+:mod:`sdekit.distributed`).  ``i`` is the counter's 32-bit sample word: ``i < 2^32``.
+Elements are taken in groups of ``G`` (4 in float32, 2 in float64) that share one Philox call:
 
-    q = j // G,   (o0, o1, o2, o3) = Philox4x32-10(counter = (q, b, step_lo, step_hi),
+    q = j // G,   (o0, o1, o2, o3) = Philox4x32-10(counter = (q, i, step_lo, step_hi),
                                                  key     = (seed_lo, seed_hi))
     float32, G = 4:  (o0, o1) -> z[4q], z[4q+1];  (o2, o3) -> z[4q+2], z[4q+3]
         u1 = ((o_even >> 8) + 1) 2^-24,  u2 = (o_odd >> 8) 2^-24
     float64, G = 2:  u1 = ((o0 << 21 | o2 >> 11) + 1) 2^-53,  u2 = (o1 << 21 | o3 >> 11) 2^-53
     Box-Muller:      r = sqrt(-2 log u1),  (z[G q + 2k], z[G q + 2k + 1]) = r (cos 2 pi u2, sin 2 pi u2)
 
-So a draw is a pure function of (seed, step, b, j): strided and contiguous tensors,
+So a draw is a pure function of (seed, step, i, j): strided and contiguous tensors,
 and any launch configuration, get the same numbers.  ``u1`` lies in ``(0, 1]`` so the
 logarithm is finite; the uniforms are exact in their dtype (24 or 53 bits), so backends
 differ only by the last-ulp differences of ``log``/``cos``/``sin``/``sqrt``.  The tails
@@ -27,6 +31,7 @@ CUDA twin is ``csrc/philox.cuh``.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -37,7 +42,10 @@ PHILOX_W1 = 0xBB67AE85  # key bump (sqrt(3) - 1)
 MASK32 = 0xFFFFFFFF
 ROUNDS = 10
 
-__all__ = ["group_size", "philox4x32", "philox_normal", "philox_normal_like", "split_seed"]
+SAMPLE_WORDS = 1 << 32  # global sample indices live in the counter's 32-bit sample word
+
+__all__ = ["SAMPLE_WORDS", "check_sample_offset", "group_size", "philox4x32", "philox_normal", "philox_normal_like",
+           "split_seed"]
 
 
 def split_seed(seed: int) -> tuple[int, int]:
@@ -87,6 +95,17 @@ def kernel_words(seed: int, step: int) -> tuple[int, int, int, int]:
     return as_i32(k0), as_i32(k1), as_i32(s & MASK32), as_i32(s >> 32)
 
 
+def check_sample_offset(sample_offset, batch: int = 0) -> int:
+    """``sample_offset`` as an int, checked so that the global sample indices
+    ``[sample_offset, sample_offset + batch)`` fit the counter's 32-bit sample word."""
+    if isinstance(sample_offset, bool) or not isinstance(sample_offset, numbers.Integral):
+        raise TypeError(f"sample_offset must be an int, got {type(sample_offset).__name__}")
+    if not 0 <= sample_offset <= SAMPLE_WORDS - max(batch, 1):
+        raise ValueError(f"sample_offset must be in [0, 2**32 - batch] = [0, {SAMPLE_WORDS - max(batch, 1)}] "
+                         f"(global sample indices are 32-bit), got {sample_offset}")
+    return int(sample_offset)
+
+
 def _check_dtype(dtype: torch.dtype) -> None:
     if dtype not in (torch.float32, torch.float64):
         raise TypeError(f"counter-based normals are defined for float32 and float64, got {dtype}")
@@ -99,15 +118,17 @@ def group_size(dtype: torch.dtype) -> int:
 
 
 def philox_normal(B: int, N: int, seed: int, step: int, dtype: torch.dtype = torch.float32,
-                  device: torch.device | str = "cpu") -> torch.Tensor:
-    """The ``(B, N)`` standard normals of ``(seed, step)``: the specification of every backend."""
+                  device: torch.device | str = "cpu", sample_offset: int = 0) -> torch.Tensor:
+    """The ``(B, N)`` standard normals of ``(seed, step)`` for the global samples
+    ``[sample_offset, sample_offset + B)``: the specification of every backend."""
     G = group_size(dtype)
+    sample_offset = check_sample_offset(sample_offset, B)
     k0, k1 = split_seed(seed)
     s = int(step) % (1 << 64)
     Q = -(-N // G)
     shape = (B, Q)
     c0 = torch.arange(Q, device=device, dtype=torch.int64).expand(shape)
-    c1 = torch.arange(B, device=device, dtype=torch.int64)[:, None].expand(shape)
+    c1 = torch.arange(sample_offset, sample_offset + B, device=device, dtype=torch.int64)[:, None].expand(shape)
     c2 = torch.full(shape, s & MASK32, device=device, dtype=torch.int64)
     c3 = torch.full(shape, s >> 32, device=device, dtype=torch.int64)
     o0, o1, o2, o3 = philox4x32(c0, c1, c2, c3, k0, k1)
@@ -126,11 +147,12 @@ def philox_normal(B: int, N: int, seed: int, step: int, dtype: torch.dtype = tor
     return torch.stack(z, dim=-1).reshape(B, Q * G)[:, :N]
 
 
-def philox_normal_like(x: torch.Tensor, seed: int, step: int) -> torch.Tensor:
-    """Normals shaped like ``x`` (contiguous), with ``x.shape[0]`` as the sample axis."""
+def philox_normal_like(x: torch.Tensor, seed: int, step: int, sample_offset: int = 0) -> torch.Tensor:
+    """Normals shaped like ``x`` (contiguous), with ``x.shape[0]`` as the sample axis and
+    ``sample_offset`` the global index of its first sample."""
     B = x.shape[0] if x.dim() > 0 else 1
     N = x.numel() // B if B else 0
-    return philox_normal(B, N, seed, step, x.dtype, x.device).reshape(x.shape)
+    return philox_normal(B, N, seed, step, x.dtype, x.device, sample_offset).reshape(x.shape)
 
 
 # ----------------------------------------------------------------------------------------

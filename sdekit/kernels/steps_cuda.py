@@ -15,7 +15,7 @@ from .._checks import check_batched_float
 from .dispatch import register
 from .rng import split_seed
 from .steps_layout import step_layout
-from .steps_reference import check_step_args
+from .steps_reference import check_step_args, refuse_sample_offset
 
 
 def _ops():
@@ -39,9 +39,10 @@ def _seed_word(seed: int) -> int:
 
 
 @register("affine_step", "cuda")
-def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, noise=True, out=None, flags=None):
+def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, sample_offset=0, noise=True, out=None, flags=None):
     """CUDA twin of :func:`sdekit.kernels.steps_reference.affine_step` (one kernel launch)."""
     check_step_args(x, coef, score, y, out, flags)
+    refuse_sample_offset(sample_offset, "cuda")
     target = torch.empty_like(x) if out is None else out
     (o, xx, s, yy), dims, strides, contig = step_layout([target, x, score, y])
     flat = [v for st in strides for v in st]
@@ -53,9 +54,10 @@ def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, noise=True, out=
 
 
 @register("sample_sq_norms", "cuda")
-def sample_sq_norms(score, *, seed=0, step=0):
+def sample_sq_norms(score, *, seed=0, step=0, sample_offset=0):
     """CUDA twin of :func:`sdekit.kernels.steps_reference.sample_sq_norms` (deterministic)."""
     check_batched_float("score", score)
+    refuse_sample_offset(sample_offset, "cuda")
     (s,), dims, strides, contig = step_layout([score])
     part = _ops().sde_sample_sq_norms(s, dims, strides[0], _seed_word(seed), _i64(int(step)), contig)
     return part.sum(1)

@@ -23,7 +23,7 @@ from .._checks import check_batched_float
 from .dispatch import register, triton_interpreting
 from .rng import group_size, kernel_words, philox_normal_grouped_tl
 from .steps_layout import step_layout
-from .steps_reference import check_step_args
+from .steps_reference import check_step_args, refuse_sample_offset
 
 
 def _one_variant(*names: str) -> dict:
@@ -134,9 +134,10 @@ def _check_grid(B: int) -> None:
 
 
 @register("affine_step", "triton")
-def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, noise=True, out=None, flags=None):
+def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, sample_offset=0, noise=True, out=None, flags=None):
     """Triton twin of :func:`sdekit.kernels.steps_reference.affine_step` (one kernel launch)."""
     check_step_args(x, coef, score, y, out, flags)
+    refuse_sample_offset(sample_offset, "triton")
     B = x.shape[0]
     _check_grid(B)
     target = torch.empty_like(x) if out is None else out
@@ -162,9 +163,10 @@ def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, noise=True, out=
 
 
 @register("sample_sq_norms", "triton")
-def sample_sq_norms(score, *, seed=0, step=0):
+def sample_sq_norms(score, *, seed=0, step=0, sample_offset=0):
     """Triton twin of :func:`sdekit.kernels.steps_reference.sample_sq_norms` (deterministic: no atomics)."""
     check_batched_float("score", score)
+    refuse_sample_offset(sample_offset, "triton")
     B = score.shape[0]
     _check_grid(B)
     (s,), dims, strides, contig = step_layout([score])

@@ -68,7 +68,8 @@ def with_drawn_seed(options: RunOptions) -> RunOptions:
 
 def initial_state(sde, y, x_T, shape, options: RunOptions) -> torch.Tensor:
     """``x_T`` copied (contiguous), or a prior draw ``prior_mean(y) + std(T) z`` with the
-    counter-based ``z`` of :data:`PRIOR_WORD`, of ``shape`` (default ``y.shape``).  ``y`` and
+    counter-based ``z`` of :data:`PRIOR_WORD` (row ``b``: global sample ``options.sample_offset + b``),
+    of ``shape`` (default ``y.shape``).  ``y`` and
     ``x_T`` are checked as themselves (dtype, finiteness) before they fix anything."""
     if y is not None:
         check_float_batch("y", y)
@@ -101,7 +102,7 @@ def initial_state(sde, y, x_T, shape, options: RunOptions) -> torch.Tensor:
         check_finite("x_T", x_T)
         return x_T.clone(memory_format=torch.contiguous_format)
     std = float(sde.marginal_std(sde.T))
-    z = philox_normal_like(x, options.seed, PRIOR_WORD)
+    z = philox_normal_like(x, options.seed, PRIOR_WORD, options.sample_offset)
     return (sde.prior_mean(y) + std * z).to(x.dtype).contiguous()
 
 
@@ -119,8 +120,10 @@ class Corrector(abc.ABC):
         """Per-step float64 constants for the updates at ``t`` (the predictor then goes to ``s``)."""
 
     @abc.abstractmethod
-    def step(self, x, score, constant, *, seed: int, step: int, backend: str = "auto", out=None, flags=None):
-        """One update of ``x`` at fixed ``t`` with ``score = score_fn(x, t)``; normals keyed by ``(seed, step)``."""
+    def step(self, x, score, constant, *, seed: int, step: int, sample_offset: int = 0, backend: str = "auto",
+             out=None, flags=None):
+        """One update of ``x`` at fixed ``t`` with ``score = score_fn(x, t)``; normals keyed by ``(seed, step)``,
+        row ``b`` those of the global sample ``sample_offset + b``."""
 
 
 class ReverseSampler(abc.ABC):

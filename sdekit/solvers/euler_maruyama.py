@@ -53,7 +53,8 @@ class EulerMaruyama(ReverseSampler):
         """Integrate the forward SDE from ``x0`` at ``t0`` to ``t1`` (default ``T``) in ``steps`` steps.
 
         Run options as for :meth:`sample` (``seed`` and ``backend`` may go positionally after
-        ``t1``); ``denoise`` does not apply (every forward step draws its normals).
+        ``t1``; ``sample_offset``: the global index of ``x0``'s first row); ``denoise`` does not
+        apply (every forward step draws its normals).
         """
         if "denoise" in kwargs:
             raise TypeError("simulate has no denoise option (every forward step draws its normals)")

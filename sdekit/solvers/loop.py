@@ -25,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..kernels.dispatch import resolve
+from ..kernels.rng import check_sample_offset
 from ..kernels import steps as _steps  # noqa: F401  (importing it registers every backend)
 from .options import RunOptions
 from .plan import Plan
@@ -68,8 +69,8 @@ class StepRecords:
 
 def rng_key(options: RunOptions, word: int) -> dict:
     """The counter-based generator's key of one update: the single place the run's RNG numbering
-    meets the kernels (issue 18's ``sample_offset`` joins ``seed`` and ``step`` here)."""
-    return {"seed": options.seed, "step": word}
+    (seed, RNG word, global index of the batch's first sample) meets the kernels."""
+    return {"seed": options.seed, "step": word, "sample_offset": options.sample_offset}
 
 
 def run(plan: Plan, x: torch.Tensor, score_fn: Callable | None, y, options: RunOptions):
@@ -77,6 +78,7 @@ def run(plan: Plan, x: torch.Tensor, score_fn: Callable | None, y, options: RunO
     the conditioning tensor or ``None``; ``options.seed`` already drawn).  Returns ``x``, or
     ``(x, trajectory)`` with ``options.return_trajectory``."""
     steps, K, device = plan.steps, plan.corrector_steps, x.device
+    check_sample_offset(options.sample_offset, x.shape[0])
     affine = resolve("affine_step", options.backend, device)
     table = plan.table.to(x.dtype).unsqueeze(-1).to(device)  # (steps, 4, 1): the kernels' coef layout
     t_rows = plan.times[:-1, None].expand(steps, x.shape[0]).to(x.dtype).contiguous().to(device)

@@ -9,6 +9,7 @@ from .base import Corrector, ReverseSampler, check_sde, sqrt_clamped
 from .options import RunOptions
 from .plan import Plan
 from .registry import CORRECTORS, SAMPLERS, lookup, register_corrector, register_sampler
+from .whole_batch import whole_batch_rows
 
 
 @register_sampler("reverse_diffusion")
@@ -78,21 +79,26 @@ class LangevinCorrector(Corrector):
             return phi * phi
         return torch.full_like(t, self.alpha, dtype=torch.float64)
 
-    def step(self, x, score, constant, *, seed: int, step: int, backend: str = "auto", out=None, flags=None):
+    def step(self, x, score, constant, *, seed: int, step: int, sample_offset: int = 0, backend: str = "auto",
+             out=None, flags=None):
         """One Langevin update of ``x`` at fixed ``t`` (a norm reduction, then one fused kernel).
 
-        ``constant`` is ``alpha``, a scalar tensor (see :meth:`constants`); ``(seed, step)`` keys
-        the normals, the same ones the norm reduction saw.
+        ``constant`` is ``alpha``, a scalar tensor (see :meth:`constants`); ``(seed, step,
+        sample_offset)`` keys the normals, the same ones the norm reduction saw.
         """
-        eps = self.step_size(_steps.sample_sq_norms(score, backend=backend, seed=seed, step=step), constant)
+        key = {"seed": seed, "step": step, "sample_offset": sample_offset}
+        eps = self.step_size(_steps.sample_sq_norms(score, backend=backend, **key), constant)
         coef = torch.stack([torch.ones_like(eps), torch.zeros_like(eps), eps, torch.sqrt(2.0 * eps)])
-        return _steps.affine_step(x, coef, backend=backend, score=score, seed=seed, step=step, out=out, flags=flags)
+        return _steps.affine_step(x, coef, backend=backend, score=score, out=out, flags=flags, **key)
 
     def step_size(self, sq_norms: torch.Tensor, alpha) -> torch.Tensor:
-        """Per-sample ``eps`` from the ``(B, 2)`` squared norms ``(||score||^2, ||z||^2)``."""
+        """Per-sample ``eps`` from the ``(B, 2)`` squared norms ``(||score||^2, ||z||^2)``; the
+        ``"batch_mean"`` rule averages over the whole batch, all shards of a sharded run included
+        (:mod:`sdekit.solvers.whole_batch`)."""
         ss, zz = sq_norms[:, 0], sq_norms[:, 1]
         if self.norm == "batch_mean":
-            ratio2 = (zz.sqrt().mean() / ss.sqrt().mean()) ** 2
+            every = whole_batch_rows(sq_norms)
+            ratio2 = (every[:, 1].sqrt().mean() / every[:, 0].sqrt().mean()) ** 2
             ratio2 = ratio2.expand_as(ss)
         else:
             ratio2 = zz / ss
