@@ -32,11 +32,13 @@ gone without a word (killed).  No rank hangs.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -44,7 +46,8 @@ import torch.distributed as dist
 from ._checks import check_int, check_real, check_seed
 from .solvers.whole_batch import gathering
 
-__all__ = ["DistributedSamplingError", "load_shards", "rank_and_world", "run_sharded", "sample", "shard_rows"]
+__all__ = ["DistributedSamplingError", "load_shards", "process_group_from_env", "rank_and_world", "run_sharded",
+           "sample", "shard_rows"]
 
 DEFAULT_TIMEOUT_S = 600.0
 SHARD_PATTERN = "shard-{rank:05d}-of-{world:05d}.pt"
@@ -60,6 +63,34 @@ def rank_and_world(group=None) -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(group), dist.get_world_size(group)
     return 0, 1
+
+
+@contextlib.contextmanager
+def process_group_from_env(device: torch.device | str = "cpu",
+                           timeout: float | timedelta = DEFAULT_TIMEOUT_S) -> Iterator[torch.device]:
+    """The default process group of a ``torchrun`` launch for the block; yields this rank's device.
+
+    With ``WORLD_SIZE > 1`` in the environment (``torchrun`` sets it, with ``RANK``, ``LOCAL_RANK``
+    and the rendezvous address) it joins the group (``env://``; NCCL for a CUDA ``device``, whose
+    index becomes ``LOCAL_RANK``, gloo otherwise) and leaves it after the block; otherwise (a plain
+    launch, or a group someone already set up) it leaves things as they are.
+    """
+    device = torch.device(device)
+    if isinstance(timeout, timedelta):
+        timeout = timeout.total_seconds()
+    timeout = check_real("timeout", timeout, positive=True)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if world <= 1 or dist.is_initialized():
+        yield device
+        return
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(seconds=timeout))
+    try:
+        yield device
+    finally:
+        dist.destroy_process_group()
 
 
 def shard_rows(batch_size: int, rank: int, world_size: int) -> range:
