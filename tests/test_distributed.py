@@ -199,3 +199,28 @@ def test_bad_arguments_are_refused_naming_the_argument(tmp_path):
         sd.shard_rows(5, 2, 2)
     with pytest.raises(ValueError, match="no shard"):
         sd.load_shards(tmp_path)
+
+
+def _cli_run(argv):
+    from sdekit.cli import main
+
+    return main(argv)
+
+
+def test_the_sample_command_on_three_ranks_writes_the_one_process_samples(tmp_path):
+    """What ``torchrun --nproc_per_node 3 -m sdekit.cli sample ...`` runs, on three forked ranks
+    (the command joins an existing group as it joins torchrun's)."""
+    import os
+
+    from sdekit.cli import load_callable
+
+    score = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples",
+                         "distributed_sampling.py") + ":score"
+    argv = ["sample", "--sde", "VPSDE", "--score", score, "--batch-size", str(BATCH), "--sample-shape", "4",
+            "--steps", "3", "--corrector-steps", "1", "--sampler", "reverse_diffusion", "--seed", str(SEED),
+            "--out-dir", str(tmp_path / "cli"), "--no-progress"]
+    out = run_ranks(3, tmp_path, _cli_run, argv)
+    assert all(out[r] == ("ok", 0) for r in range(3)), out
+    want = PredictorCorrector(shared_vpsde(), 3, corrector_steps=1).sample(load_callable(score), shape=(BATCH, 4),
+                                                                           seed=SEED)
+    assert_bitwise(sd.load_shards(tmp_path / "cli"), want)
