@@ -81,7 +81,9 @@ def run(plan: Plan, x: torch.Tensor, score_fn: Callable | None, y, options: RunO
     check_sample_offset(options.sample_offset, x.shape[0])
     affine = resolve("affine_step", options.backend, device)
     table = plan.table.to(x.dtype).unsqueeze(-1).to(device)  # (steps, 4, 1): the kernels' coef layout
-    t_rows = plan.times[:-1, None].expand(steps, x.shape[0]).to(x.dtype).contiguous().to(device)
+    t_rows = None  # row n: the (batch,) times score_fn sees at step n
+    if plan.uses_score or K:
+        t_rows = plan.times[:-1, None].expand(steps, x.shape[0]).to(x.dtype).contiguous().to(device)
     constants = None if K == 0 else plan.corrector_constants.to(dtype=x.dtype, device=device)
     records = StepRecords(plan, device, options.check_every)
     last_noise = plan.noise and not options.denoise

@@ -56,7 +56,7 @@ class RunOptions:
     dtype: torch.dtype | None = None
     device: torch.device | None = None
     denoise: bool = True
-    sample_offset: int = 0  # reaches the kernels through ``loop.rng_key`` and the prior draw alone
+    sample_offset: int = 0  # reaches the kernels through ``sdekit.solvers.loop.rng_key`` and the prior draw alone
 
     def __post_init__(self):
         fix = object.__setattr__
