@@ -2,7 +2,7 @@
 
     python examples/distributed_sampling.py                                  # one process
     torchrun --nproc_per_node 2 examples/distributed_sampling.py             # two (gloo on CPU)
-    torchrun --nproc_per_node 8 examples/distributed_sampling.py --device cuda --samples 65536   # 8 GPUs (NCCL)
+    torchrun --nproc_per_node 8 examples/distributed_sampling.py --device cuda --samples 64000   # 8 GPUs (NCCL)
 
 Data: "images" of ``--dim`` pixels, each pixel independently from the two-bump mixture
 ``0.5 N(-0.6, 0.1^2) + 0.5 N(0.6, 0.1^2)``.  Under the VP SDE each pixel's marginal is
