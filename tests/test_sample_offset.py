@@ -103,3 +103,22 @@ def test_bad_sample_offsets_are_refused_naming_the_argument():
     with pytest.raises(ValueError, match="sample_offset"):
         EulerMaruyama(shared_vpsde(), 2).sample(gaussian_score(shared_vpsde()), shape=(3, 2), seed=0,
                                                 sample_offset=2**32 - 2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dirac_and_its_degradation_on_an_offset_block_give_the_rows_of_the_big_run(dtype):
+    """Dirac (Fabian et al. 2023) takes the offset too; an elementwise predictor keeps rows independent."""
+    from sdekit.inverse import BoxInpaintingFamily, Dirac, StochasticDegradation
+
+    proc = StochasticDegradation(BoxInpaintingFamily(1, 6, max_side=4), 0.02, 0.3)
+    x0 = torch.linspace(-1, 1, BIG * 36, dtype=dtype).reshape(BIG, 1, 6, 6)
+    y = proc.sample(x0, 1.0, seed=5)
+    sampler = Dirac(proc, 4, x0_hat_last_step=False)
+
+    def predictor(y_t, t):
+        return torch.tanh(y_t)
+
+    big = sampler.sample(predictor, y, seed=6)
+    for k, stop in BLOCKS:
+        assert_bitwise(proc.sample(x0[k:stop], 1.0, seed=5, sample_offset=k), y[k:stop])
+        assert_bitwise(sampler.sample(predictor, y[k:stop], seed=6, sample_offset=k), big[k:stop])
