@@ -94,7 +94,8 @@ def test_triton_sample_sq_norms_equals_reference(dtype, triton_device):
 
 
 def test_per_step_arguments_do_not_multiply_compiled_variants():
-    """The step counter, seed words, flags word and coefficient row change every step; compiled
+    """The step counter, seed words, flags word and coefficient row change every step (the sample
+    offset every shard); compiled
     Triton (not the interpreter) must not specialise on their values, or a CUDA-graph capture
     would hit a compile midway (see steps_triton._one_variant).  Checked on the JIT objects."""
     import os
@@ -105,8 +106,8 @@ def test_per_step_arguments_do_not_multiply_compiled_variants():
             "    print(type(k).__name__, sorted(p.name for p in k.params if p.do_not_specialize))\n")
     env = {**os.environ, "TRITON_INTERPRET": "0"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    assert out.splitlines() == ["JITFunction ['coef_ptr', 'flag_ptr', 'k0', 'k1', 't0', 't1']",
-                                "JITFunction ['k0', 'k1', 't0', 't1']"]
+    assert out.splitlines() == ["JITFunction ['coef_ptr', 'flag_ptr', 'k0', 'k1', 'off', 't0', 't1']",
+                                "JITFunction ['k0', 'k1', 'off', 't0', 't1']"]
 
 
 def test_step_arguments_are_validated_naming_the_argument():

@@ -17,6 +17,8 @@ from sdekit.kernels.steps import step_impl
 from _problems import gaussian_score, shared_vpsde
 
 DTYPES = [torch.float32, torch.float64]
+BACKENDS = ["torch", "triton"]  # every backend that runs without a GPU
+TOL = {torch.float32: 4e-7, torch.float64: 1e-15}  # backends differ by the last ulps of log/cos/sin (test_rng.py)
 BIG, N = 11, 13  # 13 elements: a partial Philox group at the end of every row
 BLOCKS = [(0, 4), (4, 11), (3, 5), (10, 11)]
 
@@ -25,11 +27,29 @@ def assert_bitwise(a, b):
     assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
 
 
+def backend_device(backend, request):
+    """The device a backend's kernels run on here (Triton: its interpreter on CPU without a GPU)."""
+    return request.getfixturevalue("triton_device") if backend == "triton" else "cpu"
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_normals_of_an_offset_block_are_the_rows_of_one_big_draw(dtype):
     big = rng.philox_normal(BIG, N, 2**40 + 7, 5, dtype)
     for k, stop in BLOCKS:
         assert_bitwise(rng.philox_normal(stop - k, N, 2**40 + 7, 5, dtype, sample_offset=k), big[k:stop])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_triton_normals_of_an_offset_block_are_the_rows_of_its_big_draw_and_the_references(dtype, triton_device):
+    big = rng.philox_normal_triton(BIG, N, 2**40 + 7, 5, dtype, device=triton_device).cpu()
+    ref = rng.philox_normal(BIG, N, 2**40 + 7, 5, dtype)
+    assert torch.all((big - ref).abs() <= TOL[dtype] * (1 + ref.abs()))  # the ulps of test_rng.py
+    for k, stop in BLOCKS:
+        got = rng.philox_normal_triton(stop - k, N, 2**40 + 7, 5, dtype, device=triton_device, sample_offset=k)
+        assert_bitwise(got.cpu(), big[k:stop])
+    top = rng.philox_normal_triton(2, N, 9, 1, dtype, device=triton_device, sample_offset=2**32 - 2).cpu()
+    ref = rng.philox_normal(2, N, 9, 1, dtype, sample_offset=2**32 - 2)
+    assert torch.all((top - ref).abs() <= TOL[dtype] * (1 + ref.abs()))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -57,11 +77,13 @@ def test_normals_of_global_sample_k_plus_b_follow_the_spec(dtype, k):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_fused_step_and_norms_of_an_offset_block_are_the_rows_of_the_whole_batch(dtype):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fused_step_and_norms_of_an_offset_block_are_the_rows_of_the_whole_batch(dtype, backend, request):
+    device = backend_device(backend, request)
     g = torch.Generator().manual_seed(0)
-    x, score = (torch.randn(BIG, 3, 5, generator=g, dtype=torch.float64).to(dtype) for _ in range(2))
-    coef = torch.tensor([[0.9], [0.0], [0.3], [0.7]], dtype=dtype)
-    affine, norms = step_impl("affine_step", "torch", "cpu"), step_impl("sample_sq_norms", "torch", "cpu")
+    x, score = (torch.randn(BIG, 3, 5, generator=g, dtype=torch.float64).to(dtype).to(device) for _ in range(2))
+    coef = torch.tensor([[0.9], [0.0], [0.3], [0.7]], dtype=dtype, device=device)
+    affine, norms = step_impl("affine_step", backend, device), step_impl("sample_sq_norms", backend, device)
     big_x = affine(x, coef, score=score, seed=4, step=8)
     big_n = norms(score, seed=4, step=8)
     for k, stop in BLOCKS:
@@ -70,20 +92,22 @@ def test_fused_step_and_norms_of_an_offset_block_are_the_rows_of_the_whole_batch
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_samplers_and_simulate_on_an_offset_block_give_the_rows_of_the_big_run(dtype):
+@pytest.mark.parametrize("backend", ["torch", pytest.param("triton", marks=pytest.mark.slow)])  # interpreter: ~15 s
+def test_samplers_and_simulate_on_an_offset_block_give_the_rows_of_the_big_run(dtype, backend, request):
+    device = backend_device(backend, request)
     vp = shared_vpsde()
     score = gaussian_score(vp)
     em = EulerMaruyama(vp, 5)
     pc = PredictorCorrector(vp, 3, corrector_steps=1, norm="sample")  # per-sample steps: no whole-batch statistic
-    x0 = torch.linspace(-1, 1, BIG * 4, dtype=dtype).reshape(BIG, 4)
-    big = {"em": em.sample(score, shape=(BIG, 4), seed=3, dtype=dtype),
-           "pc": pc.sample(score, shape=(BIG, 4), seed=3, dtype=dtype),
-           "simulate": em.simulate(x0, seed=3)}
+    x0 = torch.linspace(-1, 1, BIG * 4, dtype=dtype, device=device).reshape(BIG, 4)
+    run = {"dtype": dtype, "device": device, "backend": backend, "seed": 3}
+    big = {"em": em.sample(score, shape=(BIG, 4), **run), "pc": pc.sample(score, shape=(BIG, 4), **run),
+           "simulate": em.simulate(x0, seed=3, backend=backend)}
     for k, stop in BLOCKS:
         b = stop - k
-        assert_bitwise(em.sample(score, shape=(b, 4), seed=3, dtype=dtype, sample_offset=k), big["em"][k:stop])
-        assert_bitwise(pc.sample(score, shape=(b, 4), seed=3, dtype=dtype, sample_offset=k), big["pc"][k:stop])
-        assert_bitwise(em.simulate(x0[k:stop], seed=3, sample_offset=k), big["simulate"][k:stop])
+        assert_bitwise(em.sample(score, shape=(b, 4), sample_offset=k, **run), big["em"][k:stop])
+        assert_bitwise(pc.sample(score, shape=(b, 4), sample_offset=k, **run), big["pc"][k:stop])
+        assert_bitwise(em.simulate(x0[k:stop], seed=3, backend=backend, sample_offset=k), big["simulate"][k:stop])
 
 
 def test_a_nonzero_offset_draws_other_normals_than_offset_zero():

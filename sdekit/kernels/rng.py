@@ -106,6 +106,11 @@ def check_sample_offset(sample_offset, batch: int = 0) -> int:
     return int(sample_offset)
 
 
+def offset_word(sample_offset: int, batch: int) -> int:
+    """The checked ``sample_offset`` of a batch of ``batch`` samples as an int32 bit pattern (the kernels' argument)."""
+    return as_i32(check_sample_offset(sample_offset, batch))
+
+
 def _check_dtype(dtype: torch.dtype) -> None:
     if dtype not in (torch.float32, torch.float64):
         raise TypeError(f"counter-based normals are defined for float32 and float64, got {dtype}")
@@ -177,17 +182,17 @@ try:  # pragma: no cover - exercised when triton is installed
         return c0, c1, c2, c3
 
     @triton.jit
-    def philox_normal_tl(q, b, k0, k1, s0, s1, IS_FP64: tl.constexpr):
-        """Box-Muller normals of group ``q`` (int64 tensor) of sample ``b``.
+    def philox_normal_tl(q, b, off, k0, k1, s0, s1, IS_FP64: tl.constexpr):
+        """Box-Muller normals of group ``q`` (int64 tensor) of the global sample ``off + b``.
 
         Returns four float32 tensors (z[4q], ..., z[4q+3]) or, in float64, two
         (z[2q], z[2q+1]); the caller places them.  ``k*``/``s*`` are the 32-bit halves
-        of seed and step.
+        of seed and step, ``off`` the sample offset's 32-bit word (see :func:`kernel_words`).
         """
         c0 = q.to(tl.uint32)
         # Scalars arrive as int32 bit patterns (see as_i32): widen in int32, then bitcast.
         zero = tl.zeros(c0.shape, tl.int32)
-        c1 = (zero + b).to(tl.uint32, bitcast=True)
+        c1 = (zero + b).to(tl.uint32, bitcast=True) + (zero + off).to(tl.uint32, bitcast=True)
         c2 = (zero + s0).to(tl.uint32, bitcast=True)
         c3 = (zero + s1).to(tl.uint32, bitcast=True)
         k0 = (zero + k0).to(tl.uint32, bitcast=True)
@@ -217,25 +222,26 @@ try:  # pragma: no cover - exercised when triton is installed
             return ra * tl.cos(tha), ra * tl.sin(tha), rb * tl.cos(thb), rb * tl.sin(thb)
 
     @triton.jit
-    def philox_normal_at_tl(j, b, k0, k1, s0, s1, IS_FP64: tl.constexpr):
-        """The normal of element ``j`` (int64 tensor, any order) of sample ``b``.
+    def philox_normal_at_tl(j, b, off, k0, k1, s0, s1, IS_FP64: tl.constexpr):
+        """The normal of element ``j`` (int64 tensor, any order) of the global sample ``off + b``.
 
         Computes the Philox call of each element's group; used where elements are not
         laid out in whole groups (the generic strided path computes G-fold redundant calls).
         """
         if IS_FP64:
-            z0, z1, z2, z3 = philox_normal_tl(j // 2, b, k0, k1, s0, s1, IS_FP64)
+            z0, z1, z2, z3 = philox_normal_tl(j // 2, b, off, k0, k1, s0, s1, IS_FP64)
             z = tl.where((j % 2) == 0, z0, z1)
         else:
-            z0, z1, z2, z3 = philox_normal_tl(j // 4, b, k0, k1, s0, s1, IS_FP64)
+            z0, z1, z2, z3 = philox_normal_tl(j // 4, b, off, k0, k1, s0, s1, IS_FP64)
             r = j % 4
             z = tl.where(r == 0, z0, tl.where(r == 1, z1, tl.where(r == 2, z2, z3)))
         return z
 
     @triton.jit
-    def philox_normal_grouped_tl(q, b, k0, k1, s0, s1, IS_FP64: tl.constexpr):
-        """Normals of whole groups ``q`` (1-D int64 tensor of length Q) as a ``[Q, G]`` tile."""
-        z0, z1, z2, z3 = philox_normal_tl(q, b, k0, k1, s0, s1, IS_FP64)
+    def philox_normal_grouped_tl(q, b, off, k0, k1, s0, s1, IS_FP64: tl.constexpr):
+        """Normals of whole groups ``q`` (1-D int64 tensor of length Q) of the global sample
+        ``off + b`` as a ``[Q, G]`` tile."""
+        z0, z1, z2, z3 = philox_normal_tl(q, b, off, k0, k1, s0, s1, IS_FP64)
         if IS_FP64:
             col = tl.arange(0, 2)[None, :]
             z = tl.where(col == 0, z0[:, None], z1[:, None])
@@ -246,10 +252,10 @@ try:  # pragma: no cover - exercised when triton is installed
         return z
 
     @triton.jit
-    def _philox_normal_kernel(out_ptr, N, k0, k1, s0, s1, IS_FP64: tl.constexpr, BLOCK: tl.constexpr):
+    def _philox_normal_kernel(out_ptr, N, off, k0, k1, s0, s1, IS_FP64: tl.constexpr, BLOCK: tl.constexpr):
         b = tl.program_id(1)
         j = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        z = philox_normal_at_tl(j, b, k0, k1, s0, s1, IS_FP64)
+        z = philox_normal_at_tl(j, b, off, k0, k1, s0, s1, IS_FP64)
         tl.store(out_ptr + b.to(tl.int64) * N + j, z, mask=j < N)
 
     HAS_TRITON = True
@@ -257,11 +263,12 @@ except ImportError:  # pragma: no cover
     HAS_TRITON = False
 
 
-def philox_normal_triton(B: int, N: int, seed: int, step: int, dtype=torch.float32, device="cpu") -> torch.Tensor:
+def philox_normal_triton(B: int, N: int, seed: int, step: int, dtype=torch.float32, device="cpu",
+                         sample_offset: int = 0) -> torch.Tensor:
     """:func:`philox_normal` drawn by the Triton twin (element-wise path; for tests)."""
     _check_dtype(dtype)
     out = torch.empty(B, N, dtype=dtype, device=device)
     BLOCK = 1024
     _philox_normal_kernel[(triton.cdiv(N, BLOCK), B)](
-        out, N, *kernel_words(seed, step), IS_FP64=dtype == torch.float64, BLOCK=BLOCK)
+        out, N, offset_word(sample_offset, B), *kernel_words(seed, step), IS_FP64=dtype == torch.float64, BLOCK=BLOCK)
     return out

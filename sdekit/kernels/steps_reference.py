@@ -91,7 +91,7 @@ def sample_sq_norms(score, *, seed=0, step=0, sample_offset=0):
 
 def refuse_sample_offset(sample_offset, backend: str) -> None:
     """Backends whose kernels do not take a sample offset yet refuse a non-zero one (never a silent
-    wrong draw): only the ``torch`` reference draws global sample indices for now."""
+    wrong draw)."""
     if sample_offset != 0:
         raise NotImplementedError(f"the {backend!r} backend does not take sample_offset yet (got {sample_offset}); "
-                                  "use backend='torch' for a sharded run")
+                                  "use backend='torch' or 'triton' for a sharded run")
