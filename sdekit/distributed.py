@@ -27,8 +27,9 @@ group everything is a plain one-process call.
 Failures: the rank whose sampler raises (say, in the user's score) re-raises its own error after
 posting it to the process group's store; every other rank waits on its collectives by polling
 (never a blocking wait) and raises :class:`DistributedSamplingError` naming that rank and its
-error as soon as it is posted, or :class:`TimeoutError` after ``timeout`` seconds when a rank is
-gone without a word (killed).  No rank hangs.
+error as soon as it is posted (or, when its own last collective completed first, at the end of
+the run).  A rank stuck or gone without a word (killed) makes the ranks waiting for it raise
+:class:`TimeoutError` after ``timeout`` seconds, which they post in turn.  No rank hangs.
 """
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ __all__ = ["DistributedSamplingError", "load_shards", "process_group_from_env", 
            "sample", "shard_rows"]
 
 DEFAULT_TIMEOUT_S = 600.0
+POLL_MAX_S = 0.002  # a wait on a collective sleeps at most this long between looks at it
+STORE_LOOK_S = 0.05  # and looks at the store for a posted failure this often
 SHARD_PATTERN = "shard-{rank:05d}-of-{world:05d}.pt"
 _run_ids = itertools.count()  # every rank starts its runs in the same order: the same id names the same run
 
@@ -145,20 +148,27 @@ class _Collectives:
             return None
         return None
 
+    def raise_if_peer_failed(self, what: str) -> None:
+        failure = self._peer_failure()
+        if failure is not None:
+            raise DistributedSamplingError(f"{what} on rank {self.rank} stopped: {failure}")
+
     def wait(self, work, what: str) -> None:
         """Wait for ``work`` without blocking: raise on a peer's posted failure or after the timeout."""
-        deadline = time.monotonic() + self.timeout_s
-        delay = 1e-4
+        start = time.monotonic()
+        delay, next_look = 1e-5, start + STORE_LOOK_S
         try:
             while not work.is_completed():
-                failure = self._peer_failure()
-                if failure is not None:
-                    raise DistributedSamplingError(f"{what} on rank {self.rank} stopped: {failure}")
-                if time.monotonic() > deadline:
+                time.sleep(delay)
+                delay = min(2 * delay, POLL_MAX_S)
+                now = time.monotonic()
+                if now < next_look:
+                    continue
+                next_look = now + STORE_LOOK_S  # one store round trip per look
+                self.raise_if_peer_failed(what)
+                if now - start > self.timeout_s:
                     raise TimeoutError(f"{what} on rank {self.rank} did not complete within {self.timeout_s:g} s: "
                                        "another rank is stuck or gone (pass timeout= to wait longer)")
-                time.sleep(delay)
-                delay = min(2 * delay, 0.05)
             work.wait()
         except RuntimeError as err:  # a peer's connection closed: say which rank failed, when it said so
             if isinstance(err, DistributedSamplingError):
@@ -201,7 +211,8 @@ def run_sharded(draw: Callable[[range], torch.Tensor], batch_size: int, *, seed:
     ``(batch_size, ...)`` tensor, the other ranks ``None``.  With ``out_dir``, each rank saves
     ``{"samples", "start", "stop", "batch_size", "seed", "world_size"}`` to its own
     ``shard-RRRRR-of-WWWWW.pt`` there and returns that path, once every rank has saved.
-    ``timeout`` (seconds or a ``timedelta``) bounds every wait for another rank.
+    ``timeout`` (seconds or a ``timedelta``) bounds every wait for another rank, including a
+    finished rank's wait for the slowest one at the final gather.
     """
     if not callable(draw):
         raise TypeError(f"draw must be callable as draw(rows), got {type(draw).__name__}")
@@ -217,28 +228,37 @@ def run_sharded(draw: Callable[[range], torch.Tensor], batch_size: int, *, seed:
     if coll is not None:
         _check_same_job(coll, batch_size, seed, out_dir)
     try:
-        if coll is None:
-            local = draw(rows)
-        else:
-            with gathering(lambda t: coll.gather_rows(t, sizes, "gathering per-sample statistics")):
-                local = draw(rows)
-        if not isinstance(local, torch.Tensor) or local.dim() < 1 or local.shape[0] != len(rows):
-            got = tuple(local.shape) if isinstance(local, torch.Tensor) else type(local).__name__
-            raise ValueError(f"draw(rows) must return a tensor of len(rows) = {len(rows)} rows, got {got}")
+        result = _draw_and_collect(draw, rows, sizes, coll, out_dir, {"batch_size": batch_size, "seed": seed,
+                                                                      "world_size": world})
+        if coll is not None:  # a rank that gave up after this one's last collective completed (a send to it)
+            coll.raise_if_peer_failed("the run")
+        return result
     except DistributedSamplingError:
         raise
-    except BaseException as err:
+    except BaseException as err:  # this rank's own failure (draw, or its collectives): tell the others
         if coll is not None:
             coll.post_failure(err)
         raise
+
+
+def _draw_and_collect(draw, rows: range, sizes: list[int], coll: _Collectives | None, out_dir: Path | None,
+                      run: dict):
+    """:func:`run_sharded`'s work on one rank: draw the rows, then gather them or save them."""
+    if coll is None:
+        local = draw(rows)
+    else:
+        with gathering(lambda t: coll.gather_rows(t, sizes, "gathering per-sample statistics")):
+            local = draw(rows)
+    if not isinstance(local, torch.Tensor) or local.dim() < 1 or local.shape[0] != len(rows):
+        got = tuple(local.shape) if isinstance(local, torch.Tensor) else type(local).__name__
+        raise ValueError(f"draw(rows) must return a tensor of len(rows) = {len(rows)} rows, got {got}")
     if out_dir is None:
         if coll is None:
             return local
         return coll.gather_rows(local, sizes, "gathering the samples to rank 0", to_rank0_only=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / SHARD_PATTERN.format(rank=rank, world=world)
-    torch.save({"samples": local.detach().cpu(), "start": rows.start, "stop": rows.stop, "batch_size": batch_size,
-                "seed": seed, "world_size": world}, path)
+    path = out_dir / SHARD_PATTERN.format(rank=0 if coll is None else coll.rank, world=run["world_size"])
+    torch.save({"samples": local.detach().cpu(), "start": rows.start, "stop": rows.stop, **run}, path)
     if coll is not None:  # every shard is on disk when any rank returns, and a failure anywhere stops all
         coll.all_gather(torch.ones(1, device=coll.device(local)), "waiting for every rank's shard")
     return path

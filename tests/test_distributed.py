@@ -160,6 +160,29 @@ def test_an_exception_in_one_ranks_score_stops_every_rank_with_that_error(name, 
     assert elapsed < 40  # stopped by the posted error, long before the 60 s timeout
 
 
+def _stalling_run(stall_rank, stall_s):
+    sampler, score, kw = jobs()["em"]
+    calls = [0]
+
+    def slow(x, t):
+        calls[0] += 1
+        if dist.get_rank() == stall_rank and calls[0] == 1:
+            time.sleep(stall_s)  # a stuck rank: no error to post
+        return score(x, t)
+
+    return sd.sample(sampler, slow, BATCH, seed=SEED, timeout=1.0, **kw)
+
+
+def test_a_stuck_rank_stops_the_others_after_the_timeout_not_a_hang(tmp_path):
+    start = time.monotonic()
+    out = run_ranks(2, tmp_path, _stalling_run, 1, 6.0, wait_s=60)
+    assert time.monotonic() - start < 40
+    assert out[0][0] == "error" and out[0][1][0] == "TimeoutError", out[0]  # rank 0 waited 1 s at the gather
+    assert "did not complete within 1 s" in out[0][1][1]
+    assert out[1][0] == "error" and out[1][1][0] == "DistributedSamplingError", out[1]  # and said so to rank 1
+    assert "rank 0 failed: TimeoutError" in out[1][1][1]
+
+
 def test_shard_rows_are_contiguous_blocks_that_differ_by_at_most_one():
     for batch in range(1, 30):
         for world in range(1, min(batch, 7) + 1):
