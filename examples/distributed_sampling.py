@@ -69,7 +69,8 @@ def main() -> None:
         if rank != 0:
             return
         x = x.cpu().double()
-        print(f"{args.samples} samples x {args.dim} pixels, {args.steps} PC steps, {world} process(es): {seconds:.1f} s")
+        print(f"{args.samples} samples x {args.dim} pixels, {args.steps} PC steps, {world} process(es): "
+              f"{seconds:.1f} s")
         print(f"sha256 of the samples: {hashlib.sha256(x.numpy().tobytes()).hexdigest()[:16]}")
         for sign, name in ((1, "+"), (-1, "-")):
             bump = x[sign * x > 0]

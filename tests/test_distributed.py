@@ -131,7 +131,8 @@ def test_sharded_outputs_hold_each_ranks_rows_and_reassemble_bitwise(world, tmp_
     for r in range(world):
         shard = torch.load(out[r][1], weights_only=True)
         rows = sd.shard_rows(BATCH, r, world)
-        assert (shard["start"], shard["stop"], shard["world_size"], shard["seed"]) == (rows.start, rows.stop, world, SEED)
+        want = (rows.start, rows.stop, world, SEED)
+        assert (shard["start"], shard["stop"], shard["world_size"], shard["seed"]) == want
         assert_bitwise(shard["samples"], reference[rows.start:rows.stop])
     assert_bitwise(sd.load_shards(out_dir), reference)
 
