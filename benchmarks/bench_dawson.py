@@ -1,8 +1,8 @@
 """Dawson's integral throughput.
 
-CPU: ``sdekit.special.dawsn`` (the ``"torch"`` backend: the reference, inductor-
-compiled from 2^15 elements on) and the eager reference, against
-``scipy.special.dawsn``.
+CPU, one intra-op thread: ``sdekit.special.dawsn`` on the compiled ``"cpu"`` backend and the
+eager torch reference, against ``scipy.special.dawsn`` and, when jax is installed,
+``jax.scipy.special.dawsn`` (jitted; compiled outside the timing).
 GPU (skipped without CUDA): the Triton and CUDA kernels against the plain torch-op
 composition (the reference, eager) and against a device-to-device copy of the same
 tensor, whose time is the memory-bandwidth floor (a kernel reads and writes the
@@ -14,9 +14,9 @@ import torch
 
 from sdekit.kernels.dispatch import backend_unavailable_reason
 from sdekit.special import dawsn
-from sdekit.special.dawson import dawsn_reference
+from sdekit.kernels.dawsn.reference import dawsn_reference
 
-CPU_SIZES = [2**12, 2**16, 2**20]
+CPU_SIZES = [2**8, 2**12, 2**16, 2**20]
 GPU_SIZES = [2**20, 2**24, 2**26, 2**28]
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -27,13 +27,37 @@ def _x(n, dtype, device="cpu"):
     return torch.randn(n, generator=g, dtype=dtype, device=device) * 4
 
 
+@pytest.fixture(autouse=True)
+def _one_cpu_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.mark.parametrize("n", CPU_SIZES)
 @pytest.mark.parametrize("dtype", list(DTYPES))
-def test_cpu_sdekit_torch(benchmark, n, dtype):
+def test_cpu_sdekit_compiled(benchmark, n, dtype):
+    reason = backend_unavailable_reason("cpu", torch.device("cpu"))
+    if reason:
+        pytest.skip(reason)
     benchmark.group = f"cpu-{dtype}-{n}"
     x = _x(n, DTYPES[dtype])
-    dawsn(x, backend="torch")  # compile outside the timing
-    benchmark(dawsn, x, backend="torch")
+    benchmark(dawsn, x, backend="cpu")
+
+
+@pytest.mark.parametrize("n", CPU_SIZES)
+@pytest.mark.parametrize("dtype", list(DTYPES))
+def test_cpu_jax(benchmark, n, dtype):
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    import jax.scipy.special
+
+    benchmark.group = f"cpu-{dtype}-{n}"
+    x = jax.numpy.asarray(_x(n, DTYPES[dtype]).numpy())
+    f = jax.jit(jax.scipy.special.dawsn)
+    f(x).block_until_ready()  # compile outside the timing
+    benchmark(lambda: f(x).block_until_ready())
 
 
 @pytest.mark.parametrize("n", CPU_SIZES)

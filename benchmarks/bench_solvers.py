@@ -7,11 +7,18 @@ float32.  Implementations:
 
 * ``fused_triton`` / ``fused_cuda``: sdekit's one-kernel step (normals drawn in-kernel);
   run only on CUDA (the Triton CPU interpreter says nothing about speed).
+* ``fused_cpu``: the same step compiled for the host (the ``"cpu"`` backend), CPU only.
 * ``copy``: ``x.copy_(y)`` (8 bytes per element), the device's copy bandwidth, CUDA only.
 * ``torch_reference``: sdekit's torch reference (the specification, Philox in int64 torch ops).
 * ``eager``: the step as diffusion repositories write it, eager ops with ``torch.randn_like``.
 * ``compiled``: ``torch.compile`` of that eager step.
 * ``torchsde``: ``torchsde.sdeint(method="euler")`` on the same reverse SDE.
+* ``jax``: the eager step written in JAX, jitted, with threefry normals (optional peer,
+  skipped when jax is not installed).
+
+CPU runs use one intra-op thread (``torch.set_num_threads(1)``, ``XLA_FLAGS`` not touched:
+JAX's CPU client runs element-wise work on one thread) unless a case says otherwise;
+``test_bench_cpu_thread_scaling`` measures the fused step and ``dawsn`` on 1 and 2 threads.
 
 The 100-step sample uses a trivial score (``-x``), so it measures the loop and the step.
 GB/s in ``extra_info`` counts 16 bytes per element per step.
@@ -25,7 +32,7 @@ import math
 import pytest
 import torch
 
-from sdekit.kernels import steps as fused
+from sdekit.kernels import resolve
 from sdekit.kernels.dispatch import backend_unavailable_reason
 from sdekit.sde import OUVE
 from sdekit.solvers import EulerMaruyama
@@ -35,9 +42,19 @@ DEVICE = torch.device("cuda" if CUDA else "cpu")
 SIZES_CPU = [2**14, 2**20]
 SIZES_GPU = [2**14, 2**20, 2**24, 2**26, 2**27]
 SIZES = SIZES_GPU if CUDA else SIZES_CPU
-STEP_IMPLS = ["fused_triton", "fused_cuda", "copy", "torch_reference", "eager", "compiled", "torchsde"]
-SAMPLE_IMPLS = ["fused_triton", "fused_cuda", "torch_reference", "eager", "compiled", "torchsde"]
+STEP_IMPLS = ["fused_triton", "fused_cuda", "fused_cpu", "copy", "torch_reference", "eager", "compiled", "torchsde",
+              "jax"]
+SAMPLE_IMPLS = ["fused_triton", "fused_cuda", "fused_cpu", "torch_reference", "eager", "compiled", "torchsde"]
 GPU_ONLY = {"fused_triton", "fused_cuda", "copy"}
+FUSED = {"fused_triton": "triton", "fused_cuda": "cuda", "fused_cpu": "cpu", "torch_reference": "torch"}
+
+
+@pytest.fixture(autouse=True)
+def _one_cpu_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @functools.lru_cache(maxsize=1)
@@ -102,15 +119,42 @@ class _ReverseOUVE(torch.nn.Module):
         return g.to(x.dtype).expand_as(x)
 
 
+def _jax_step(x, y, s, A, C, S, N):
+    """The eager step in JAX, jitted, threefry normals; returns a callable that runs one step."""
+    import jax
+    import jax.numpy as jnp
+
+    @jax.jit
+    def step(key, x, y, s):
+        key, sub = jax.random.split(key)
+        return key, A.item() * x + C.item() * y + S.item() * s + N.item() * jax.random.normal(sub, x.shape, x.dtype)
+
+    state = {"key": jax.random.PRNGKey(0), "x": jnp.asarray(x.numpy()), "y": jnp.asarray(y.numpy()),
+             "s": jnp.asarray(s.numpy())}
+
+    def run():
+        state["key"], state["x"] = step(state["key"], state["x"], state["y"], state["s"])
+        state["x"].block_until_ready()
+
+    run()  # compile outside the timing
+    return run
+
+
 def _skip(impl: str):
     if impl in GPU_ONLY and not CUDA:
         pytest.skip("CUDA-only case (the Triton CPU interpreter is not a speed measurement): needs an H100 run")
-    if impl in ("fused_triton", "fused_cuda"):
-        reason = backend_unavailable_reason(impl.split("_")[1], DEVICE)
+    if impl == "fused_cpu" and CUDA:
+        pytest.skip("the compiled CPU step is measured on CPU runs")
+    if impl in ("fused_triton", "fused_cuda", "fused_cpu"):
+        reason = backend_unavailable_reason(FUSED[impl], DEVICE)
         if reason:
             pytest.skip(reason)
     if impl == "torchsde":
         pytest.importorskip("torchsde")
+    if impl == "jax":
+        if CUDA:
+            pytest.skip("the JAX peer is a CPU measurement")
+        pytest.importorskip("jax")
 
 
 @pytest.mark.parametrize("n", SIZES)
@@ -124,12 +168,13 @@ def test_bench_em_step(benchmark, impl, n):
     t, h = 0.5, 0.01
     A, C, S, N = _coefs(t, h)
     coef = torch.stack([A, C, S, N]).reshape(4, 1)
-    if impl in ("fused_triton", "fused_cuda", "torch_reference"):
-        backend = {"fused_triton": "triton", "fused_cuda": "cuda", "torch_reference": "torch"}[impl]
-        impl_fn = fused.step_impl("affine_step", backend, DEVICE)
+    if impl in FUSED:
+        impl_fn = resolve("affine_step", FUSED[impl], DEVICE)
 
         def run():
             impl_fn(x, coef, score=s, y=y, seed=1, step=2, out=x)
+    elif impl == "jax":
+        run = _jax_step(x, y, s, A, C, S, N)
     elif impl == "copy":
         def run():
             x.copy_(y)
@@ -173,8 +218,8 @@ def test_bench_em_sample_100_steps(benchmark, impl, n):
     steps = 100
     x_T, y, _ = _state(n)
     score = lambda x, t: -x  # noqa: E731
-    if impl in ("fused_triton", "fused_cuda", "torch_reference"):
-        backend = {"fused_triton": "triton", "fused_cuda": "cuda", "torch_reference": "torch"}[impl]
+    if impl in FUSED:
+        backend = FUSED[impl]
         em = EulerMaruyama(sde, steps)
 
         def run():
@@ -222,7 +267,7 @@ def test_bench_em_loop_replayed_from_a_cuda_graph(benchmark, impl):
     x, y, _ = _state(n)
     h = (sde.T - sde.t_eps) / steps
     table = torch.stack([torch.stack(_coefs(sde.T - k * h, h)).reshape(4, 1) for k in range(steps)])
-    step = fused.step_impl("affine_step", impl.split("_")[1], DEVICE)
+    step = resolve("affine_step", FUSED[impl], DEVICE)
 
     def loop():
         for k in range(steps):
@@ -333,3 +378,26 @@ def test_bench_adaptive_ode_sample(benchmark, impl, n):
     benchmark.extra_info["nfe"] = result["nfe"]
     benchmark.extra_info["max_error"] = float((result["x"].double() - exact).abs().max())
     benchmark.extra_info["device"] = torch.cuda.get_device_name() if CUDA else "cpu"
+
+@pytest.mark.skipif(CUDA, reason="CPU thread scaling")
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("op", ["affine_step", "dawsn"])
+def test_bench_cpu_thread_scaling(benchmark, op, threads):
+    """The compiled CPU kernels at 2^20 float32 elements on 1 and 2 intra-op threads."""
+    _skip("fused_cpu")
+    from sdekit.special import dawsn
+
+    torch.set_num_threads(threads)
+    benchmark.group = f"cpu thread scaling: {op}, 2^20 float32"
+    x, y, s = _state(2**20)
+    coef = torch.stack(_coefs(0.5, 0.01)).reshape(4, 1)
+    if op == "affine_step":
+        step = resolve("affine_step", "cpu", DEVICE)
+
+        def run():
+            step(x, coef, score=s, y=y, seed=1, step=2, out=x)
+    else:
+        def run():
+            dawsn(y, backend="cpu")
+    run()
+    benchmark.pedantic(run, rounds=20, warmup_rounds=2)

@@ -36,7 +36,8 @@ def _derive(args) -> int:
     numerical = [k for k, v in (("mx", d.mx), ("my", d.my), ("v", d.v)) if v is None]
     print(derivation_latex(d) if args.latex else derivation_text(d))
     if numerical:
-        print(f"note: no closed form for {', '.join(numerical)}; sdekit evaluates "
+        why = "; ".join(f"{k}: {d.reasons.get(k, 'no closed form')}" for k in numerical)
+        print(f"note: no closed form for {', '.join(numerical)} ({why}); sdekit evaluates "
               "them by quadrature tabulated as a Chebyshev series (LinearSDE.paths gives the error bound)",
               file=sys.stderr if args.latex else sys.stdout)
     return 0

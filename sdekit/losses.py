@@ -21,6 +21,7 @@ from typing import Callable
 import torch
 
 from ._checks import check_generator
+from .sde import batch
 
 __all__ = ["denoising_score_matching", "likelihood_time_weight", "sample_likelihood_times", "dirac_loss",
            "incremental_reconstruction_loss"]
@@ -116,7 +117,7 @@ def denoising_score_matching(sde, score_fn: Callable, x0: torch.Tensor, y: torch
         u = torch.rand(B, generator=generator, dtype=x0.dtype, device=x0.device)
         t = t_eps + (sde.T - t_eps) * u
     x_t, z = sde.sample_marginal(x0, y, t, generator=generator)
-    std = sde._per_sample(sde.marginal_std(t), x0)
+    std = batch.per_sample(sde.marginal_std(t), x0)
     score = score_fn(x_t, t) if y is None else score_fn(x_t, t, y)
     if not isinstance(score, torch.Tensor) or score.shape != x0.shape:
         raise ValueError(f"score_fn must return a tensor of shape {tuple(x0.shape)}, "

@@ -71,3 +71,21 @@ def test_sample_reports_bad_input(capsys, tmp_path, change, message):
     flat = [a for kv in args.items() for a in kv] + change
     assert main(["sample", *flat, "--no-progress"]) == 2
     assert message in capsys.readouterr().err
+
+def test_derive_falls_back_within_the_time_budget_and_says_why(capsys, monkeypatch):
+    """Issue 12: `sdekit derive` with t**(3/10) spent about 43 s in sympy."""
+    import time
+
+    import sdekit.symbolic.moments as moments
+
+    monkeypatch.setattr(moments, "DEFAULT_TIME_BUDGET", 1.0)
+    start = time.monotonic()
+    assert main(["derive", "--drift", "gamma*t**(3/10)*(y - x)", "--diffusion", "s*exp(t)"]) == 0
+    assert time.monotonic() - start < 20
+    out = capsys.readouterr().out
+    assert "no closed form for" in out and "sympy's time budget ran out" in out
+
+
+def test_derive_names_an_unsupported_function(capsys):
+    assert main(["derive", "--drift=-x", "--diffusion=besselj(0, t)"]) == 2
+    assert "'besselj', which sdekit does not support" in capsys.readouterr().err

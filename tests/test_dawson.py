@@ -15,11 +15,11 @@ import torch
 
 from sdekit.kernels.dispatch import backend_unavailable_reason
 from sdekit.special import dawsn
-from sdekit.special import _dawson_coeffs as C
+from sdekit.kernels.dawsn import coefficients as C
 
 ULP_BOUND = 4.0
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-BACKENDS = ["torch", "triton", "cuda"]
+BACKENDS = ["torch", "triton", "cuda", "cpu"]
 
 
 def _backend_params():
@@ -156,6 +156,21 @@ def test_gradient_is_one_minus_2x_dawsn(backend, device):
     np.testing.assert_allclose(g.cpu().numpy(), exact, rtol=1e-14, atol=1e-15)
 
 
+def test_zero_dim_inputs_leave_the_reference_unchanged():
+    """A 0-d index makes ``table[k][idx]`` a view: the reference once updated its cached Taylor table in
+    place on a 0-d input, changing later results by an ulp."""
+    from sdekit.kernels.dawsn.reference import dawsn_reference, taylor_table
+
+    for dtype in (torch.float32, torch.float64):
+        table = taylor_table(dtype, torch.device("cpu"))
+        before = table.clone()
+        for v in (-9.0, 0.3, 2.2, 7.0):
+            dawsn_reference(torch.tensor(v, dtype=dtype))
+        assert torch.equal(table, before)
+    v = torch.tensor([0.02563424409496838], dtype=torch.float64)  # row 0's c_12 became 1 here: 1 ulp
+    assert dawsn_reference(v).item() == 0.025623017290954446
+
+
 def test_python_float_and_zero_dim_inputs():
     d = dawsn(0.5)
     assert isinstance(d, torch.Tensor) and d.dim() == 0 and d.dtype == torch.float64
@@ -168,10 +183,12 @@ def test_python_float_and_zero_dim_inputs():
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
-def test_cpu_compiled_fast_path_is_bitwise_the_eager_reference(dtype):
-    from sdekit.special.dawson import _CPU_COMPILE_MIN_NUMEL, dawsn_reference
+def test_default_cpu_path_is_bitwise_the_reference_also_when_threaded(dtype):
+    """``backend="auto"`` on a CPU tensor large enough for several threads (the compiled kernel when
+    built: no FMA contraction, so every bit is the reference's)."""
+    from sdekit.kernels.dawsn.reference import dawsn_reference
 
-    x = torch.linspace(-12, 12, _CPU_COMPILE_MIN_NUMEL + 3, dtype=dtype)
+    x = torch.linspace(-12, 12, 3 * 2**15 + 3, dtype=dtype)
     assert torch.equal(dawsn(x), dawsn_reference(x))
 
 

@@ -103,8 +103,11 @@ def test_issue_layout_cases():
         Colorization(3)(torch.randn(2, 6, 4, 4))  # 6 channels for a 3-channel operator
     with raises_naming(ValueError, "x"):
         Colorization(3, (4, 4))(torch.randn(2, 6, 4, 2))
+    A, x = torch.randn(3, 6, dtype=D64), torch.randn(2, 2, 3, dtype=D64)
+    # a vector operator declares no layout: any per-sample shape is read row-major (images for QCS, DMPS)
+    torch.testing.assert_close(DenseOperator(A)(x), x.reshape(2, 6) @ A.T, rtol=0, atol=1e-12)
     with raises_naming(ValueError, "x"):
-        DenseOperator(torch.randn(3, 6))(torch.randn(2, 2, 3))  # a matrix per sample, not a vector
+        DenseOperator(A)(torch.randn(2, 2, 4, dtype=D64))  # 8 elements per sample, not 6
     assert Colorization(3)(torch.randn(2, 12)).shape == (2, 4)  # flat, channel-major: unambiguous
 
 

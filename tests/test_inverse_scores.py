@@ -297,7 +297,7 @@ def test_cuda_launcher_hands_the_kernel_its_coefficients(monkeypatch, dtype):
     """The Python side of the CUDA backend (layout of the per-sample coefficients, scalars, contiguity)
     against an emulation of the op's contract; the kernel's arithmetic is tested in test_cuda_build."""
     from sdekit.kernels import cuda_ext
-    from sdekit.kernels.spectral_scale import spectral_scale_cuda
+    from sdekit.kernels.spectral_scale.cuda import spectral_scale_cuda
 
     monkeypatch.setattr(cuda_ext, "op", lambda name, **kw: _emulated_spectral_scale_op)
     g = torch.Generator().manual_seed(5)

@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from sdekit.kernels import steps_reference as ref
+from sdekit.kernels.steps import reference as ref
 from sdekit.kernels.dispatch import backend_unavailable_reason
 
 triton = pytest.importorskip("triton")
-from sdekit.kernels import steps_triton  # noqa: E402
+from sdekit.kernels.steps import triton as steps_triton  # noqa: E402
 
 # Kernels use FMA and their own log/cos/sin: agreement to a few ulps of the largest term.
 TOL = {torch.float32: 2e-6, torch.float64: 4e-15}
@@ -95,13 +95,13 @@ def test_triton_sample_sq_norms_equals_reference(dtype, triton_device):
 
 def test_per_step_arguments_do_not_multiply_compiled_variants():
     """The step counter, seed words, flags word and coefficient row change every step (the sample
-    offset every shard); compiled
-    Triton (not the interpreter) must not specialise on their values, or a CUDA-graph capture
-    would hit a compile midway (see steps_triton._one_variant).  Checked on the JIT objects."""
+    offset every shard); compiled Triton (not the interpreter) must not specialise on their values,
+    or a CUDA-graph capture would hit a compile midway (see sdekit/kernels/steps/triton.py's
+    _one_variant).  Checked on the JIT objects."""
     import os
     import sys
 
-    code = ("from sdekit.kernels import steps_triton as s\n"
+    code = ("from sdekit.kernels.steps import triton as s\n"
             "for k in (s._affine_step_kernel, s._sq_norms_kernel):\n"
             "    print(type(k).__name__, sorted(p.name for p in k.params if p.do_not_specialize))\n")
     env = {**os.environ, "TRITON_INTERPRET": "0"}
@@ -110,17 +110,22 @@ def test_per_step_arguments_do_not_multiply_compiled_variants():
                                 "JITFunction ['k0', 'k1', 'off', 't0', 't1']"]
 
 
-def test_step_arguments_are_validated_naming_the_argument():
+@pytest.mark.parametrize("backend", ["torch", "triton", "cpu"])
+def test_step_arguments_are_validated_naming_the_argument(backend):
+    """The front door checks once, before any backend runs (the backends take checked arguments)."""
+    from sdekit.kernels import steps
+
     x, s, y, coef = _inputs(torch.float32)
-    for fn in (ref.affine_step, steps_triton.affine_step):
-        with pytest.raises(ValueError, match="score has shape"):
-            fn(x, coef, score=s[:, :2])
-        with pytest.raises(TypeError, match="y has dtype"):
-            fn(x, coef, y=y.double())
-        with pytest.raises(ValueError, match="coef must be"):
-            fn(x, coef[:, :2])
-        with pytest.raises(TypeError, match="float32 or float64"):
-            fn(x.half(), coef.half())
+    with pytest.raises(ValueError, match="score has shape"):
+        steps.affine_step(x, coef, score=s[:, :2], backend=backend)
+    with pytest.raises(TypeError, match="y has dtype"):
+        steps.affine_step(x, coef, y=y.double(), backend=backend)
+    with pytest.raises(ValueError, match="coef must be"):
+        steps.affine_step(x, coef[:, :2], backend=backend)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        steps.affine_step(x.half(), coef.half(), backend=backend)
+    with pytest.raises(ValueError, match="flags must be"):
+        steps.affine_step(x, coef, flags=torch.zeros(2), backend=backend)
 
 
 _HEADER_INSTANTIATION = r"""
@@ -128,8 +133,8 @@ _HEADER_INSTANTIATION = r"""
 template __global__ void sdekit::affine_step_kernel<float, true, true, true, true, true, true>(sdekit::AffineStepArgs<float>);
 template __global__ void sdekit::affine_step_kernel<float, true, false, true, false, false, false>(sdekit::AffineStepArgs<float>);
 template __global__ void sdekit::affine_step_kernel<double, true, true, true, true, true, true>(sdekit::AffineStepArgs<double>);
-template __global__ void sdekit::sample_sq_norms_kernel<float, true, 256>(const float*, float*, int64_t, int64_t, int64_t, sdekit::Strides4, uint64_t, uint64_t);
-template __global__ void sdekit::sample_sq_norms_kernel<double, false, 256>(const double*, double*, int64_t, int64_t, int64_t, sdekit::Strides4, uint64_t, uint64_t);
+template __global__ void sdekit::sample_sq_norms_kernel<float, true, 256>(const float*, float*, int64_t, int64_t, int64_t, sdekit::Strides4, uint64_t, uint64_t, uint32_t);
+template __global__ void sdekit::sample_sq_norms_kernel<double, false, 256>(const double*, double*, int64_t, int64_t, int64_t, sdekit::Strides4, uint64_t, uint64_t, uint32_t);
 """
 
 
@@ -140,7 +145,7 @@ def test_cuda_step_kernels_compile_for_sm90(tmp_path):
         pytest.skip("nvcc is not installed")
     src = tmp_path / "steps.cu"
     src.write_text(_HEADER_INSTANTIATION)
-    csrc = Path(__file__).resolve().parents[1] / "csrc"
+    csrc = Path(__file__).resolve().parents[1] / "sdekit" / "csrc"
     r = subprocess.run([nvcc, "-I", str(csrc), "-arch=sm_90", "-c", "-o", str(tmp_path / "steps.o"), str(src)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -174,14 +179,14 @@ def test_gpu_affine_step_equals_reference(backend, dtype):
 
 
 class _EmulatedCudaOps:
-    """The contract of csrc/sde_steps.cu, emulated in torch: (B, D1, D2, D3) views from the
-    launcher's dims and per-tensor strides, seed and step as int64 bit patterns."""
+    """The contract of sdekit/csrc/sde_steps.cu, emulated in torch: (B, D1, D2, D3) views from the
+    launcher's dims and per-tensor strides, seed and step as int64 bit patterns, the sample offset as is."""
 
     @staticmethod
     def _view(t, B, dims, st):
         return t.as_strided((B, *dims), st, t.storage_offset())
 
-    def sde_affine_step(self, out, x, score, y, coef, flags, dims, strides, seed, step, noise, contig):
+    def sde_affine_step(self, out, x, score, y, coef, flags, dims, strides, seed, step, sample_offset, noise, contig):
         from sdekit.kernels.rng import philox_normal
         B, N = x.shape[0], dims[0] * dims[1] * dims[2]
         st = [strides[4 * k:4 * k + 4] for k in range(4)]
@@ -193,28 +198,44 @@ class _EmulatedCudaOps:
         if score is not None:
             acc = acc + c[2] * self._view(score, B, dims, st[2])
         if noise:
-            z = philox_normal(B, N, seed % 2**64, step % 2**64, x.dtype).view(B, *dims)
+            z = philox_normal(B, N, seed % 2**64, step % 2**64, x.dtype, sample_offset=sample_offset).view(B, *dims)
             acc = acc + c[3] * z
         self._view(out, B, dims, st[0]).copy_(acc)
 
-    def sde_sample_sq_norms(self, score, dims, strides, seed, step, contig):
+    def sde_sample_sq_norms(self, score, dims, strides, seed, step, sample_offset, contig):
         from sdekit.kernels.rng import philox_normal
         B, N = score.shape[0], dims[0] * dims[1] * dims[2]
         s = self._view(score, B, dims, strides).reshape(B, N)
-        z = philox_normal(B, N, seed % 2**64, step % 2**64, score.dtype)
-        return torch.stack([s.square().sum(1), z.square().sum(1)], dim=1).unsqueeze(1)
+        z = philox_normal(B, N, seed % 2**64, step % 2**64, score.dtype, sample_offset=sample_offset)
+        return torch.stack([s.square().sum(1), z.square().sum(1)], dim=1)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_cuda_launcher_passes_layout_seed_and_step_as_the_kernel_expects(monkeypatch, dtype):
+def test_cuda_launcher_passes_layout_seed_step_and_offset_as_the_kernel_expects(monkeypatch, dtype):
     """The Python side of the CUDA backend, against an emulation of the op's contract (runs on CPU)."""
-    from sdekit.kernels import steps_cuda
+    from sdekit.kernels.steps import cuda as steps_cuda
     monkeypatch.setattr(steps_cuda, "_ops", lambda: _EmulatedCudaOps())
     x, s, y, coef = _inputs(dtype)
     xs = torch.randn(3, 6, 17, 9, dtype=dtype)[:, ::2]
     ss = torch.randn(3, 9, 17, 3, dtype=dtype).permute(0, 3, 2, 1)
-    for seed, step in [(0, 0), (-3, 2**63 + 5), (2**64 - 1, 7)]:
-        got = steps_cuda.affine_step(xs, coef, score=ss, y=y, seed=seed, step=step)
-        _close(got, ref.affine_step(xs, coef, score=ss, y=y, seed=seed, step=step), dtype)
-        n = steps_cuda.sample_sq_norms(ss, seed=seed, step=step)
-        assert torch.allclose(n, ref.sample_sq_norms(ss, seed=seed, step=step), rtol=1e-5)
+    for seed, step, off in [(0, 0, 0), (-3, 2**63 + 5, 2**32 - 3), (2**64 - 1, 7, 11)]:
+        key = {"seed": seed, "step": step, "sample_offset": off}
+        got = steps_cuda.affine_step(xs, coef, score=ss, y=y, **key)
+        _close(got, ref.affine_step(xs, coef, score=ss, y=y, **key), dtype)
+        n = steps_cuda.sample_sq_norms(ss, **key)
+        assert torch.allclose(n, ref.sample_sq_norms(ss, **key), rtol=1e-5)
+
+
+def test_gpu_launchers_refuse_batches_past_the_grid_limit_naming_it(monkeypatch):
+    """One grid row per sample on Triton and CUDA: 65536 samples is a ValueError, not a failed launch
+    (the torch and CPU backends take any batch: tests/test_kernels_cpu.py)."""
+    from sdekit.kernels.steps import cuda as steps_cuda
+    monkeypatch.setattr(steps_cuda, "_ops", lambda: _EmulatedCudaOps())
+    x = torch.zeros(65536, 1)
+    coef = torch.zeros(4, 1)
+    for fn in (steps_cuda.affine_step, steps_triton.affine_step):
+        with pytest.raises(ValueError, match="batch 65536 exceeds 65535"):
+            fn(x, coef, seed=1)
+    for fn in (steps_cuda.sample_sq_norms, steps_triton.sample_sq_norms):
+        with pytest.raises(ValueError, match="batch 65536 exceeds 65535"):
+            fn(x)

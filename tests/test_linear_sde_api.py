@@ -11,6 +11,69 @@ import sdekit.symbolic.moments as moments
 # ----------------------------------------------------------------------------- bad input
 
 
+@pytest.mark.parametrize("drift, diffusion, words", [
+    ("-x", "sqrt(t - 1/2)", r"diffusion .* g\(t\) = sqrt\(t - 1/2\) = nan at t = 0: g\(t\) must be real"),
+    ("-x/t", "1", r"drift .* a\(t\) = -1/t = -inf at t = 0: a\(t\) must be real and finite"),
+    ("-x", "besselj(0, t)", "calls 'besselj', which sdekit does not support"),
+    ("-x + gamma(t)*y", "1", "calls 'gamma'"),
+])
+def test_coefficients_that_would_give_nan_marginals_or_unknown_functions_are_refused(drift, diffusion, words):
+    with pytest.raises(ValueError, match=words):
+        LinearSDE(drift, diffusion)
+
+
+def test_a_marginal_that_overflows_on_0_T_is_refused_with_the_reason():
+    """Issue 12: LinearSDE("0", "exp(t)", T=1000).marginal_std(1.0) was NaN (exact 1.787)."""
+    with pytest.raises(ValueError, match=r"exp\(t\) = inf at t = 71\d\.\d+: g\(t\) must be real and finite"):
+        LinearSDE("0", "exp(t)", T=1000.0)
+    with pytest.raises(ValueError, match=r"v\(t\) = .* overflows float64 on \[0, T\] = \[0, 500.0\]"):
+        LinearSDE("0", "exp(t)", T=500.0)
+    sde = LinearSDE("0", "exp(t)", T=300.0)  # v(300) = (e^600 - 1)/2 is finite: right numbers
+    assert float(sde.marginal_std(1.0)) == pytest.approx(math.sqrt(math.expm1(2.0) / 2), rel=1e-14)
+
+
+def test_parameters_out_of_float64_range_give_a_clear_error():
+    with pytest.raises(ValueError, match="out of range"):
+        LinearSDE("-k*x", "s", {"k": 1e-300, "s": 1e300})
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_t_equal_to_T_rounded_to_the_dtype_is_accepted_as_T(dtype):
+    sde = LinearSDE("-x", "1", T=0.1)
+    t = torch.full((3,), 0.1, dtype=dtype)  # 0.1 in float32 is 0.1000000015 > T
+    want = math.sqrt(-math.expm1(-0.2) / 2)
+    torch.testing.assert_close(sde.marginal_std(t), torch.full((3,), want, dtype=dtype), rtol=1e-6, atol=0)
+    with pytest.raises(ValueError, match=r"t must lie in \[0, T\]"):
+        sde.marginal_std(torch.full((3,), 0.1 * (1 + 1e-5), dtype=dtype))
+    with pytest.raises(ValueError, match=r"t must lie in \[0, T\]"):
+        sde.marginal_std(torch.full((3,), -1e-6, dtype=dtype))
+
+
+def test_sympys_time_budget_holds_off_the_main_thread_and_the_numerical_path_says_so(monkeypatch):
+    """Issue 12: DriftVE(0.3, 2.0) spent 41 s in sympy, and off the main thread had no bound."""
+    import threading
+    import time
+
+    monkeypatch.setattr(moments, "DEFAULT_TIME_BUDGET", 2.0)
+    moments._derive_cached.cache_clear()
+    result = {}
+
+    def build():
+        start = time.monotonic()
+        result["sde"] = DriftVE(0.3, 2.0)
+        result["seconds"] = time.monotonic() - start
+
+    worker = threading.Thread(target=build)
+    worker.start()
+    worker.join(120)
+    assert not worker.is_alive()
+    sde = result["sde"]
+    assert "time budget ran out" in sde.paths["v"] and sde.paths["v"].startswith("numerical")
+    assert result["seconds"] < 30
+    assert float(sde.marginal_std(1.0)) == pytest.approx(0.3, rel=1e-12)
+    sde.self_check([0.001, 0.01, 0.5, 1.0])
+
+
 @pytest.mark.parametrize("drift, word", [
     ("x**2", "not linear in x"), ("x*y", "not linear in x"), ("sin(x)", "not linear in x"),
     ("-x + t", "not proportional to x or y"), ("k*x + 1", "not proportional"),
@@ -214,3 +277,20 @@ def test_marginals_on_cuda_equal_cpu(dtype):
     tol = dict(rtol=1e-13, atol=0) if dtype == torch.float64 else dict(rtol=2e-7, atol=0)
     torch.testing.assert_close(std_gpu.cpu(), std, **tol)
     torch.testing.assert_close(mean_gpu.cpu(), mean, **tol)
+
+
+def test_off_the_main_thread_sympy_runs_in_a_child_process_with_the_same_result():
+    import threading
+
+    from sdekit.symbolic import parse_linear_sde
+
+    coeffs = parse_linear_sde("-k*x + k*y", "s*(sigma_max/s)**t", ("k", "s", "sigma_max"))
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(d=moments.derive(coeffs, budget=120.0)))
+    worker.start()
+    worker.join(180)
+    moments._derive_cached.cache_clear()
+    on_main = moments.derive(coeffs, budget=math.inf)
+    off_main = result["d"]
+    assert not off_main.reasons and off_main.v is not None
+    assert (off_main.A, off_main.my, off_main.v) == (on_main.A, on_main.my, on_main.v)

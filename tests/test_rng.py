@@ -86,7 +86,7 @@ def philox_host_binary(tmp_path_factory):
     d = tmp_path_factory.mktemp("philox")
     src = d / "philox_host.cu"
     src.write_text(_CUDA_HOST_TEST)
-    csrc = Path(__file__).resolve().parents[1] / "csrc"
+    csrc = Path(__file__).resolve().parents[1] / "sdekit" / "csrc"
     subprocess.run([nvcc, "-I", str(csrc), "-o", str(d / "philox_host"), str(src)], check=True,
                    capture_output=True, timeout=300)
     # Device code of the same header compiles for sm_90 (runs only on the GPU machine).

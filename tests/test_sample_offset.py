@@ -12,12 +12,13 @@ import torch
 from sdekit import EulerMaruyama, PredictorCorrector
 from sdekit.solvers import RunOptions
 from sdekit.kernels import rng
-from sdekit.kernels.steps import step_impl
+from sdekit.kernels.dispatch import backend_unavailable_reason
+from sdekit.kernels import steps
 
 from _problems import gaussian_score, shared_vpsde
 
 DTYPES = [torch.float32, torch.float64]
-BACKENDS = ["torch", "triton"]  # every backend that runs without a GPU
+BACKENDS = ["torch", "cpu", "triton"]  # every backend that runs without a GPU
 TOL = {torch.float32: 4e-7, torch.float64: 1e-15}  # backends differ by the last ulps of log/cos/sin (test_rng.py)
 BIG, N = 11, 13  # 13 elements: a partial Philox group at the end of every row
 BLOCKS = [(0, 4), (4, 11), (3, 5), (10, 11)]
@@ -28,8 +29,13 @@ def assert_bitwise(a, b):
 
 
 def backend_device(backend, request):
-    """The device a backend's kernels run on here (Triton: its interpreter on CPU without a GPU)."""
-    return request.getfixturevalue("triton_device") if backend == "triton" else "cpu"
+    """The device a backend's kernels run on here (Triton: its interpreter on CPU without a GPU);
+    skips when the backend cannot run (the compiled cpu extension not built)."""
+    device = request.getfixturevalue("triton_device") if backend == "triton" else "cpu"
+    reason = backend_unavailable_reason(backend, torch.device(device))
+    if reason is not None:
+        pytest.skip(reason)
+    return device
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -83,16 +89,26 @@ def test_fused_step_and_norms_of_an_offset_block_are_the_rows_of_the_whole_batch
     g = torch.Generator().manual_seed(0)
     x, score = (torch.randn(BIG, 3, 5, generator=g, dtype=torch.float64).to(dtype).to(device) for _ in range(2))
     coef = torch.tensor([[0.9], [0.0], [0.3], [0.7]], dtype=dtype, device=device)
-    affine, norms = step_impl("affine_step", backend, device), step_impl("sample_sq_norms", backend, device)
+    only_noise = torch.tensor([[0.0], [0.0], [0.0], [1.0]], dtype=dtype, device=device)
+
+    def affine(*args, **kw):
+        return steps.affine_step(*args, backend=backend, **kw)
+
+    def norms(*args, **kw):
+        return steps.sample_sq_norms(*args, backend=backend, **kw)
+
     big_x = affine(x, coef, score=score, seed=4, step=8)
     big_n = norms(score, seed=4, step=8)
     for k, stop in BLOCKS:
         assert_bitwise(affine(x[k:stop], coef, score=score[k:stop], seed=4, step=8, sample_offset=k), big_x[k:stop])
         assert_bitwise(norms(score[k:stop], seed=4, step=8, sample_offset=k), big_n[k:stop])
+        z = affine(x[k:stop], only_noise, seed=4, step=8, sample_offset=k).cpu()  # the global rows' normals
+        ref = rng.philox_normal_like(z, 4, 8, sample_offset=k)
+        assert torch.all((z - ref).abs() <= TOL[dtype] * (1 + ref.abs()))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("backend", ["torch", pytest.param("triton", marks=pytest.mark.slow)])  # interpreter: ~15 s
+@pytest.mark.parametrize("backend", ["torch", "cpu", pytest.param("triton", marks=pytest.mark.slow)])  # interpreter: 15 s
 def test_samplers_and_simulate_on_an_offset_block_give_the_rows_of_the_big_run(dtype, backend, request):
     device = backend_device(backend, request)
     vp = shared_vpsde()

@@ -69,7 +69,9 @@ def test_forward_simulate_backends_agree_and_reproduce(ouve, triton_device):
     em = EulerMaruyama(ouve, 10)
     x0, y = torch.zeros(3, 40, device=triton_device), torch.ones(3, 40, device=triton_device)
     a = em.simulate(x0, y, seed=4, backend="torch")
-    assert torch.equal(a, em.simulate(x0, y, seed=4))
+    auto = em.simulate(x0, y, seed=4)  # the compiled "cpu" backend where built: normals within 3 ulp
+    assert torch.equal(auto, em.simulate(x0, y, seed=4))
+    assert torch.allclose(a, auto, atol=1e-6)
     assert torch.allclose(a, em.simulate(x0, y, seed=4, backend="triton"), atol=1e-6)
     assert torch.equal(x0, torch.zeros_like(x0))  # inputs are not modified
 

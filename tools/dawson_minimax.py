@@ -1,9 +1,9 @@
 """Generate the coefficient tables of ``sdekit.special.dawsn``.
 
-    python tools/dawson_minimax.py > sdekit/special/_dawson_coeffs.py.body
+    python tools/dawson_minimax.py > sdekit/kernels/dawsn/coefficients.py.body
 
 prints (in about a minute and a half) the tables that
-``sdekit/special/_dawson_coeffs.py`` holds below its docstring; then run
+``sdekit/kernels/dawsn/coefficients.py`` holds below its docstring; then run
 ``python tools/gen_dawson_header.py`` for ``csrc/dawson_coeffs.h``.  Nothing here
 runs when the library is imported.  Reference values: ``D(x) = sqrt(pi)/2 *
 exp(-x^2) * erfi(x)`` in 60-digit mpmath.

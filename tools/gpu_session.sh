@@ -1,104 +1,121 @@
 #!/usr/bin/env bash
-# The GPU work of issues 3-6 as device calls of under 10 minutes each, results under $OUT.
+# The first GPU run of issue 19 as ONE device command of at most 8 minutes, results under $OUT.
 #
-#   bash tools/gpu_session.sh STAGE [STAGE ...]   (from the repository root, on the GPU machine)
+#   bash tools/gpu_session.sh [--dry-run]        (from the repository root, on the GPU machine)
 #
-# Stages (several per call: a machine is handed back 30 s after a call, so every call may
-# start bare and pays the machine start plus the ~1-2 min extension build once):
-#   setup          nvidia-smi, versions, `sdekit info`                -> $OUT/setup.txt
-#   tests          the whole test suite on the GPU (gpu-marked tests included, Triton compiled
-#                  for the device instead of interpreted), 8 pytest-xdist workers -> tests.log
-#   bench-dawson   benchmarks/bench_dawson.py   -> $OUT/bench-dawson.{json,md}
-#   bench-solvers  benchmarks/bench_solvers.py  -> $OUT/bench-solvers.{json,md}
-#   bench-inverse  benchmarks/bench_inverse.py  -> $OUT/bench-inverse.{json,md}
-#   examples       driftrec_jpeg.py and dmps_restore.py on CUDA with the committed nets, then
-#                  trained anew on CUDA and evaluated with those -> examples-cuda.json (written
-#                  after each run, so a failure keeps the others), examples.log,
-#                  checkpoints.tar (the CUDA-trained nets; their meta holds the training times)
+# In priority order, each stage bounded by what is left of SDEKIT_GPU_BUDGET_S (default 450 s,
+# so the command ends inside the 8 minutes with the transfers), each writing under $OUT as it
+# goes, so a timeout loses nothing measured:
+#   1. versions, what is importable, the extension built once (time, errors)  -> session.log
+#   2. the `gpu`-marked tests only, Triton compiled for the device            -> tests-gpu.log
+#   3. tools/gpu_timing.py: copy / eager / torch.compile / Triton / CUDA side by side in one
+#      process at 2^20 and 2^26 float32 for the EM step and dawsn; the 100-step loop at 2^10
+#      eagerly and from a CUDA graph; the DMPS score at batch 1 (deblur, SR x4); CUDA events,
+#      no pytest needed                                                     -> timing.{json,md}
+#   4. if time is left: benchmarks/bench_{solvers,dawson,inverse}.py with pytest-benchmark
+#      (stopped with SIGINT when the budget runs out: pytest-benchmark still writes its JSON)
+#                                                -> bench-<name>.json, bench.md (report tables)
+# That is 8 files at most, all directly under $OUT (the device returns at most 8 files, each
+# <= 16 MiB, at most 2 folders deep).
 #
-# A plan that fits the session's 30 device minutes (at most 8 files come back per call):
-#   call 1: setup tests      call 2: bench-dawson bench-inverse      call 3: bench-solvers examples
+# Packages: stage 2 needs pytest and hypothesis (tests/conftest.py imports it), stage 4
+# pytest-benchmark; stage 3 needs only torch.  The H200 image lists all three (KINDS.md); if a
+# machine lacks one, the stage says so and is skipped.  To carry wheels (no package index
+# there; see /work/.library/device/README.md), here in the repository root:
+#   echo /.whl/ >> .git/info/exclude
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+#       -d .whl pytest==8.4.2 pluggy==1.6.0 iniconfig==2.1.0 packaging==25.0 hypothesis==6.140.2 \
+#       attrs==25.3.0 sortedcontainers==2.4.0 pytest-benchmark==5.1.0 py-cpuinfo==9.0.0
+# (pure-Python wheels: --platform is ignored for them; keep one version of each), name `.whl`
+# in the call's `carry`; this script installs them to /tmp/site when the folder is there.
 #
-# Every call first builds sdekit._C ahead of time when it is missing (errors shown), then sets
-# SDEKIT_CUDA_JIT=0 so no test or benchmark process retries a failed build just in time.  Each
-# pytest run is stopped with SIGINT at 540 s, so pytest-benchmark still writes what it measured.
-# The .md files are tools/bench_report.py tables (ratios side by side, fraction of copy
-# bandwidth) ready for benchmarks/RESULTS.md.  torchsde is not on the GPU image: for the
-# torchsde rows, fetch its wheels here first (see /work/.library/device/README.md) with
-#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl \
-#       torchsde==0.2.6 trampoline==0.1.2
-# and name .whl in the call's carry; this script installs them to /tmp/site when present.
+# --dry-run (any machine, no GPU): builds nothing, runs the gpu tests' collection only and
+# gpu_timing.py --dry-run on the CPU, benchmarks collected only; checks stage order, budget
+# arithmetic and the files written (tests/test_gpu_session.py does this).
 set -uo pipefail
-[ $# -ge 1 ] || { echo "usage: bash tools/gpu_session.sh setup|tests|bench-dawson|bench-solvers|bench-inverse|examples ..." >&2; exit 2; }
+DRY=0
+[ "${1:-}" = "--dry-run" ] && DRY=1
 OUT=${OUT:-/tmp/sdekit-gpu}
+BUDGET=${SDEKIT_GPU_BUDGET_S:-450}
 mkdir -p "$OUT"
+LOG="$OUT/session.log"
+: > "$LOG"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+PY=${PYTHON:-python3}
+
+say() { echo "$*" | tee -a "$LOG"; }
+left() { echo $((BUDGET - SECONDS)); }
+# bounded CAP CMD...: run CMD for at most CAP seconds and never past the budget (SIGINT first,
+# so pytest writes what it measured; SIGKILL 10 s later)
+bounded() {
+    local cap=$1 t
+    shift
+    t=$(left)
+    [ "$t" -gt "$cap" ] && t=$cap
+    if [ "$t" -lt 15 ]; then
+        say "skipped (only $(left) s of the budget left): $*"
+        return 124
+    fi
+    timeout -s INT -k 10 "$t" "$@"
+}
+has() { "$PY" -c "import $1" > /dev/null 2>&1; }
+
 if [ -d .whl ] && ls .whl/*.whl > /dev/null 2>&1; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
         && export PYTHONPATH="$PYTHONPATH:/tmp/site"
 fi
 
-ensure_extension() {  # build sdekit._C once per machine; never fall back to per-process JIT builds
-    if ! ls sdekit/_C*.so > /dev/null 2>&1; then
-        local t0=$SECONDS
-        SDEKIT_BUILD_CUDA=1 python3 setup.py build_ext --inplace > /tmp/sdekit-build.log 2>&1
-        echo "build_ext rc=$? in $((SECONDS - t0)) s"
-        grep -n -i -B2 -A6 "error" /tmp/sdekit-build.log | head -80
+say "=== 1. setup ($(date +%T), budget ${BUDGET} s, dry run: $DRY)"
+{
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem --format=csv 2>&1
+    "$PY" -c "import sys, torch; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, 'gpu', torch.cuda.is_available())"
+    "$PY" -c "import triton; print('triton', triton.__version__)" 2>&1
+    nvcc --version 2>&1 | tail -1
+    for m in pytest hypothesis pytest_benchmark xdist; do has "$m" && echo "importable: $m" || echo "MISSING: $m"; done
+} 2>&1 | tee -a "$LOG"
+if [ "$DRY" = 0 ] && ! ls sdekit/_C*.so > /dev/null 2>&1; then
+    t0=$SECONDS
+    SDEKIT_BUILD_CUDA=1 bounded 240 "$PY" setup.py build_ext --inplace > /tmp/sdekit-build.log 2>&1
+    rc=$?
+    say "build_ext rc=$rc in $((SECONDS - t0)) s"
+    [ $rc = 0 ] || grep -n -i -B2 -A6 "error" /tmp/sdekit-build.log | head -80 | tee -a "$LOG"
+fi
+export SDEKIT_CUDA_JIT=0  # no test or benchmark process retries a failed build just in time
+
+say "=== 2. gpu-marked tests ($(date +%T), $(left) s left)"
+if has pytest && has hypothesis; then
+    if [ "$DRY" = 1 ]; then
+        bounded 120 "$PY" -m pytest -q -p no:cacheprovider -m gpu --collect-only -qq tests > "$OUT/tests-gpu.log" 2>&1
+    else
+        bounded 120 "$PY" -m pytest -q -p no:cacheprovider -m gpu -rs tests > "$OUT/tests-gpu.log" 2>&1
     fi
-    export SDEKIT_CUDA_JIT=0
-}
+    say "pytest rc=$?: $(tail -1 "$OUT/tests-gpu.log")"
+else
+    say "skipped: pytest or hypothesis is not importable (carry wheels: see this script's header)"
+fi
 
-bench() {  # bench NAME: one benchmark file, its JSON and its report table
-    timeout -s INT 540 python3 -m pytest "benchmarks/bench_$1.py" --benchmark-only -q -p no:cacheprovider \
-        --benchmark-json "$OUT/bench-$1.json" 2>&1 | tail -25
-    python3 tools/bench_report.py "$OUT/bench-$1.json" | tee "$OUT/bench-$1.md"
-}
+say "=== 3. side-by-side timings ($(date +%T), $(left) s left)"
+timing_args=("$OUT")
+[ "$DRY" = 1 ] && timing_args+=(--dry-run)
+bounded 240 "$PY" tools/gpu_timing.py "${timing_args[@]}" > /tmp/sdekit-timing.log 2>&1
+say "gpu_timing rc=$?"
+grep -v '^{' /tmp/sdekit-timing.log | tail -20 | tee -a "$LOG"
 
-ensure_extension
-for stage in "$@"; do
-    echo "=== $stage ($(date +%T))"
-    case "$stage" in
-    setup)
-        {
-            nvidia-smi
-            python3 -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)"
-            nvcc --version | tail -2
-            python3 -m sdekit.cli info
-        } 2>&1 | tee "$OUT/setup.txt"
-        ;;
-    tests)
-        timeout -s INT 540 python3 -m pytest -q -p no:cacheprovider -n 8 -m "not slow" -rs 2>&1 \
-            | tee "$OUT/tests.log" | tail -40
-        ;;
-    bench-dawson | bench-solvers | bench-inverse)
-        bench "${stage#bench-}"
-        ;;
-    examples)
-        # stdout: the examples' tables; progress bars (stderr) dropped
-        python3 - "$OUT" <<'EOF' 2> /dev/null | tee "$OUT/examples.log"
-import json, sys, traceback
-sys.path.insert(0, "examples")
-import driftrec_jpeg, dmps_restore
-out, cuda = sys.argv[1], ["--device", "cuda", "--no-figure", "--threads", "8"]
-ck = "/tmp/sdekit-checkpoints"
-runs = {"driftrec_jpeg": lambda: driftrec_jpeg.main(cuda),
-        "dmps_restore": lambda: dmps_restore.main(cuda),
-        "driftrec_jpeg --train": lambda: driftrec_jpeg.main([*cuda, "--train", "--checkpoints", ck]),
-        "dmps_restore --train": lambda: dmps_restore.main([*cuda, "--train", "--checkpoint", f"{ck}/dmps.pt"])}
-summary = {}
-for name, run in runs.items():
-    try:
-        r = run()
-        summary[name] = {"seconds": r["seconds"], "rows": {str(k): v for k, v in r["rows"].items()}}
-    except Exception:  # keep going: one failure must not lose the other runs
-        summary[name] = {"error": traceback.format_exc()}
-        print(f"{name} FAILED:\n{summary[name]['error']}", flush=True)
-    json.dump(summary, open(f"{out}/examples-cuda.json", "w"), indent=1, default=str)
-EOF
-        [ -d /tmp/sdekit-checkpoints ] && tar -cf "$OUT/checkpoints.tar" -C /tmp sdekit-checkpoints
-        ;;
-    *)
-        echo "unknown stage $stage" >&2
-        ;;
-    esac
-done
+say "=== 4. benchmark files ($(date +%T), $(left) s left)"
+if has pytest_benchmark && has hypothesis; then
+    : > "$OUT/bench.md"
+    for name in solvers dawson inverse; do
+        if [ "$DRY" = 1 ]; then
+            bounded 60 "$PY" -m pytest "benchmarks/bench_$name.py" -q -p no:cacheprovider --collect-only -qq \
+                >> "$LOG" 2>&1
+            continue
+        fi
+        bounded 180 "$PY" -m pytest "benchmarks/bench_$name.py" --benchmark-only -q -p no:cacheprovider \
+            --benchmark-json "$OUT/bench-$name.json" 2>&1 | tail -5 | tee -a "$LOG"
+        [ -s "$OUT/bench-$name.json" ] && "$PY" tools/bench_report.py "$OUT/bench-$name.json" >> "$OUT/bench.md" 2>&1
+    done
+else
+    say "skipped: pytest-benchmark or hypothesis is not importable; stage 3 measured the priority rows without them"
+fi
+say "=== done ($(date +%T), $SECONDS s)"

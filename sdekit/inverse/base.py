@@ -130,8 +130,10 @@ class SVDOperator(abc.ABC):
         """``v`` as ``(B, size)``; errors name ``what``.
 
         ``v`` must be a real floating-point tensor with a batch dimension and ``size``
-        elements per sample (when ``size`` is given); with ``shape``, its per-sample shape
-        must be flat or ``shape`` up to size-1 dimensions.
+        elements per sample (when ``size`` is given); with a multi-axis ``shape``, its per-sample
+        shape must be flat or ``shape`` up to size-1 dimensions.  A one-axis ``shape`` (a
+        vector operator such as ``DenseOperator``) declares no layout: any per-sample shape of
+        ``size`` elements is read in row-major order, as ``x.reshape(B, -1)``.
         """
         if not isinstance(v, torch.Tensor):
             raise TypeError(f"{what} must be a torch.Tensor, got {type(v).__name__}")
@@ -147,7 +149,7 @@ class SVDOperator(abc.ABC):
             raise ValueError(
                 f"{type(self).__name__}: {what} must have {size} elements per sample, "
                 f"got shape {tuple(v.shape)} ({per} per sample)")
-        if shape is not None and v.dim() > 2 and _squeezed(v.shape[1:]) != _squeezed(shape):
+        if shape is not None and len(shape) > 1 and v.dim() > 2 and _squeezed(v.shape[1:]) != _squeezed(shape):
             raise ValueError(
                 f"{type(self).__name__}: {what} must have per-sample shape {tuple(shape)} (or be flat, "
                 f"({math.prod(shape)},)), got {tuple(v.shape[1:])}: same element count, another layout")

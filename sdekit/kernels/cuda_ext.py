@@ -2,29 +2,28 @@
 
 How CUDA kernels live in sdekit (follow this when adding one):
 
-* ``csrc/<name>.cuh`` -- the device arithmetic, plain CUDA C++ with no torch
-  includes, so ``nvcc`` can compile it on a machine without a GPU or a CUDA torch
-  (``tests/test_cuda_build.py`` does, for ``sm_90``).
-* ``csrc/<name>.cu`` -- the torch binding: a launcher plus ::
+* ``sdekit/csrc/<name>.cuh`` -- the arithmetic, plain C++ with ``SDEKIT_HD`` functions and no
+  torch includes, so ``nvcc`` can compile it on a machine without a GPU or a CUDA torch
+  (``tests/test_cuda_build.py`` does, for ``sm_90``) and ``g++`` compiles the same
+  functions for the ``"cpu"`` backend (``sdekit/csrc/cpu/ops.cpp``).
+* ``sdekit/csrc/<name>.cu`` -- the CUDA launcher plus ::
 
-      TORCH_LIBRARY_FRAGMENT(sdekit, m) { m.def("<op>(Tensor x, ...) -> Tensor"); }
       TORCH_LIBRARY_IMPL(sdekit, CUDA, m) { m.impl("<op>", &<op>_cuda); }
 
-  The ops are then reached as ``torch.ops.sdekit.<op>``; there is no central list
-  of bindings to edit.  Fake (meta) kernels and autograd formulas are registered
-  from Python next to the op's wrapper, through :func:`op` (see
-  ``sdekit/kernels/dawson_cuda.py``).
-* ``csrc/module.cpp`` -- an empty Python module, so that the ahead-of-time build
+  The op's schema, fake (meta) kernel and autograd formula are defined once, in Python, by
+  the op's folder ``sdekit/kernels/<op>/__init__.py`` (so the CUDA and CPU extensions
+  implement one contract), and the op is reached as ``torch.ops.sdekit.<op>``.
+* ``sdekit/csrc/module.cpp`` -- an empty Python module, so that the ahead-of-time build
   is importable as ``sdekit._C``.
 
-Building: ``setup.py`` compiles every ``csrc/*.cu`` and ``csrc/*.cpp`` into
-``sdekit._C`` when torch is a CUDA build and ``nvcc`` is found (or
-``SDEKIT_BUILD_CUDA=1``).  Otherwise :func:`load` compiles the same files with
-``torch.utils.cpp_extension.load(..., is_python_module=False)`` on first use (a
-minute or two, cached by torch in ``TORCH_EXTENSIONS_DIR``); set
-``SDEKIT_CUDA_JIT=0`` to forbid that.  :func:`unavailable_reason` says why the ops
-cannot run (``None`` when they can); the dispatcher (``sdekit.kernels.dispatch``)
-calls it before choosing the ``"cuda"`` backend.
+The sources ship inside the package, so the just-in-time build works from a wheel too.
+Building: ``setup.py`` compiles every ``sdekit/csrc/*.cu`` and ``*.cpp`` into ``sdekit._C``
+when torch is a CUDA build and ``nvcc`` is found (or ``SDEKIT_BUILD_CUDA=1``).  Otherwise
+:func:`load` compiles the same files with ``torch.utils.cpp_extension.load(...,
+is_python_module=False)`` on first use (a minute or two, cached by torch in
+``TORCH_EXTENSIONS_DIR``); set ``SDEKIT_CUDA_JIT=0`` to forbid that.
+:func:`unavailable_reason` says why the ops cannot run (``None`` when they can); the
+dispatcher (``sdekit.kernels.dispatch``) calls it before choosing the ``"cuda"`` backend.
 """
 from __future__ import annotations
 
@@ -37,14 +36,14 @@ import threading
 
 import torch
 
-CSRC = pathlib.Path(__file__).resolve().parents[2] / "csrc"
+CSRC = pathlib.Path(__file__).resolve().parents[1] / "csrc"
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
 
 
 def sources() -> list[str]:
-    """The files of the extension: every ``csrc/*.cu`` and ``csrc/*.cpp``."""
+    """The files of the CUDA extension: every ``sdekit/csrc/*.cu`` and ``sdekit/csrc/*.cpp``."""
     return sorted(glob.glob(str(CSRC / "*.cu")) + glob.glob(str(CSRC / "*.cpp")))
 
 
@@ -97,19 +96,7 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def op(name: str, fake=None, backward=None, setup_context=None):
-    """``torch.ops.sdekit.<name>``, after loading the extension and, on first use, registering the
-    Python-side pieces the C++ op does not declare: its ``fake`` (meta) kernel, so the op works
-    inside ``torch.compile``, and its autograd formula (``backward`` with ``setup_context``).
-    """
+def op(name: str):
+    """``torch.ops.sdekit.<name>`` after loading the extension that holds its CUDA kernel."""
     load()
-    with _lock:
-        registered = _state.setdefault("python_parts", set())
-        if name not in registered:
-            qualname = f"sdekit::{name}"
-            if fake is not None:
-                torch.library.register_fake(qualname)(fake)
-            if backward is not None:
-                torch.library.register_autograd(qualname, backward, setup_context=setup_context)
-            registered.add(name)
     return getattr(torch.ops.sdekit, name)

@@ -5,12 +5,15 @@ implementation per backend:
 
 * ``"torch"``  -- eager reference, CPU and GPU, float32 and float64: the specification;
 * ``"triton"`` -- Triton kernels; on a CPU tensor they run only under ``TRITON_INTERPRET=1``;
-* ``"cuda"``   -- the CUDA kernels of ``csrc/`` (ahead-of-time or just-in-time build).
+* ``"cuda"``   -- the CUDA kernels of ``sdekit/csrc/`` (ahead-of-time or just-in-time build);
+* ``"cpu"``    -- the same ``sdekit/csrc/`` arithmetic compiled for the host at install time
+  (the extension ``sdekit._cpu``, see :mod:`sdekit.kernels.cpu_ext`).
 
-``resolve(op, backend, tensor)`` returns the callable.  ``backend="auto"`` picks the
+``resolve(op, backend, device)`` returns the callable.  ``backend="auto"`` picks the
 fastest available one for the tensor's device: ``cuda``, then ``triton``, then
-``torch`` on a GPU tensor, and ``torch`` on a CPU tensor.  Solvers and special
-functions call ``resolve`` and never branch on backend names themselves.
+``torch`` on a GPU tensor; ``cpu``, then ``torch`` on a CPU tensor.  Solvers and special
+functions call ``resolve`` and never branch on backend names themselves; this module is
+the only one that lists them.
 """
 from __future__ import annotations
 
@@ -21,8 +24,8 @@ from typing import Callable
 
 import torch
 
-BACKENDS = ("torch", "triton", "cuda")
-_AUTO_ORDER_GPU = ("cuda", "triton", "torch")
+BACKENDS = ("torch", "triton", "cuda", "cpu")
+_AUTO_ORDER = {"cuda": ("cuda", "triton", "torch"), "cpu": ("cpu", "torch")}
 
 _registry: dict[str, dict[str, Callable]] = {}
 
@@ -65,6 +68,12 @@ def backend_unavailable_reason(backend: str, device: torch.device) -> str | None
         from . import cuda_ext
 
         return cuda_ext.unavailable_reason()
+    if backend == "cpu":
+        if device.type != "cpu":
+            return f"the compiled CPU kernels need a CPU tensor; got device {device}"
+        from . import cpu_ext
+
+        return cpu_ext.unavailable_reason()
     raise ValueError(f"unknown backend {backend!r}; expected 'auto' or one of {BACKENDS}")
 
 
@@ -72,7 +81,8 @@ def available_backends(op: str, device: torch.device | str) -> list[str]:
     """Backends that implement ``op`` and can run on ``device``, fastest first."""
     device = torch.device(device)
     impls = _registry.get(op, {})
-    return [b for b in _AUTO_ORDER_GPU if b in impls and backend_unavailable_reason(b, device) is None]
+    order = _AUTO_ORDER.get(device.type, ("torch",)) + ("triton",)
+    return [b for b in dict.fromkeys(order) if b in impls and backend_unavailable_reason(b, device) is None]
 
 
 def resolve(op: str, backend: str, device: torch.device | str) -> Callable:
@@ -82,8 +92,7 @@ def resolve(op: str, backend: str, device: torch.device | str) -> Callable:
     if not impls:
         raise KeyError(f"no implementation registered for operation {op!r}")
     if backend == "auto":
-        order = _AUTO_ORDER_GPU if device.type == "cuda" else ("torch",)
-        for b in order:
+        for b in _AUTO_ORDER.get(device.type, ("torch",)):
             if b in impls and backend_unavailable_reason(b, device) is None:
                 return impls[b]
         raise RuntimeError(f"no backend can run {op!r} on {device}")

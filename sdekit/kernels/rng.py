@@ -20,6 +20,11 @@ and any launch configuration, get the same numbers.  ``u1`` lies in ``(0, 1]`` s
 logarithm is finite; the uniforms are exact in their dtype (24 or 53 bits), so backends
 differ only by the last-ulp differences of ``log``/``cos``/``sin``/``sqrt``.  The tails
 are cut at ``sqrt(48 log 2) = 5.77`` (float32) and ``sqrt(106 log 2) = 8.57`` (float64).
+The angle is the dtype's ``fl(2 pi) * u2`` as written above, evaluated with the precise ``log``,
+``cos`` and ``sin`` of each backend (no fast intrinsics: their absolute errors of about 2^-21
+exceed last-ulp differences).  A cheaper transform (``sincospi(2 u2)``, exact argument) changes
+every draw, so it changes this spec and the three backends together (cost and accuracy measured
+in ``benchmarks/RESULTS.md``, "RNG cost study").
 Sharing one Philox call among G elements keeps the generator's cost (about 100 integer
 operations per call) below the memory traffic of a fused step.
 
@@ -258,9 +263,8 @@ try:  # pragma: no cover - exercised when triton is installed
         z = philox_normal_at_tl(j, b, off, k0, k1, s0, s1, IS_FP64)
         tl.store(out_ptr + b.to(tl.int64) * N + j, z, mask=j < N)
 
-    HAS_TRITON = True
 except ImportError:  # pragma: no cover
-    HAS_TRITON = False
+    pass
 
 
 def philox_normal_triton(B: int, N: int, seed: int, step: int, dtype=torch.float32, device="cpu",

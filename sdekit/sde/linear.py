@@ -11,7 +11,9 @@ where ``mx``, ``my``, ``v`` solve the mean and variance ODEs (see
 :mod:`sdekit.symbolic.moments`).  They are derived with sympy when the SDE is first
 built, rewritten into float64-stable form, and compiled to torch; where sympy
 finds no closed form they come from a tabulated quadrature with a stated error
-bound (:mod:`sdekit.symbolic.numeric`).  ``paths`` says which.
+bound.  :func:`sdekit.symbolic.marginals.compile_marginals` chooses the path of each
+(``paths`` says which) and :meth:`LinearSDE.self_check` checks them against an
+independent integration of the moment ODEs.
 
 Coefficients are always computed in float64 and then rounded to the caller's dtype,
 so float32 users get correctly rounded marginals.
@@ -27,19 +29,17 @@ import sympy as sp
 import torch
 
 from .._checks import check_like
-from ..symbolic.codegen import numpy_function, torch_function
 from ..symbolic.display import derivation_latex
-from ..symbolic.moments import Derivation, derive, v0 as V0
-from ..symbolic.numeric import ChebyshevTable, tabulate_integral
-from ..symbolic.series import analytic_at_zero, taylor_coefficients, taylor_integral
+from ..symbolic.marginals import FINITE_CHECK_POINTS, Marginals, compile_marginals
+from ..symbolic.moments import Derivation, derive, register_known_solution, v0 as V0
 from ..symbolic.parse import LinearCoefficients, parse_linear_sde, t as T_SYM, x as X_SYM, y as Y_SYM
 from ..symbolic.stable import use_expm1
+from ..symbolic.codegen import torch_function
+from .batch import per_sample
 from .reverse import ReverseSDE
 
-CLOSED_FORM = "closed form"
-
-# Number of grid points on which every compiled closed form is checked to be finite.
-_FINITE_CHECK_POINTS = 257
+#: Times within this many ulp (of ``t``'s dtype) of ``0`` or ``T`` are taken as ``0`` or ``T``.
+END_POINT_ULPS = 4
 
 
 @functools.lru_cache(maxsize=256)
@@ -63,24 +63,49 @@ def _validate_number(name: str, value, *, positive: bool = True) -> float:
     return value
 
 
-def _select_branches(expr: sp.Expr, values: Mapping[sp.Symbol, float]) -> sp.Expr:
-    """Replace each ``Piecewise`` by the branch whose condition holds at ``values``.
+def validate_t_eps(t_eps, T: float) -> float:
+    """``t_eps`` (the end time of reverse-time sampling) as a float in ``(0, T)``, else ``ValueError``."""
+    t_eps = _validate_number("t_eps", t_eps)
+    if not t_eps < T:
+        raise ValueError(f"t_eps must lie in (0, T) = (0, {T}), got {t_eps}")
+    return t_eps
 
-    sympy splits integrals on parameter values (``gamma + k = 0`` for OUVE); with the
-    parameters fixed, one branch applies on all of ``[0, T]``.  A condition that
-    depends on ``t`` cannot be decided here: ``ValueError``.
-    """
 
-    def choose(*pairs):
-        for branch, cond in pairs:
-            decided = sp.sympify(cond).subs(values)
-            if decided.free_symbols:
-                raise ValueError(f"cannot select a branch of a piecewise solution on {cond}")
-            if bool(decided):
-                return branch
-        raise ValueError("no branch of a piecewise solution applies")
+def _tidy(expr: sp.Expr) -> sp.Expr:
+    """Expanded (VP's ``g^2`` cancels to ``beta``), and cancelled if rational in ``t``; not
+    ``sympy.simplify``, which folds VE's ``g^2`` into a ``log`` of a power that overflows."""
+    expr = sp.expand(expr)
+    return sp.cancel(expr) if expr.is_rational_function(T_SYM) else expr
 
-    return expr.replace(sp.Piecewise, choose)
+
+def marginal_schedule_sde(mean, std, params: Mapping[str, float] | None, T: float,
+                          t_eps: float | None) -> dict:
+    """Keyword arguments of ``LinearSDE`` for :meth:`LinearSDE.from_marginals` (see there)."""
+    values = {name: _validate_number(f"parameter {name!r}", v) for name, v in dict(params or {}).items()}
+    T = _validate_number("T", T)
+    t_eps = validate_t_eps(1e-3 * T if t_eps is None else t_eps, T)
+    parsed = _parse(f"({mean})*x" if isinstance(mean, str) else mean * X_SYM, std, tuple(values))
+    a, b = parsed.a, parsed.g
+    at = {p: v for p, v in zip(parsed.params, values.values())}
+    a0, b0 = (float(e.subs(T_SYM, 0).subs(at)) for e in (a, b))
+    if not math.isclose(a0, 1.0, rel_tol=1e-12):
+        raise ValueError(f"the mean coefficient a(t) = {a} must be 1 at t = 0, got {a0}")
+    drift = _tidy(sp.diff(a, T_SYM) / a) * X_SYM
+    g2 = _tidy(sp.diff(b**2, T_SYM) - 2 * b**2 * sp.diff(a, T_SYM) / a)
+    grid = np.linspace(t_eps, T, FINITE_CHECK_POINTS)
+    with np.errstate(all="ignore"):
+        g2_values = np.broadcast_to(sp.lambdify(T_SYM, g2.subs(at), "numpy")(grid), grid.shape)
+    bad = ~(g2_values >= 0)
+    if bad.any():
+        raise ValueError(f"std = {b} and mean = {a} need g(t)^2 = {g2} >= 0, but it is {g2_values[bad][0]:.3g} "
+                         f"at t = {grid[bad][0]:.6g} in [t_eps, T] = [{t_eps}, {T}]: the std must not "
+                         "shrink faster than the mean")
+    diffusion = sp.sqrt(g2)
+    # Solved by construction: mx = a, my = 0, v = mx^2 v0 + b^2 - a^2 b(0)^2 (= b^2 for v0 = b(0)^2).
+    coefficients = _parse(drift, diffusion, tuple(values))
+    register_known_solution(coefficients, sp.log(a), sp.S.Zero,
+                            a**2 * V0 + b**2 - a**2 * b.subs(T_SYM, 0) ** 2)
+    return {"drift": drift, "diffusion": diffusion, "params": values, "T": T, "v0": b0**2, "t_eps": t_eps}
 
 
 def check_state(x: torch.Tensor, y, has_y_drift: bool, name: str = "x") -> None:
@@ -115,6 +140,8 @@ class LinearSDE:
             description of the numerical path with its relative error bound.
         derivation: the sympy :class:`~sdekit.symbolic.moments.Derivation` (ODEs and
             solutions with symbolic parameters).
+        marginals: the compiled :class:`~sdekit.symbolic.marginals.Marginals` (``mx``, ``my``,
+            ``v`` in float64, their paths, stated error bounds and Taylor radii).
 
     Example::
 
@@ -128,113 +155,62 @@ class LinearSDE:
         values = {name: _validate_number(f"parameter {name!r}", v) for name, v in params.items()}
         self.T = _validate_number("T", T)
         self.v0 = _validate_number("v0", v0, positive=False)
-        self.t_eps = 1e-3 * self.T if t_eps is None else _validate_number("t_eps", t_eps)
-        if not self.t_eps < self.T:
-            raise ValueError(f"t_eps must lie in (0, T) = (0, {self.T}), got {self.t_eps}")
-        names = tuple(values)
-        self.coeffs = _parse(drift, diffusion, names)
+        self.t_eps = validate_t_eps(1e-3 * self.T if t_eps is None else t_eps, self.T)
+        self.coeffs = _parse(drift, diffusion, tuple(values))
         self.params = values
-        self.derivation: Derivation = derive(self.coeffs)
-        self._symbols = (T_SYM, *self.coeffs.params, V0)
-        self._values = (*values.values(), self.v0)
+        symbols, self._values = (T_SYM, *self.coeffs.params, V0), (*values.values(), self.v0)
         self._param_tensors: dict = {}
-
-        args = self._symbols  # 1 - exp(z) -> -expm1(z): sub-VP's g(t) would cancel near t = 0
-        self._a, self._c, self._g = (torch_function(use_expm1(e), args)
+        # 1 - exp(z) -> -expm1(z): sub-VP's g(t) would cancel near t = 0
+        self._a, self._c, self._g = (torch_function(use_expm1(e), symbols)
                                      for e in (self.coeffs.a, self.coeffs.c, self.coeffs.g))
-        self.paths: dict[str, str] = {}
-        self._build_marginals()
-
-    # ------------------------------------------------------------------ construction
-    def _closed(self, expr: sp.Expr | None) -> Callable | None:
-        """Compile ``expr`` with the branches for these parameters; ``None`` if unusable."""
-        if expr is None:
-            return None
+        self._check_coefficients()
+        self.derivation: Derivation = derive(self.coeffs)
         try:
-            expr = _select_branches(expr, dict(zip(self._symbols[1:], self._values)))
-            fn = torch_function(expr, self._symbols)
-            grid = torch.linspace(0.0, self.T, _FINITE_CHECK_POINTS, dtype=torch.float64)
-            if not torch.isfinite(self._call(fn, grid)).all():
-                return None
-        except ValueError:
-            return None
-        return fn
+            self.marginals: Marginals = compile_marginals(self.coeffs, self.derivation, tuple(values.values()),
+                                                          self.T, self.v0)
+        except (ZeroDivisionError, OverflowError) as err:
+            raise ValueError(f"the marginals of {self!r} cannot be evaluated in float64 ({err}): "
+                             "a parameter, T or v0 is out of range") from None
 
-    def _numpy(self, expr: sp.Expr) -> Callable[[float], float]:
-        fn = numpy_function(expr, self._symbols)
-        values = self._values
-        return lambda tt: float(fn(tt, *values))
+    @classmethod
+    def from_marginals(cls, mean, std, params: Mapping[str, float] | None = None, T: float = 1.0, *,
+                       t_eps: float | None = None) -> "LinearSDE":
+        """The linear SDE (no ``y``-drift) whose marginal is ``x_t = a_t x0 + b_t z``, ``z ~ N(0, I)``,
+        for ``a = mean``, ``b = std`` (strings or sympy in ``t`` and ``params``, ``a(0) = 1``):
 
-    def _build_marginals(self) -> None:
-        d = self.derivation
-        smooth = all(analytic_at_zero(e) for e in (self.coeffs.a, self.coeffs.c, self.coeffs.g**2))
-        mx_fn = self._closed(d.mx)
-        if mx_fn is not None:
-            self._A_np = self._numpy(d.A)
-            self._mx = lambda tt: self._call(mx_fn, tt)
-            self.paths["mx"] = CLOSED_FORM
-        else:
-            a = self._numpy(self.coeffs.a)
-            table = tabulate_integral(lambda tt, ss: a(ss), self.T, sqrt_map=not smooth)
-            self._A_np = lambda tt: float(tt * table.q(tt)) if tt > 0 else 0.0
-            self._mx = lambda tt: torch.exp(table(tt))
-            self.paths["mx"] = self._numerical_path(table)
+            f(x, t) = (a'/a) x,    g(t)^2 = 2 b^2 (b'/b - a'/a) = (b^2)' - 2 b^2 a'/a,    v0 = b(0)^2
 
-        for name, expr, h, scale in (
-            ("my", d.my, self._numpy(self.coeffs.c), 1.0),
-            ("v", d.v, self._numpy(self.coeffs.g**2), 2.0),
-        ):
-            fn = self._closed(expr)
-            if fn is not None:
-                closed = functools.partial(self._call, fn)
-                h_expr = self.coeffs.c if name == "my" else self.coeffs.g**2
-                setattr(self, "_" + name, self._near_zero_by_series(closed, h_expr, scale, name == "v"))
-                self.paths[name] = CLOSED_FORM
-                continue
-            A = self._A_np
-            table = tabulate_integral(
-                lambda tt, ss, h=h, k=scale: math.exp(k * (A(tt) - A(ss))) * h(ss), self.T, sqrt_map=not smooth
-            )
-            if name == "v":
-                v0 = self.v0
-                self._v = lambda tt, table=table: self._mx(tt) ** 2 * v0 + table(tt)
-            else:
-                self._my = table
-            self.paths[name] = self._numerical_path(table)
+        (derived symbolically; ``ValueError`` if ``a(0) != 1`` or ``g^2 < 0`` somewhere on
+        ``[t_eps, T]``).  The marginals are then derived and verified as for any ``LinearSDE``."""
+        return cls(**marginal_schedule_sde(mean, std, params, T, t_eps))
 
-    def _near_zero_by_series(self, closed: Callable, h_expr: sp.Expr, K: float, add_v0: bool) -> Callable:
-        """``closed``, but below the series' radius the Taylor series of the integral
-        ``I' = K a I + h`` (:mod:`sdekit.symbolic.series`), which does not cancel."""
-        symbols, values = (T_SYM, *self.coeffs.params), self._values[:-1]
-        a_num = taylor_coefficients(self.coeffs.a, symbols, values)
-        h_num = taylor_coefficients(h_expr, symbols, values)
-        if a_num is None or h_num is None:
-            return closed
-        coeffs, radius = taylor_integral(a_num, h_num, K)
-        if radius == 0.0:
-            return closed
-        v0 = self.v0
-        powers_and_coeffs: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+    @property
+    def paths(self) -> Mapping[str, str]:
+        """For ``"mx"``, ``"my"``, ``"v"``: ``"closed form"`` or the numerical path and its error bound."""
+        return self.marginals.paths
 
-        def evaluate(t64: torch.Tensor) -> torch.Tensor:
-            # sum_k c_k t^k as t^(0..N) @ c: two ops, not the 2N small ones of a Horner loop (launches
-            # on a GPU); the same error bound (N eps sum |c_k t^k|), the terms shrinking below the radius.
-            pc = powers_and_coeffs.get(t64.device)
-            if pc is None:
-                pc = (torch.arange(len(coeffs), dtype=torch.float64, device=t64.device),
-                      torch.tensor(coeffs, dtype=torch.float64, device=t64.device))
-                powers_and_coeffs[t64.device] = pc
-            series = torch.pow(t64.unsqueeze(-1), pc[0]) @ pc[1]
-            if add_v0 and v0:
-                series = series + self._mx(t64) ** 2 * v0
-            return torch.where(t64 < radius, series, closed(t64))
+    def self_check(self, points=None) -> dict[str, float]:
+        """Check ``mx``, ``my``, ``v`` against an independent integration of the moment ODEs at
+        ``points`` (default: a grid dense near ``0``, and beside each Taylor radius); returns the
+        measured relative errors, ``AssertionError`` if one exceeds its stated bound
+        (:meth:`sdekit.symbolic.marginals.Marginals.self_check`)."""
+        return self.marginals.self_check(points)
 
-        return evaluate
-
-    @staticmethod
-    def _numerical_path(table: ChebyshevTable) -> str:
-        return (f"numerical (quadrature tabulated as a degree-{table.coeffs.size - 1} Chebyshev series, "
-                f"relative error <= {table.rel_error_bound:.1e})")
+    def _check_coefficients(self) -> None:
+        """``a``, ``c``, ``g`` must be real and finite on ``[0, T]`` (checked on a grid): a
+        ``sqrt`` of a negative number or a pole gives NaN marginals otherwise."""
+        grid = torch.linspace(0.0, self.T, FINITE_CHECK_POINTS, dtype=torch.float64)
+        drift = self.coeffs.a * X_SYM + self.coeffs.c * Y_SYM
+        for name, fn, expr, where in (("a", self._a, self.coeffs.a, f"drift {drift}"),
+                                      ("c", self._c, self.coeffs.c, f"drift {drift}"),
+                                      ("g", self._g, self.coeffs.g, f"diffusion {self.coeffs.g}")):
+            with np.errstate(all="ignore"):
+                values = self._call(fn, grid)
+            bad = ~torch.isfinite(values)
+            if bool(bad.any()):
+                t_bad = float(grid[bad][0])
+                raise ValueError(f"the {where} has {name}(t) = {expr} = {float(values[bad][0])} at t = {t_bad:.6g}: "
+                                 f"{name}(t) must be real and finite on [0, T] = [0, {self.T}]")
 
     def _params_on(self, device: torch.device) -> tuple[torch.Tensor, ...]:
         cached = self._param_tensors.get(device)
@@ -262,21 +238,15 @@ class LinearSDE:
         else:
             raise TypeError(f"t must be a float or a tensor, got {type(t).__name__}")
         if check:
-            bad = ~torch.isfinite(t64) | (t64 < 0) | (t64 > self.T)
+            # A time within END_POINT_ULPS ulp of 0 or T (T rounded to float32, say) is that end point.
+            slack = END_POINT_ULPS * torch.finfo(dtype).eps * self.T
+            bad = ~torch.isfinite(t64) | (t64 < -slack) | (t64 > self.T + slack)
             if bool(bad.any()):
                 raise ValueError(f"t must lie in [0, T] = [0, {self.T}]; got {t64[bad].flatten()[:4].tolist()}")
-        return t64, dtype
+        return t64.clamp(0.0, self.T), dtype
 
-    @staticmethod
-    def _per_sample(coef: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Broadcast a coefficient of shape ``()`` or ``(B,)`` over ``x`` of shape ``(B, ...)``."""
-        coef = coef.to(device=x.device, dtype=x.dtype)
-        if coef.dim() == 0:
-            return coef
-        if coef.dim() != 1 or x.dim() == 0 or coef.shape[0] != x.shape[0]:
-            raise ValueError(f"t must be a scalar or of shape (batch,) = ({x.shape[0] if x.dim() else ''},); "
-                             f"got shape {tuple(coef.shape)} for x of shape {tuple(x.shape)}")
-        return coef.view(-1, *([1] * (x.dim() - 1)))
+    #: Kept for code written against the private name; use :func:`per_sample`.
+    _per_sample = staticmethod(per_sample)
 
     def _check_xy(self, x: torch.Tensor, y, what: str = "x") -> None:
         check_state(x, y, self.has_y_drift, what)
@@ -296,17 +266,18 @@ class LinearSDE:
     def mean_coeffs(self, t, *, check: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mx(t), my(t))``: the marginal mean is ``mx x0 + my y``."""
         t64, dtype = self._time(t, check)
-        return self._mx(t64).to(dtype), self._my(t64).to(dtype)
+        m = self.marginals
+        return m.mx(t64).to(dtype), m.my(t64).to(dtype)
 
     def marginal_var(self, t, *, check: bool = True) -> torch.Tensor:
         """``v(t)``, the marginal variance."""
         t64, dtype = self._time(t, check)
-        return self._v(t64).to(dtype)
+        return self.marginals.v(t64).to(dtype)
 
     def marginal_std(self, t, *, check: bool = True) -> torch.Tensor:
         """``sqrt(v(t))``."""
         t64, dtype = self._time(t, check)
-        return self._v(t64).sqrt().to(dtype)
+        return self.marginals.v(t64).sqrt().to(dtype)
 
     def transition(self, s, t, *, check: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Exact transition ``x(t) | x(s) ~ N(phi x(s) + psi y, var)``, for ``s <= t``:
@@ -317,9 +288,10 @@ class LinearSDE:
         t64, _ = self._time(t, check)
         if check and bool((s64 > t64).any()):
             raise ValueError("transition(s, t) needs s <= t")
-        phi = self._mx(t64) / self._mx(s64)
-        psi = self._my(t64) - phi * self._my(s64)
-        var = (self._v(t64) - phi**2 * self._v(s64)).clamp_min(0.0)
+        m = self.marginals
+        phi = m.mx(t64) / m.mx(s64)
+        psi = m.my(t64) - phi * m.my(s64)
+        var = (m.v(t64) - phi**2 * m.v(s64)).clamp_min(0.0)
         return phi.to(dtype), psi.to(dtype), var.to(dtype)
 
     # ------------------------------------------------------------------ score_sde vocabulary
@@ -327,9 +299,9 @@ class LinearSDE:
         """``(drift, diffusion)`` = ``(a x + c y, g)``; the diffusion is shaped like ``t``."""
         self._check_xy(x, y)
         a, c, g = self.coefficients(t)
-        drift = self._per_sample(a, x) * x
+        drift = per_sample(a, x) * x
         if self.has_y_drift:
-            drift = drift + self._per_sample(c, x) * y
+            drift = drift + per_sample(c, x) * y
         return drift, g.to(device=x.device, dtype=x.dtype)
 
     def discretize(self, x: torch.Tensor, y, t, dt: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -341,9 +313,9 @@ class LinearSDE:
         """``mx(t) x0 + my(t) y``."""
         self._check_xy(x0, y, "x0")
         mx, my = self.mean_coeffs(t)
-        mean = self._per_sample(mx, x0) * x0
+        mean = per_sample(mx, x0) * x0
         if self.has_y_drift:
-            mean = mean + self._per_sample(my, x0) * y
+            mean = mean + per_sample(my, x0) * y
         return mean
 
     def marginal_prob(self, x0: torch.Tensor, y, t) -> tuple[torch.Tensor, torch.Tensor]:
@@ -355,7 +327,7 @@ class LinearSDE:
         """Draw ``x(t) = mean + std z`` with ``z ~ N(0, I)``; returns ``(x_t, z)``."""
         mean, std = self.marginal_prob(x0, y, t)
         z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
-        return mean + self._per_sample(std, x0) * z, z
+        return mean + per_sample(std, x0) * z, z
 
     def prior_mean(self, y) -> torch.Tensor | float:
         """Mean of the prior at ``T``: ``(mx(T) + my(T)) y`` when the drift pulls towards ``y``

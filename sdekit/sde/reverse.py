@@ -15,6 +15,8 @@ from typing import Callable
 
 import torch
 
+from .batch import per_sample
+
 
 class ReverseSDE:
     """Reverse-time SDE (or probability-flow ODE) of ``forward``; score_sde's ``sde.reverse()``."""
@@ -35,7 +37,7 @@ class ReverseSDE:
             raise ValueError(f"score_fn must return a tensor of shape {tuple(x.shape)}, "
                              f"got {getattr(score, 'shape', type(score).__name__)}")
         weight = 0.5 if self.probability_flow else 1.0
-        drift = drift - self.forward._per_sample(g**2, x) * score * weight
+        drift = drift - per_sample(g**2, x) * score * weight
         return drift, torch.zeros_like(g) if self.probability_flow else g
 
     def discretize(self, x: torch.Tensor, y, t, dt: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -24,7 +24,7 @@ import math
 
 import sympy as sp
 
-from .linear import LinearSDE, _validate_number
+from .linear import LinearSDE, _validate_number, marginal_schedule_sde
 
 _DRIFTREC_DIFFUSION = "nu*sigma_min*(sigma_max/sigma_min)**t"
 _BETA = "(beta_min + t*(beta_max - beta_min))"
@@ -89,8 +89,11 @@ class DriftVE(LinearSDE):
         if alpha == 0:
             params["nu"] = math.sqrt(2.0 * (gamma + math.log(sigma_max / sigma_min)))
         else:
-            unit = LinearSDE(drift, _DRIFTREC_DIFFUSION, params)
-            params["nu"] = sigma_max / math.sqrt(float(unit.marginal_var(unit.T)))
+            unit_var = float(LinearSDE(drift, _DRIFTREC_DIFFUSION, params).marginal_var(1.0))
+            if not (math.isfinite(unit_var) and unit_var > 0):
+                raise ValueError(f"DriftVE({alpha}, gamma={gamma}): the unnormalised variance v(1) = {unit_var} "
+                                 "cannot be normalised to sigma_max in float64; gamma or the sigmas are out of range")
+            params["nu"] = sigma_max / math.sqrt(unit_var)
         super().__init__(drift, _DRIFTREC_DIFFUSION, params, t_eps=0.01)
         self.alpha, self.gamma, self.nu = alpha, gamma, params["nu"]
         self.sigma_min, self.sigma_max = sigma_min, sigma_max
@@ -132,3 +135,41 @@ class TSDVE(DriftVE):
 
     def __init__(self, gamma: float = 2.0, sigma_min: float = 0.01, sigma_max: float = 0.3):
         super().__init__(1, gamma, sigma_min, sigma_max)
+
+
+class RectifiedFlow(LinearSDE):
+    """Rectified flow / OT flow matching: ``x_t = (1 - t) x0 + t z``, the SDE of
+    :meth:`LinearSDE.from_marginals` with ``f = -x / (1 - t)``, ``g^2 = 2 t / (1 - t)``; it stops at
+    ``T < 1`` (default ``0.999``) short of ``t = 1``, where ``f`` is singular, as flow samplers do."""
+
+    def __init__(self, T: float = 0.999):
+        T = _validate_number("T", T)
+        if not T < 1:
+            raise ValueError(f"RectifiedFlow needs T < 1 (its drift -x/(1 - t) is singular at 1), got {T}")
+        super().__init__(**marginal_schedule_sde("1 - t", "t", None, T, None))
+
+
+class CosineVP(LinearSDE):
+    """The improved-DDPM cosine schedule (Nichol & Dhariwal 2021, eq. 17) in continuous time:
+    ``x_t = sqrt(abar) x0 + sqrt(1 - abar) z``, ``abar(t) = cos^2(pi/2 (t + s)/(1 + s)) / cos^2(pi/2 s/(1 + s))``,
+    from :meth:`LinearSDE.from_marginals` (``g^2 = -abar'/abar``); ``T < 1`` (default ``0.999``), where
+    ``abar`` reaches 0 and the drift is singular."""
+
+    def __init__(self, s: float = 0.008, T: float = 0.999):
+        s, T = _validate_number("s", s), _validate_number("T", T)
+        if not T < 1:
+            raise ValueError(f"CosineVP needs T < 1 (abar(1) = 0 makes its drift singular), got {T}")
+        mean = "cos(pi/2*(t + s)/(1 + s))/cos(pi/2*s/(1 + s))"
+        std = f"sqrt(1 - ({mean})**2)"
+        super().__init__(**marginal_schedule_sde(mean, std, {"s": s}, T, None))
+        self.s = s
+
+
+class EDM(LinearSDE):
+    """Karras et al. (2022)'s VE form (EDM): ``x_t = x0 + t z``, ``f = 0``, ``g = sqrt(2 t)``, on
+    ``[0, sigma_max]`` with sampling stopping at ``t_eps = sigma_min``."""
+
+    def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80.0):
+        sigma_min, sigma_max = _check_sigmas(sigma_min, sigma_max)
+        super().__init__(**marginal_schedule_sde("1", "t", None, sigma_max, sigma_min))
+        self.sigma_min, self.sigma_max = sigma_min, sigma_max

@@ -18,15 +18,15 @@ loop with a warning.
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
 
-from ..kernels.dispatch import resolve
+from ..kernels import steps as _steps
 from ..kernels.rng import check_sample_offset
-from ..kernels import steps as _steps  # noqa: F401  (importing it registers every backend)
 from .options import RunOptions
 from .plan import Plan
 
@@ -79,7 +79,8 @@ def run(plan: Plan, x: torch.Tensor, score_fn: Callable | None, y, options: RunO
     ``(x, trajectory)`` with ``options.return_trajectory``."""
     steps, K, device = plan.steps, plan.corrector_steps, x.device
     check_sample_offset(options.sample_offset, x.shape[0])
-    affine = resolve("affine_step", options.backend, device)
+    # the kernels' front door: score_fn's result is checked there, once per step, and nowhere else
+    affine = functools.partial(_steps.affine_step, backend=options.backend)
     table = plan.table.to(x.dtype).unsqueeze(-1).to(device)  # (steps, 4, 1): the kernels' coef layout
     t_rows = None  # row n: the (batch,) times score_fn sees at step n
     if plan.uses_score or K:

@@ -5,9 +5,11 @@ missing integral ``I(t) = int_0^t h(t, s) ds`` is computed by adaptive quadratur
 (``scipy.integrate.quad``, relative tolerance 1e-13) at Chebyshev points of
 ``[0, T]`` and represented by the interpolant of
 
-    q(t) = I(t) / t,        q(0) = h(0, 0),
+    q(t) = I(t) / t^p,        q(0) = lim_{t -> 0} I(t) / t^p,
 
-which is smooth where ``I`` is and keeps *relative* accuracy as ``t -> 0``
+with ``p`` the order at which ``I`` vanishes (``1`` when ``h(0, 0) != 0``, then
+``q(0) = h(0, 0)``; ``alpha + 1`` for DriftVE's ``my``, whose integrand starts at
+``t^alpha``), which is smooth where ``I`` is and keeps *relative* accuracy as ``t -> 0``
 (``I`` itself vanishes there).  The degree doubles (16, 32, ..., 2048) until the
 trailing Chebyshev coefficients fall below ``1e-15 max|c|``.  The stated error bound
 is the larger of the dropped coefficients' sum and the error measured against fresh
@@ -31,23 +33,28 @@ MAX_DEGREE = 2048
 
 @dataclasses.dataclass(frozen=True)
 class ChebyshevTable:
-    """``I(t) ~= t * sum_k c_k T_k(2 t / T - 1)`` on ``[0, T]``, with a relative error bound."""
+    """``I(t) ~= t^order * sum_k c_k T_k(2 t / T - 1)`` on ``[0, T]``, with a relative error bound."""
 
     T: float
     coeffs: np.ndarray
     rel_error_bound: float
     sqrt_map: bool = False
+    order: float = 1.0
 
     def q(self, t: np.ndarray) -> np.ndarray:
         return np.polynomial.chebyshev.chebval(_to_unit(np.asarray(t), self.T, self.sqrt_map), self.coeffs)
 
+    def integral(self, t: float) -> float:
+        """``I(t)`` at one float ``t``."""
+        return float(t**self.order * self.q(t)) if t > 0 else 0.0
+
     def __call__(self, t: torch.Tensor) -> torch.Tensor:
-        """``I(t)`` for a float64 tensor ``t`` (any shape), computed as ``t * q(t)``."""
+        """``I(t)`` for a float64 tensor ``t`` (any shape), computed as ``t^order * q(t)``."""
         c = torch.as_tensor(self.coeffs, dtype=torch.float64, device=t.device)
         k = torch.arange(c.numel(), dtype=torch.float64, device=t.device)
         theta = torch.acos(_to_unit(t, self.T, self.sqrt_map).clamp(-1.0, 1.0))
         q = torch.cos(theta.unsqueeze(-1) * k) @ c  # T_k(x) = cos(k arccos x)
-        return t * q
+        return (t if self.order == 1.0 else t**self.order) * q
 
 
 def _to_unit(t, T: float, sqrt_map: bool):
@@ -77,11 +84,14 @@ def _quad(h: Callable[[float, float], float], t: float) -> float:
     return value
 
 
-def tabulate_integral(h: Callable[[float, float], float], T: float, sqrt_map: bool = False) -> ChebyshevTable:
-    """Chebyshev table of ``I(t) = int_0^t h(t, s) ds`` on ``[0, T]`` (in ``sqrt(t)`` if ``sqrt_map``)."""
+def tabulate_integral(h: Callable[[float, float], float], T: float, sqrt_map: bool = False,
+                      order: float = 1.0, q0: float | None = None) -> ChebyshevTable:
+    """Chebyshev table of ``I(t) = int_0^t h(t, s) ds`` on ``[0, T]`` (in ``sqrt(t)`` if ``sqrt_map``),
+    represented as ``t^order q(t)``; ``q0 = q(0)`` (default ``h(0, 0)``, right for ``order = 1``)."""
+    q_at_0 = h(0.0, 0.0) if q0 is None else q0
 
     def q(t: float) -> float:
-        return h(0.0, 0.0) if t == 0.0 else _quad(h, t) / t
+        return q_at_0 if t == 0.0 else _quad(h, t) / t**order
 
     n = 16
     values = np.array([q(ti) for ti in _cheb_points(n, T, sqrt_map)])
@@ -106,4 +116,4 @@ def tabulate_integral(h: Callable[[float, float], float], T: float, sqrt_map: bo
     floor = np.abs(values).min()
     measured = np.max(np.abs(approx - exact)) / floor if floor > 0 else math.inf
     bound = 4.0 * max(measured, dropped / floor if floor > 0 else math.inf, QUAD_RTOL)
-    return ChebyshevTable(T=float(T), coeffs=c, rel_error_bound=float(bound), sqrt_map=sqrt_map)
+    return ChebyshevTable(T=float(T), coeffs=c, rel_error_bound=float(bound), sqrt_map=sqrt_map, order=order)

@@ -61,6 +61,10 @@ def _to_expr(what: str, expr, namespace: dict) -> sp.Expr:
     if isinstance(expr, (int, float)):
         return sp.nsimplify(expr)
     if isinstance(expr, str):
+        called = sorted(set(re.findall(r"([A-Za-z_]\w*)\s*\(", expr)) - FUNCTIONS)
+        if called:
+            raise ValueError(f"the {what} {expr!r} calls {called[0]!r}, which sdekit does not support; "
+                             f"the functions it knows are {', '.join(sorted(FUNCTIONS - {'pi', 'E'}))}")
         names = {n: sp.Symbol(n) for n in identifiers(expr) if n not in namespace}
         try:
             parsed = sp.sympify(expr, locals={**names, **namespace})

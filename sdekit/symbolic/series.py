@@ -9,16 +9,16 @@ lose ``log10(term / v)`` digits.  There the series is exact to rounding instead.
 
     (m + 1) I_{m+1} = K sum_{j=0}^{m} a_j I_{m-j} + h_m.
 
-:func:`taylor_integral` returns ``I_1 .. I_N`` and the radius ``t_c`` below which the
-truncated series is accurate to ``2^-56`` relative (its last term is that small
-against its leading one).
+:func:`taylor_integral` returns ``I_0 .. I_N`` and a *candidate* radius ``t_c``: below it
+every computed term beyond the leading one is smaller than ``2^-56`` of it.  That says
+nothing about the terms beyond ``N``, so the candidate is only an estimate:
+:mod:`sdekit.symbolic.marginals` verifies it against a 50-digit evaluation of the closed
+form and shrinks it until they agree, and treats a series as terminating only when the
+solution is a polynomial in ``t`` symbolically.
 """
 from __future__ import annotations
 
-import math
-
 import mpmath
-
 import numpy as np
 import sympy as sp
 
@@ -28,11 +28,13 @@ TERMS = 16
 _REL = 2.0**-56
 
 
-def analytic_at_zero(expr: sp.Expr) -> bool:
+def analytic_at_zero(expr: sp.Expr, values: dict | None = None) -> bool:
     """Conservative structural test that ``expr`` is analytic at ``t = 0`` (for ``t``
-    near 0 and the given positive parameters): powers of ``t``-dependent bases need a
-    non-negative integer exponent or a base that is nonzero at 0; ``log`` and ``Abs``
-    need a nonzero argument there."""
+    near 0 and positive parameters, or the parameter ``values`` given): powers of
+    ``t``-dependent bases need a non-negative integer exponent or a base that is nonzero
+    at 0; ``log`` and ``Abs`` need a nonzero argument there."""
+    if values:
+        expr = expr.xreplace({p: sp.Rational(v) for p, v in values.items()})
     for node in sp.preorder_traversal(expr):
         if not node.has(t):
             continue
@@ -48,16 +50,17 @@ def analytic_at_zero(expr: sp.Expr) -> bool:
 def taylor_coefficients(expr: sp.Expr, symbols, values, n: int = TERMS) -> np.ndarray | None:
     """The first ``n`` Taylor coefficients of ``expr`` at ``t = 0``, numerically (mpmath's
     high-precision differentiation at 40 digits), or ``None`` if ``expr`` is not analytic."""
-    if not analytic_at_zero(expr):
+    if not analytic_at_zero(expr, dict(zip(symbols[1:], values))):
         return None
-    fn = sp.lambdify(symbols, expr, modules=[{"dawsn": _mp_dawsn}, "mpmath"])
+    fn = sp.lambdify(symbols, expr, modules=[{"dawsn": mp_dawsn, "expm1": mpmath.expm1}, "mpmath"])
     with mpmath.workdps(40):
         args = [mpmath.mpf(v) for v in values]
         coeffs = mpmath.taylor(lambda tt: fn(tt, *args), 0, n - 1)
     return np.array([float(c) for c in coeffs])
 
 
-def _mp_dawsn(z):
+def mp_dawsn(z):
+    """Dawson's integral in mpmath, ``sqrt(pi)/2 exp(-z^2) erfi(z)``."""
     return mpmath.sqrt(mpmath.pi) / 2 * mpmath.exp(-z * z) * mpmath.erfi(z)
 
 
@@ -71,8 +74,11 @@ def taylor_integral(a: np.ndarray, h: np.ndarray, K: float) -> tuple[np.ndarray,
     if nonzero.size == 0:
         return coeffs, 0.0
     lead = nonzero[0]
-    tail = [k for k in range(max(lead + 1, coeffs.size - 4), coeffs.size) if coeffs[k] != 0.0]
+    # The last (up to) four nonzero terms beyond the leading one; zeros at the end of the table
+    # do not mean the series terminates (DriftVE(5)'s my = 1 - exp(-gamma t^6 / 6) has nonzero
+    # terms at t^6 and t^12 only, then t^18), so they say nothing about the radius.
+    tail = [k for k in nonzero if k > lead][-4:]
     if not tail:
-        return coeffs, math.inf  # the series terminates: exact everywhere
+        return coeffs, 0.0  # one nonzero term: no estimate of the radius
     radius = min((_REL * abs(coeffs[lead]) / abs(coeffs[k])) ** (1.0 / (k - lead)) for k in tail)
     return coeffs, float(radius)

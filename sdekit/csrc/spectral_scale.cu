@@ -6,7 +6,8 @@
 // z, uy: (B, k) contiguous; S: (k,) contiguous; all CUDA, one dtype (float32 or float64).
 // coef: (B, 3) contiguous (s, a, c) per sample, or None to use the scalars s, a, c for every
 // sample (converted to the data's dtype, as the Triton kernel does).  The Python launcher
-// (sdekit/kernels/spectral_scale.py) makes the inputs contiguous and builds coef.
+// (sdekit/kernels/spectral_scale/cuda.py) makes the inputs contiguous and builds coef; the schema
+// is defined once in sdekit/kernels/spectral_scale/__init__.py.
 #include <algorithm>
 #include <cstdint>
 
@@ -73,7 +74,4 @@ at::Tensor spectral_scale_cuda(const at::Tensor& z, const at::Tensor& uy, const 
 
 }  // namespace
 
-TORCH_LIBRARY_FRAGMENT(sdekit, m) {
-  m.def("spectral_scale(Tensor z, Tensor uy, Tensor S, Tensor? coef, float s, float a, float c) -> Tensor");
-}
 TORCH_LIBRARY_IMPL(sdekit, CUDA, m) { m.impl("spectral_scale", &spectral_scale_cuda); }

@@ -3,6 +3,7 @@
 // A tensor is seen as (B, N); element j of sample b belongs to group q = j / G
 // (G = 4 in float, 2 in double), and each group is one Philox call:
 //   (o0, o1, o2, o3) = Philox4x32-10(counter = (q, b, step_lo, step_hi), key = (seed_lo, seed_hi))
+// where b is the sample's global index (the launchers pass sample_offset + row; rng.py's sample word)
 //   float:  (o0, o1) -> z[4q], z[4q+1];  (o2, o3) -> z[4q+2], z[4q+3]
 //           u1 = ((o_even >> 8) + 1) 2^-24,  u2 = (o_odd >> 8) 2^-24
 //   double: u1 = ((o0 << 21 | o2 >> 11) + 1) 2^-53,  u2 = (o1 << 21 | o3 >> 11) 2^-53
@@ -52,12 +53,26 @@ template <typename T> struct PhiloxGroup;
 template <> struct PhiloxGroup<float> { static constexpr int G = 4; };
 template <> struct PhiloxGroup<double> { static constexpr int G = 2; };
 
+// The Box-Muller uniforms of pair k of a group (k = 0, 1 in float; the one pair, k = 0, in double):
+// u1 in (0, 1] (so log u1 is finite), u2 in [0, 1), exact in their dtype.
+SDEKIT_HD void philox_uniforms(const Philox4& o, int k, float* u1, float* u2) {
+  *u1 = (float)((o.v[2 * k] >> 8) + 1u) * 5.9604644775390625e-08f;  // 2^-24
+  *u2 = (float)(o.v[2 * k + 1] >> 8) * 5.9604644775390625e-08f;
+}
+
+SDEKIT_HD void philox_uniforms(const Philox4& o, int, double* u1, double* u2) {
+  uint64_t a = (((uint64_t)o.v[0] << 21) | (uint64_t)(o.v[2] >> 11)) + 1ull;
+  uint64_t b = ((uint64_t)o.v[1] << 21) | (uint64_t)(o.v[3] >> 11);
+  *u1 = (double)a * 1.1102230246251565e-16;  // 2^-53
+  *u2 = (double)b * 1.1102230246251565e-16;
+}
+
 // Box-Muller on the four words of group q of sample b: writes G normals to z.
 SDEKIT_HD void philox_box_muller(const Philox4& o, float* z) {
 #pragma unroll
   for (int k = 0; k < 2; ++k) {
-    float u1 = (float)((o.v[2 * k] >> 8) + 1u) * 5.9604644775390625e-08f;  // 2^-24
-    float u2 = (float)(o.v[2 * k + 1] >> 8) * 5.9604644775390625e-08f;
+    float u1, u2;
+    philox_uniforms(o, k, &u1, &u2);
     float r = sqrtf(-2.0f * logf(u1));
     float th = 6.2831854820251465f * u2;
     z[2 * k] = r * cosf(th);
@@ -66,10 +81,8 @@ SDEKIT_HD void philox_box_muller(const Philox4& o, float* z) {
 }
 
 SDEKIT_HD void philox_box_muller(const Philox4& o, double* z) {
-  uint64_t a = (((uint64_t)o.v[0] << 21) | (uint64_t)(o.v[2] >> 11)) + 1ull;
-  uint64_t b = ((uint64_t)o.v[1] << 21) | (uint64_t)(o.v[3] >> 11);
-  double u1 = (double)a * 1.1102230246251565e-16;  // 2^-53
-  double u2 = (double)b * 1.1102230246251565e-16;
+  double u1, u2;
+  philox_uniforms(o, 0, &u1, &u2);
   double r = sqrt(-2.0 * log(u1));
   double th = 6.283185307179586 * u2;
   z[0] = r * cos(th);

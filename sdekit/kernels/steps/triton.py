@@ -9,8 +9,8 @@ One program handles a tile of ``BLOCK`` consecutive logical elements of one samp
 each Philox call serves G elements.  Bytes moved by ``affine_step``: read x, score, y once,
 write x_out once (``4 * numel * itemsize``; 3 without y) plus 4 coefficients per sample;
 ``sample_sq_norms`` reads score once and writes 2 numbers per tile.  Strided tensors are read
-in place through per-tensor ``(B, D1, D2, D3)`` strides (see ``steps_layout``).  The torch
-reference and specification is ``steps_reference.py``; the normals are ``rng.py``'s.
+in place through per-tensor ``(B, D1, D2, D3)`` strides (see ``layout.py``).  The torch
+reference and specification is ``reference.py``; the normals are ``sdekit/kernels/rng.py``'s.
 """
 from __future__ import annotations
 
@@ -20,11 +20,9 @@ import torch
 import triton
 import triton.language as tl
 
-from .._checks import check_batched_float
-from .dispatch import register, triton_interpreting
-from .rng import group_size, kernel_words, offset_word, philox_normal_grouped_tl
-from .steps_layout import step_layout
-from .steps_reference import check_step_args
+from ..dispatch import register, triton_interpreting
+from ..rng import as_i32, group_size, kernel_words, philox_normal_grouped_tl
+from .layout import check_grid_rows, step_layout
 
 
 def _one_variant(*names: str) -> dict:
@@ -41,18 +39,31 @@ def _one_variant(*names: str) -> dict:
     return options
 
 
-_SEED_AND_STEP = ("off", "k0", "k1", "t0", "t1")  # the RNG words: offset, seed, step
+_SEED_AND_STEP = ("off", "k0", "k1", "t0", "t1")  # the RNG words: sample offset, seed, step
 
 
 @triton.jit
-def _offsets(bb, j, D2, D3, sb, s1, s2, s3, CONTIG: tl.constexpr):
+def _offsets(bb, j, D2, D3, sb, s1, s2, s3, CONTIG: tl.constexpr, SB_UNIT: tl.constexpr):
+    # the batch stride arrives divided by SB_UNIT (G when every batch stride is a whole
+    # number of groups), so the compiler knows each sample starts 16-byte aligned
     if CONTIG:
-        off = bb * sb + j * s3
+        off = bb * (sb * SB_UNIT) + j * s3
     else:
         i3 = j % D3
         r = j // D3
-        off = bb * sb + (r // D2) * s1 + (r % D2) * s2 + i3 * s3
+        off = bb * (sb * SB_UNIT) + (r // D2) * s1 + (r % D2) * s2 + i3 * s3
     return off
+
+
+@triton.jit
+def _in_range(q, j, N, G: tl.constexpr, SB_UNIT: tl.constexpr):
+    # With N a multiple of G (SB_UNIT == G) the mask is per group, constant along a row of
+    # the [Q, G] tile, so the body keeps 128-bit accesses whatever N mod 16 is; else per element.
+    if SB_UNIT == G:
+        mask = (q < N // G)[:, None] & (j >= 0)
+    else:
+        mask = j < N
+    return mask
 
 
 @triton.jit(**_one_variant("coef_ptr", "flag_ptr", *_SEED_AND_STEP))
@@ -66,31 +77,31 @@ def _affine_step_kernel(
     coef_sk, coef_sb,
     off, k0, k1, t0, t1,
     HAS_SCORE: tl.constexpr, HAS_Y: tl.constexpr, NOISE: tl.constexpr, HAS_FLAGS: tl.constexpr,
-    CONTIG: tl.constexpr, IS_FP64: tl.constexpr, G: tl.constexpr, BLOCK: tl.constexpr,
+    CONTIG: tl.constexpr, SB_UNIT: tl.constexpr, IS_FP64: tl.constexpr, G: tl.constexpr, BLOCK: tl.constexpr,
 ):
     Q: tl.constexpr = BLOCK // G
     b = tl.program_id(1)
     bb = b.to(tl.int64)
     q = tl.program_id(0).to(tl.int64) * Q + tl.arange(0, Q)
     j = q[:, None] * G + tl.arange(0, G)[None, :]
-    mask = j < N
+    mask = _in_range(q, j, N, G, SB_UNIT)
     cp = coef_ptr + bb * coef_sb
     A = tl.load(cp)
-    x = tl.load(x_ptr + _offsets(bb, j, D2, D3, x_sb, x_s1, x_s2, x_s3, CONTIG), mask=mask, other=0.0)
+    x = tl.load(x_ptr + _offsets(bb, j, D2, D3, x_sb, x_s1, x_s2, x_s3, CONTIG, SB_UNIT), mask=mask, other=0.0)
     acc = A * x
     if HAS_Y:
         C = tl.load(cp + coef_sk)
-        yv = tl.load(y_ptr + _offsets(bb, j, D2, D3, y_sb, y_s1, y_s2, y_s3, CONTIG), mask=mask, other=0.0)
+        yv = tl.load(y_ptr + _offsets(bb, j, D2, D3, y_sb, y_s1, y_s2, y_s3, CONTIG, SB_UNIT), mask=mask, other=0.0)
         acc += C * yv
     if HAS_SCORE:
         S = tl.load(cp + 2 * coef_sk)
-        sv = tl.load(s_ptr + _offsets(bb, j, D2, D3, s_sb, s_s1, s_s2, s_s3, CONTIG), mask=mask, other=0.0)
+        sv = tl.load(s_ptr + _offsets(bb, j, D2, D3, s_sb, s_s1, s_s2, s_s3, CONTIG, SB_UNIT), mask=mask, other=0.0)
         acc += S * sv
     if NOISE:
         Nc = tl.load(cp + 3 * coef_sk)
         z = philox_normal_grouped_tl(q, b, off, k0, k1, t0, t1, IS_FP64)
         acc += Nc * z
-    tl.store(out_ptr + _offsets(bb, j, D2, D3, o_sb, o_s1, o_s2, o_s3, CONTIG), acc, mask=mask)
+    tl.store(out_ptr + _offsets(bb, j, D2, D3, o_sb, o_s1, o_s2, o_s3, CONTIG, SB_UNIT), acc, mask=mask)
     if HAS_FLAGS:
         one = tl.full([], 1, tl.int32)
         if HAS_SCORE:
@@ -103,7 +114,7 @@ def _affine_step_kernel(
 @triton.jit(**_one_variant(*_SEED_AND_STEP))
 def _sq_norms_kernel(
     s_ptr, part_ptr, N, D2, D3, s_sb, s_s1, s_s2, s_s3, off, k0, k1, t0, t1,
-    CONTIG: tl.constexpr, IS_FP64: tl.constexpr, G: tl.constexpr, BLOCK: tl.constexpr,
+    CONTIG: tl.constexpr, SB_UNIT: tl.constexpr, IS_FP64: tl.constexpr, G: tl.constexpr, BLOCK: tl.constexpr,
 ):
     Q: tl.constexpr = BLOCK // G
     b = tl.program_id(1)
@@ -111,8 +122,8 @@ def _sq_norms_kernel(
     p = tl.program_id(0)
     q = p.to(tl.int64) * Q + tl.arange(0, Q)
     j = q[:, None] * G + tl.arange(0, G)[None, :]
-    mask = j < N
-    sv = tl.load(s_ptr + _offsets(bb, j, D2, D3, s_sb, s_s1, s_s2, s_s3, CONTIG), mask=mask, other=0.0)
+    mask = _in_range(q, j, N, G, SB_UNIT)
+    sv = tl.load(s_ptr + _offsets(bb, j, D2, D3, s_sb, s_s1, s_s2, s_s3, CONTIG, SB_UNIT), mask=mask, other=0.0)
     z = philox_normal_grouped_tl(q, b, off, k0, k1, t0, t1, IS_FP64)
     z = tl.where(mask, z, 0.0)
     ss = tl.sum(tl.sum(sv * sv, axis=1), axis=0)
@@ -122,41 +133,59 @@ def _sq_norms_kernel(
     tl.store(base + 1, zz)
 
 
-def _block(dtype: torch.dtype) -> tuple[int, int]:
-    """(BLOCK, num_warps): small tiles in the interpreter, bandwidth-sized tiles on a GPU."""
+def _block(dtype: torch.dtype, contig: bool) -> tuple[int, int]:
+    """(BLOCK, num_warps): small tiles in the interpreter, bandwidth-sized tiles on a GPU.
+
+    16 bytes per tensor per thread twice over (two groups) on the contiguous paths; one group
+    on the strided paths, whose offsets (int64 divisions per tensor) would otherwise take
+    over 200 registers (see tools/gpu_compile.py and benchmarks/RESULTS.md).
+    """
     if triton_interpreting():
         return 1024, 4
-    return (4096, 8) if dtype == torch.float32 else (2048, 8)
+    per_thread = 2 if contig else 1
+    return 256 * per_thread * (16 // dtype.itemsize), 8
 
 
-def _check_grid(B: int) -> None:
-    if B > 65535:
-        raise ValueError(f"the fused steps launch one grid row per sample; batch {B} exceeds 65535")
+def _batch_stride_unit(N: int, G: int, strides) -> int:
+    """G when N and every batch stride are whole groups (the kernel then masks per group and
+    is told each sample starts on a group, keeping 128-bit accesses), else 1."""
+    return G if N % G == 0 and all(s[0] % G == 0 for s in strides) else 1
+
+
+def _launch_strides(strides, unit: int) -> list[int]:
+    return [v for s in strides for v in (s[0] // unit, *s[1:])]
+
+
+# Compile options pinned per launch.  Multiply-adds are contracted to FMAs as nvcc does by
+# default, so results do not follow TRITON_DEFAULT_FP_FUSION (whose default changes in Triton
+# 3.10).  Without a register ceiling ptxas aims at 64-80 registers and spills 4-8 bytes in the
+# flagged and odd-N variants; with one at 128 they fit in 71-104 without spills.
+_OPTIONS = {"enable_fp_fusion": True, "maxnreg": 128}
 
 
 @register("affine_step", "triton")
 def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, sample_offset=0, noise=True, out=None, flags=None):
-    """Triton twin of :func:`sdekit.kernels.steps_reference.affine_step` (one kernel launch)."""
-    check_step_args(x, coef, score, y, out, flags)
+    """Triton twin of :func:`sdekit.kernels.steps.reference.affine_step` (one kernel launch)."""
     B = x.shape[0]
-    off = offset_word(sample_offset, B)
-    _check_grid(B)
+    check_grid_rows(B)
     target = torch.empty_like(x) if out is None else out
     (o, xx, s, yy), dims, strides, contig = step_layout([target, x, score, y])
     N = dims[0] * dims[1] * dims[2]
     if x.numel() == 0:
         return target
-    BLOCK, warps = _block(x.dtype)
+    BLOCK, warps = _block(x.dtype, contig)
     G = group_size(x.dtype)
+    unit = _batch_stride_unit(N, G, [st for t, st in zip((o, xx, s, yy), strides) if t is not None])
     grid = (triton.cdiv(N, BLOCK), B)
     _affine_step_kernel[grid](
         o, xx, s if s is not None else xx, yy if yy is not None else xx, coef,
         flags if flags is not None else coef,
-        N, dims[1], dims[2], *strides[0], *strides[1], *strides[2], *strides[3],
+        N, dims[1], dims[2], *_launch_strides(strides, unit),
         coef.stride(0), coef.stride(1) if coef.shape[1] > 1 else 0,
-        off, *kernel_words(seed, step),
+        as_i32(sample_offset), *kernel_words(seed, step),
         HAS_SCORE=score is not None, HAS_Y=y is not None, NOISE=bool(noise), HAS_FLAGS=flags is not None,
-        CONTIG=contig, IS_FP64=x.dtype == torch.float64, G=G, BLOCK=BLOCK, num_warps=warps,
+        CONTIG=contig, SB_UNIT=unit, IS_FP64=x.dtype == torch.float64, G=G, BLOCK=BLOCK, num_warps=warps,
+        **_OPTIONS,
     )
     if o is not target:  # the output needed a contiguous stand-in
         target.copy_(o)
@@ -165,19 +194,20 @@ def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, sample_offset=0,
 
 @register("sample_sq_norms", "triton")
 def sample_sq_norms(score, *, seed=0, step=0, sample_offset=0):
-    """Triton twin of :func:`sdekit.kernels.steps_reference.sample_sq_norms` (deterministic: no atomics)."""
-    check_batched_float("score", score)
+    """Triton twin of :func:`sdekit.kernels.steps.reference.sample_sq_norms` (deterministic: no atomics)."""
     B = score.shape[0]
-    off = offset_word(sample_offset, B)
-    _check_grid(B)
+    check_grid_rows(B)
     (s,), dims, strides, contig = step_layout([score])
     N = dims[0] * dims[1] * dims[2]
-    BLOCK, warps = _block(score.dtype)
+    BLOCK, warps = _block(score.dtype, contig)
+    G = group_size(score.dtype)
+    unit = _batch_stride_unit(N, G, strides)
     P = max(triton.cdiv(N, BLOCK), 1)
     part = torch.zeros(B, P, 2, dtype=score.dtype, device=score.device)
     if score.numel():
         _sq_norms_kernel[(P, B)](
-            s, part, N, dims[1], dims[2], *strides[0], off, *kernel_words(seed, step),
-            CONTIG=contig, IS_FP64=score.dtype == torch.float64, G=group_size(score.dtype),
-            BLOCK=BLOCK, num_warps=warps)
+            s, part, N, dims[1], dims[2], *_launch_strides(strides, unit), as_i32(sample_offset),
+            *kernel_words(seed, step),
+            CONTIG=contig, SB_UNIT=unit, IS_FP64=score.dtype == torch.float64, G=G,
+            BLOCK=BLOCK, num_warps=warps, **_OPTIONS)
     return part.sum(1)

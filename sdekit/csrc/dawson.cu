@@ -2,9 +2,8 @@
 //
 //   torch.ops.sdekit.dawsn(Tensor x) -> Tensor   (CUDA, float32/float64, any strides)
 //
-// Registered with TORCH_LIBRARY_FRAGMENT + TORCH_LIBRARY_IMPL, as every csrc/*.cu
-// does (see sdekit/kernels/cuda_ext.py); autograd and the fake (meta) kernel are
-// registered from Python in sdekit/kernels/dawson_cuda.py.
+// Only the CUDA kernel is registered here (TORCH_LIBRARY_IMPL); the schema, the fake (meta)
+// kernel and the autograd formula are defined once in sdekit/kernels/dawsn/__init__.py.
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty_like.h>
 #include <ATen/Dispatch.h>
@@ -55,7 +54,5 @@ at::Tensor dawsn_cuda(const at::Tensor& x) {
 }
 
 }  // namespace
-
-TORCH_LIBRARY_FRAGMENT(sdekit, m) { m.def("dawsn(Tensor x) -> Tensor"); }
 
 TORCH_LIBRARY_IMPL(sdekit, CUDA, m) { m.impl("dawsn", &dawsn_cuda); }

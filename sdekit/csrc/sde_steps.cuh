@@ -12,8 +12,9 @@
 // Each thread handles whole generator groups (G = 4 floats or 2 doubles: one Philox call),
 // grid-striding over the groups of its sample (blockIdx.y).  Tensors are (B, D1, D2, D3) with
 // per-tensor strides; CONTIG means inner stride 1 everywhere, VEC additionally that groups
-// are 16-byte aligned, so a group moves as one float4 / double2.
-// The torch reference and specification is sdekit/kernels/steps_reference.py.
+// are 16-byte aligned, so a group moves as one 16-byte Packed<T, G> (common.cuh).
+// The torch reference and specification is sdekit/kernels/steps/reference.py; the host build of
+// step_offset and not_finite is the "cpu" backend (cpu/ops.cpp).
 #pragma once
 #include <stdint.h>
 #include "philox.cuh"
@@ -29,11 +30,8 @@ struct AffineStepArgs {
   Strides4 so, sx, ss, sy;
   int64_t coef_sk, coef_sb;
   uint64_t seed, step;
+  uint32_t sample_offset;  // global index of sample 0: row b draws the normals of sample sample_offset + b
 };
-
-template <typename T> struct Vec;
-template <> struct Vec<float> { using type = float4; };
-template <> struct Vec<double> { using type = double2; };
 
 template <bool CONTIG>
 SDEKIT_HD int64_t step_offset(int64_t b, int64_t j, int64_t D2, int64_t D3, const Strides4& s) {
@@ -57,26 +55,31 @@ __global__ void affine_step_kernel(AffineStepArgs<T> a) {
   const T Nc = NOISE ? cp[3 * a.coef_sk] : T(0);
   const int64_t Q = (a.N + G - 1) / G;
   bool bad_s = false, bad_o = false;
+  // The launcher gives each thread one group, so the loop runs once: unrolling it only made
+  // nvcc write the unrolled copies' outputs with scalar stores (PTX: 3 st.global.v4, 8 st.global.f32).
+#pragma unroll 1
   for (int64_t q = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; q < Q; q += (int64_t)gridDim.x * blockDim.x) {
     T z[G];
-    if (NOISE) philox_normal_group<T>((uint64_t)q, b, a.seed, a.step, z);
+    if (NOISE) philox_normal_group<T>((uint64_t)q, b + a.sample_offset, a.seed, a.step, z);
     if (VEC) {
-      using V = typename Vec<T>::type;
+      // A group moves as one 16-byte Packed value, built in registers (a local array
+      // reinterpreted as float4 let nvcc split some stores into scalar ones).
+      using P = Packed<T, G>;
       const int64_t j = q * G;
-      alignas(16) T xv[G], yv[G], sv[G], ov[G];  // read and written as one V each
-      *reinterpret_cast<V*>(xv) = *reinterpret_cast<const V*>(a.x + b * a.sx.sb + j);
-      if (HAS_Y) *reinterpret_cast<V*>(yv) = *reinterpret_cast<const V*>(a.y + b * a.sy.sb + j);
-      if (HAS_SCORE) *reinterpret_cast<V*>(sv) = *reinterpret_cast<const V*>(a.score + b * a.ss.sb + j);
+      const P xv = *reinterpret_cast<const P*>(a.x + b * a.sx.sb + j);
+      P yv{}, sv{}, ov;
+      if (HAS_Y) yv = *reinterpret_cast<const P*>(a.y + b * a.sy.sb + j);
+      if (HAS_SCORE) sv = *reinterpret_cast<const P*>(a.score + b * a.ss.sb + j);
 #pragma unroll
       for (int k = 0; k < G; ++k) {
-        T acc = A * xv[k];
-        if (HAS_Y) acc += C * yv[k];
-        if (HAS_SCORE) acc += S * sv[k];
+        T acc = A * xv.v[k];
+        if (HAS_Y) acc += C * yv.v[k];
+        if (HAS_SCORE) acc += S * sv.v[k];
         if (NOISE) acc += Nc * z[k];
-        ov[k] = acc;
-        if (HAS_FLAGS) { bad_o |= not_finite(acc); if (HAS_SCORE) bad_s |= not_finite(sv[k]); }
+        ov.v[k] = acc;
+        if (HAS_FLAGS) { bad_o |= not_finite(acc); if (HAS_SCORE) bad_s |= not_finite(sv.v[k]); }
       }
-      *reinterpret_cast<V*>(a.out + b * a.so.sb + j) = *reinterpret_cast<const V*>(ov);
+      *reinterpret_cast<P*>(a.out + b * a.so.sb + j) = ov;
     } else {
 #pragma unroll
       for (int k = 0; k < G; ++k) {
@@ -102,24 +105,34 @@ __global__ void affine_step_kernel(AffineStepArgs<T> a) {
   }
 }
 
-// Deterministic per-block partial sums (fixed launch shape, fixed reduction tree).
-template <typename T, bool CONTIG, int THREADS>
+// Deterministic per-block partial sums (fixed launch shape, fixed reduction tree).  VEC as in
+// affine_step_kernel: a group is read as one 16-byte value.
+template <typename T, bool CONTIG, int THREADS, bool VEC = false>
 __global__ void sample_sq_norms_kernel(const T* score, T* part, int64_t N, int64_t D2, int64_t D3,
-                                       Strides4 ss, uint64_t seed, uint64_t step) {
+                                       Strides4 ss, uint64_t seed, uint64_t step, uint32_t sample_offset) {
   constexpr int G = PhiloxGroup<T>::G;
   const uint32_t b = blockIdx.y;
   const int64_t Q = (N + G - 1) / G;
   T acc_s = 0, acc_z = 0;
   for (int64_t q = (int64_t)blockIdx.x * THREADS + threadIdx.x; q < Q; q += (int64_t)gridDim.x * THREADS) {
     T z[G];
-    philox_normal_group<T>((uint64_t)q, b, seed, step, z);
+    philox_normal_group<T>((uint64_t)q, b + sample_offset, seed, step, z);
+    if (VEC) {
+      const Packed<T, G> sv = *reinterpret_cast<const Packed<T, G>*>(score + b * ss.sb + q * G);
 #pragma unroll
-    for (int k = 0; k < G; ++k) {
-      const int64_t j = q * G + k;
-      if (j >= N) break;
-      const T s = score[step_offset<CONTIG>(b, j, D2, D3, ss)];
-      acc_s += s * s;
-      acc_z += z[k] * z[k];
+      for (int k = 0; k < G; ++k) {
+        acc_s += sv.v[k] * sv.v[k];
+        acc_z += z[k] * z[k];
+      }
+    } else {
+#pragma unroll
+      for (int k = 0; k < G; ++k) {
+        const int64_t j = q * G + k;
+        if (j >= N) break;
+        const T s = score[step_offset<CONTIG>(b, j, D2, D3, ss)];
+        acc_s += s * s;
+        acc_z += z[k] * z[k];
+      }
     }
   }
   __shared__ T sh_s[THREADS], sh_z[THREADS];

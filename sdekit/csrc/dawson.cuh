@@ -1,7 +1,7 @@
 // Dawson's integral D(x) = exp(-x^2) int_0^x exp(s^2) ds, device arithmetic only
 // (no torch includes, so nvcc can compile it on any machine; see
 // tests/test_cuda_build.py).  The same arithmetic as the torch reference
-// sdekit.special.dawson.dawsn_reference, with a = |x|:
+// sdekit.kernels.dawsn.reference.dawsn_reference, with a = |x|:
 //
 //   a <  split: i = floor(a / h + 1/2), s = a - i h,
 //               D = hi_i + (s (c1_i + s (c2_i + ... + s cK_i)) + lo_i)   (Taylor table)

@@ -6,7 +6,7 @@
 // with a_b = s_b^2 sigma_y^2 and c_b = std_b^2: the diagonal middle of
 // (1/s) V S (sigma_y^2 I + (std/s)^2 S^2)^-1 (U^T y - S V^T x / s), multiplied through by s^2
 // so that it stays finite as s -> 0.  The torch reference and specification is
-// sdekit/kernels/spectral_scale.py (spectral_scale_torch); the Triton kernel there evaluates
+// sdekit/kernels/spectral_scale/reference.py (spectral_scale_torch); the Triton kernel (triton.py) evaluates
 // the same expression in the same order.
 //
 // Bytes moved: read z and uy, write w (3 k sizeof(T) per row) plus S (k sizeof(T), shared by

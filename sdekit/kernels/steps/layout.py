@@ -1,4 +1,4 @@
-"""Memory layout of the tensors a fused step reads and writes, shared by the Triton and CUDA launchers.
+"""Memory layout of the tensors a fused step reads and writes, shared by the Triton, CUDA and CPU launchers.
 
 A step sees every tensor as ``(B, D1, D2, D3)``: the batch axis and at most three inner axes,
 each tensor with its own strides.  Inner axes of size 1 are dropped and adjacent axes that
@@ -13,10 +13,7 @@ import functools
 
 import torch
 
-
-def collapse(shape, strides_list):
-    """Collapsed inner dims ``[D1, D2, D3]`` and per-tensor strides ``[sb, s1, s2, s3]``, or ``None``."""
-    return _collapse(tuple(shape), tuple(tuple(s) for s in strides_list))
+from ..rng import split_seed
 
 
 @functools.lru_cache(maxsize=1024)  # a sampling loop asks the same question every step
@@ -67,3 +64,25 @@ def step_layout(tensors: list[torch.Tensor | None]):
             out_s.append(ss)
     inner_contig = dims[0] == 1 and dims[1] == 1 and all(s[3] == 1 or dims[2] == 1 for s in strides)
     return out_t, dims, out_s, inner_contig
+
+
+def _i64(v: int) -> int:
+    """A 64-bit word as the int64 with the same bits."""
+    v %= 1 << 64
+    return v - (1 << 64) if v >= (1 << 63) else v
+
+
+def launch_words(seed: int, step: int, sample_offset: int = 0) -> tuple[int, int, int]:
+    """``(seed, step, sample_offset)`` as the int64s the compiled ops receive (seed and step as bit
+    patterns, taken modulo 2^64; the offset, already checked to lie in ``[0, 2^32)``, as is)."""
+    k0, k1 = split_seed(seed)
+    return _i64(k0 | (k1 << 32)), _i64(int(step)), int(sample_offset)
+
+
+GPU_MAX_BATCH = 65535  # CUDA's limit on the second grid dimension
+
+
+def check_grid_rows(B: int) -> None:
+    """The GPU launchers (Triton, CUDA) run one grid row per sample: at most 65535 samples."""
+    if B > GPU_MAX_BATCH:
+        raise ValueError(f"the GPU fused steps launch one grid row per sample; batch {B} exceeds {GPU_MAX_BATCH}")

@@ -1,6 +1,6 @@
 """Coefficients of ``sdekit.special.dawsn`` (generated; do not edit by hand).
 
-Regenerate with ``python tools/dawson_minimax.py > sdekit/special/_dawson_coeffs.py``
+Regenerate with ``python tools/dawson_minimax.py > sdekit/kernels/dawsn/coefficients.py``
 (then ``python tools/gen_dawson_header.py`` for the CUDA header); the generator
 prints the error of each fit.
 

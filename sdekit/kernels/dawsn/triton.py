@@ -1,16 +1,17 @@
-"""Triton kernel for Dawson's integral ``D(x)`` (see :mod:`sdekit.special.dawson`).
+"""Triton kernel for Dawson's integral ``D(x)`` (equations in :mod:`.reference`).
 
 Computes, per element, exactly the arithmetic of the torch reference
-``sdekit.special.dawson.dawsn_reference`` (``a = |x|``)::
+``sdekit.kernels.dawsn.reference.dawsn_reference`` (``a = |x|``)::
 
     a <  split:  i = floor(a / h + 1/2),  s = a - i h,
                  D = hi_i + (s (c1_i + s (c2_i + ... + s cK_i)) + lo_i)      (Taylor table)
     a >= split:  y = 1 / a^2,  D = (1/2 (1 + y (1/2 + y P(y)/Q(y)))) / a    (rational tail)
     D(x) = copysign(D, x)
 
-with the tables of :mod:`sdekit.special._dawson_coeffs`, passed as tensors in the
+with the tables of :mod:`sdekit.kernels.dawsn.coefficients`, passed as tensors in the
 compute dtype (so float64 constants never pass through float32 literals).  On a
-GPU Triton contracts ``acc * s + c`` into FMAs, so results may differ from the
+GPU ``acc * s + c`` is contracted into FMAs (pinned at launch, ``enable_fp_fusion=True``,
+whatever ``TRITON_DEFAULT_FP_FUSION`` says), so results may differ from the
 reference by about an ulp; both meet the stated bound.
 
 Bytes moved: one read and one write of the tensor (8 B/element in float32,
@@ -24,7 +25,8 @@ import functools
 
 import torch
 
-from .dispatch import register
+from ..dispatch import register
+from .reference import dawson_coefficients, taylor_table
 
 try:
     import triton
@@ -58,8 +60,14 @@ if triton is not None:
                       F32: tl.constexpr, BLOCK: tl.constexpr):
         pid = tl.program_id(0).to(tl.int64)
         offs = pid * BLOCK + tl.arange(0, BLOCK)
+        # Whole blocks load and store unmasked (128-bit accesses whatever n mod 16 is); only
+        # the last block masks per element.
+        full = (pid + 1) * BLOCK <= n
         mask = offs < n
-        x = tl.load(x_ptr + offs, mask=mask, other=0.0)
+        if full:
+            x = tl.load(x_ptr + offs)
+        else:
+            x = tl.load(x_ptr + offs, mask=mask, other=0.0)
         a = tl.abs(x)
         inner = a < split
         # Taylor table (column-major: column k of every row is contiguous)
@@ -82,21 +90,21 @@ if triton is not None:
         # copysign(d, x): d >= 0 (or nan); -0 and nan pass through as x
         d = tl.where(x < 0, -d, d)
         d = tl.where((x == 0) | (x != x), x, d)
-        tl.store(out_ptr + offs, d, mask=mask)
+        if full:
+            tl.store(out_ptr + offs, d)
+        else:
+            tl.store(out_ptr + offs, d, mask=mask)
 
 
 @functools.lru_cache(maxsize=None)
 def _tail_coefficients(dtype: torch.dtype, device: torch.device):
-    from ..special.dawson import dawson_coefficients
-
     _, _, _, tp, tq = dawson_coefficients(dtype)
     return torch.tensor(list(tp) + list(tq), dtype=dtype, device=device), len(tp), len(tq)
 
 
-def dawsn_triton_forward(x: torch.Tensor) -> torch.Tensor:
-    """``D(x)`` by the Triton kernel (no autograd; see :func:`dawsn_triton`)."""
-    from ..special.dawson import dawson_coefficients, taylor_table
-
+@torch.library.custom_op("sdekit::dawsn_triton", mutates_args=())
+def dawsn_triton(x: torch.Tensor) -> torch.Tensor:
+    """``D(x)`` by the Triton kernel, a ``torch.library`` op (autograd: :mod:`sdekit.kernels.dawsn`)."""
     xc = x.contiguous()
     out = torch.empty_like(xc)
     n = xc.numel()
@@ -108,33 +116,13 @@ def dawsn_triton_forward(x: torch.Tensor) -> torch.Tensor:
     grid = (triton.cdiv(n, BLOCK),)
     _dawsn_kernel[grid](xc, out, tab, c, n, split, step, 1.0 / step,
                         ROWS=tab.shape[1], COLS=tab.shape[0], NTP=ntp, NTQ=ntq,
-                        F32=xc.dtype == torch.float32, BLOCK=BLOCK)
+                        F32=xc.dtype == torch.float32, BLOCK=BLOCK, enable_fp_fusion=True)
     return out
 
 
-@torch.library.custom_op("sdekit::dawsn_triton", mutates_args=())
-def _dawsn_triton_op(x: torch.Tensor) -> torch.Tensor:
-    return dawsn_triton_forward(x)
-
-
-@_dawsn_triton_op.register_fake
+@dawsn_triton.register_fake
 def _(x):
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
-def _setup_context(ctx, inputs, output):
-    ctx.save_for_backward(inputs[0], output)
-
-
-def _backward(ctx, grad):
-    x, d = ctx.saved_tensors
-    return grad * (1.0 - 2.0 * x * d)
-
-
-_dawsn_triton_op.register_autograd(_backward, setup_context=_setup_context)
-
-
-@register("dawsn", "triton")
-def dawsn_triton(x: torch.Tensor) -> torch.Tensor:
-    """``D(x)`` by the Triton kernel, differentiable (``D' = 1 - 2 x D``), a ``torch.library`` op."""
-    return _dawsn_triton_op(x)
+register("dawsn", "triton")(dawsn_triton)

@@ -1,0 +1,44 @@
+"""CPU fused sampling steps: launchers of the compiled ops (kernels in ``sdekit/csrc/cpu/ops.cpp``).
+
+    x_out[b] = A[b] x[b] + C[b] y[b] + S[b] score[b] + N[b] z[b](seed, step)      (affine_step)
+    (sum score[b]^2, sum z[b]^2)                                               (sample_sq_norms)
+
+The same ops as the CUDA backend (``torch.ops.sdekit.sde_affine_step`` /
+``sde_sample_sq_norms``, one schema in :mod:`sdekit.kernels.steps`), with the extension
+``sdekit._cpu`` providing their CPU kernels, and the same layout rules (:mod:`.layout`).
+Normals: Philox4x32-10 vectorised across groups, Box-Muller with SLEEF's 1-ulp
+``log``/``cos``/``sin`` (the vector math library torch's own CPU kernels use, called
+from ``libtorch_cpu``) on AVX2 hosts, the C library's otherwise.
+"""
+from __future__ import annotations
+
+import torch
+
+from .. import cpu_ext
+from ..dispatch import register
+from .layout import launch_words, step_layout
+
+
+def _ops():
+    cpu_ext.load()
+    return torch.ops.sdekit
+
+
+@register("affine_step", "cpu")
+def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, sample_offset=0, noise=True, out=None, flags=None):
+    """CPU twin of :func:`sdekit.kernels.steps.reference.affine_step` (one pass over memory)."""
+    target = torch.empty_like(x) if out is None else out
+    (o, xx, s, yy), dims, strides, contig = step_layout([target, x, score, y])
+    flat = [v for st in strides for v in st]
+    _ops().sde_affine_step(o, xx, s, yy, coef, flags, dims, flat, *launch_words(seed, step, sample_offset),
+                           bool(noise), contig)
+    if o is not target:
+        target.copy_(o)
+    return target
+
+
+@register("sample_sq_norms", "cpu")
+def sample_sq_norms(score, *, seed=0, step=0, sample_offset=0):
+    """CPU twin of :func:`sdekit.kernels.steps.reference.sample_sq_norms` (deterministic sums)."""
+    (s,), dims, strides, contig = step_layout([score])
+    return _ops().sde_sample_sq_norms(s, dims, strides[0], *launch_words(seed, step, sample_offset), contig)
