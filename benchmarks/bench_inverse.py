@@ -184,3 +184,67 @@ def test_em_step_eager(benchmark, bidx, device):
     score = torch.randn_like(x)
     benchmark.group = f"em_step-{device}-b{batch}"
     _run(benchmark, device, lambda: em_step(x, score))
+
+
+# ---------------------------------------------------------------------------------------------
+# QCS-SGM+: the EP likelihood score (sdekit.inverse.QCSPlus), 1 bit, m = 1024, n = 4096, float32,
+# against the authors' per-sample Python loop (mengxiangming/QCS-SGM-plus, models/__init__.py,
+# likelihood_score_onebit_EP), transcribed in tests/test_inverse_qcs_plus.py.  Both run 3 EP
+# iterations (the authors' sampler default, NumIter_EP = 3; tol 0 here) with the eigendecomposition
+# of A A^T (theirs) / the SVD (sdekit's) computed once outside the timing.
+EP_M, EP_N, EP_ITERS, EP_STD = 1024, 4096, 3, 0.5
+
+
+@pytest.fixture(scope="module")
+def ep_problem():
+    g = torch.Generator().manual_seed(0)
+    from sdekit.inverse import DenseOperator
+
+    H = torch.randn(EP_M, EP_N, generator=g, dtype=torch.float64) / math.sqrt(EP_M)
+    op = DenseOperator(H)
+    D_c, U_c = torch.linalg.eigh(H @ H.T)
+    return op, H.float(), U_c.float(), D_c.float()
+
+
+def _ep_inputs(op, batch):
+    from sdekit.inverse import quantize
+
+    g = torch.Generator().manual_seed(batch)
+    x0 = torch.randn(batch, EP_N, generator=g)
+    lo, up = quantize(op.forward(x0) + SIGMA_Y * torch.randn(batch, EP_M, generator=g), [0.0])
+    x = x0 + EP_STD * torch.randn(batch, EP_N, generator=g)
+    return lo, up, x
+
+
+@pytest.mark.parametrize("batch", [1, 16])
+def test_qcs_plus_ep_score_sdekit(benchmark, batch, ep_problem):
+    from sdekit.inverse import QCSPlus
+
+    op = ep_problem[0]
+    lo, up, x = _ep_inputs(op, batch)
+    ep = QCSPlus(op, (lo, up), SIGMA_Y, ep_iters=EP_ITERS, tol=0.0)
+    ep.score(x, mean_scale=1.0, std=EP_STD)
+    benchmark.group = f"qcs_plus_ep-cpu-b{batch}"
+    _run(benchmark, "cpu", lambda: ep.score(x, mean_scale=1.0, std=EP_STD))
+
+
+@pytest.mark.parametrize("batch", [1, 16])
+def test_qcs_plus_ep_score_authors_loop(benchmark, batch, ep_problem):
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+    from sdekit.inverse import QCSPlus
+    from test_inverse_qcs_plus import authors_onebit_EP
+
+    op, H, U_c, D_c = ep_problem
+    lo, up, x = _ep_inputs(op, batch)
+    y = torch.where(lo == 0, 1.0, -1.0)
+
+    def theirs():
+        return authors_onebit_EP(y, x, H, SIGMA_Y**2, EP_STD, U_c, D_c, NumIter_EP=EP_ITERS, tol=0.0)
+
+    want = QCSPlus(op, (lo, up), SIGMA_Y, ep_iters=EP_ITERS, tol=0.0).score(x, mean_scale=1.0, std=EP_STD)
+    got = theirs()
+    assert ((got - want).norm() / want.norm()).item() < 1e-3  # the same EP, float32
+    benchmark.group = f"qcs_plus_ep-cpu-b{batch}"
+    benchmark.pedantic(theirs, rounds=3, iterations=1, warmup_rounds=1)

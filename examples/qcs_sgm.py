@@ -1,22 +1,32 @@
 """1-bit compressed sensing with the QCS-SGM likelihood score, on a Gaussian-mixture prior.
 
 QCS-SGM (Meng & Kabashima, ICLR 2023) samples ``p(x0 | y)`` for quantized measurements
-``y = Q(A x0 + n)``, ``n ~ N(0, sigma^2 I)``, with ``A`` row-orthogonal, by running a
-reverse diffusion whose score is
+``y = Q(A x0 + n)``, ``n ~ N(0, sigma^2 I)``, by running a reverse diffusion whose score is
 
     score(x_t, t) = grad log p_t(x_t)  +  A^T G(x_t, t)            (prior + quantized likelihood)
 
 where ``G_m`` is the mean of a standard normal truncated to the standardised bin of
 ``y_m`` (``sdekit.inverse.quantized_likelihood_score_at``).  Here ``Q`` is 1 bit: only the
-sign of each noisy measurement is kept (``quantize(z, thresholds=[0.])``).
+sign of each noisy measurement is kept (``quantize(z, thresholds=[0.])``).  ``--method``
+picks the likelihood score (several may be given, each gets a row):
+
+  * ``qcs``: QCS-SGM, exact for row-orthogonal ``A`` (``approx="exact"``);
+  * ``qcs-diag``: QCS-SGM with the authors' diagonal approximation of ``A A^T`` (any ``A``);
+  * ``qcs-plus``: QCS-SGM+ (Meng & Kabashima, AAAI 2024), expectation propagation over the
+    full ``A A^T`` (``sdekit.inverse.QCSPlus``).
 
 The signals are 8 x 8 patches from the three-component Gaussian mixture of
 ``examples/_mixture.py`` (flat / horizontal edge / vertical edge), whose prior score under
 any linear SDE is exact, so no network is trained and what is measured is the likelihood
 approximation plus the sampler.  ``A`` keeps ``--measurements-fraction`` of the rows of a
-random orthogonal matrix (``--operator orthogonal``, default) or of the orthonormal
+random orthogonal matrix (``--matrix orthogonal``, default) or of the orthonormal
 Walsh-Hadamard transform (``sdekit.inverse.WalshHadamardCS``): a random subset of its rows
-(``--operator hadamard``) or those of lowest sequency (``--operator hadamard-low``).
+(``--matrix hadamard``) or those of lowest sequency (``--matrix hadamard-low``); or it is one
+of the QCS-SGM+ paper's general matrices: i.i.d. Gaussian (``--matrix gaussian``),
+ill-conditioned with condition number ``~ --kappa`` (``--matrix ill-conditioned``,
+``sdekit.inverse.ill_conditioned_matrix``) or row- and column-correlated with ``--rho``
+(``--matrix correlated``, ``sdekit.inverse.correlated_matrix``).  The general matrices are
+scaled to mean squared row norm 1, as the orthonormal rows have.
 
 1-bit measurements lose the overall scale of ``A x0`` (only the noise level and the prior
 pin it down), so the main metric is the **NMSE after optimal non-negative scaling**,
@@ -41,6 +51,7 @@ Compared with:
     variance folded into an effective noise std, with the same prior score and solver.
 
     python examples/qcs_sgm.py                      # seconds on a CPU
+    python examples/qcs_sgm.py --matrix ill-conditioned --kappa 1000 --method qcs-diag qcs-plus
     python examples/qcs_sgm.py --steps 500 --samples 256 --measurements-fraction 0.25 --no-figure
 """
 from __future__ import annotations
@@ -61,13 +72,22 @@ from _figures import pyplot, save_figure  # noqa: E402
 from _mixture import patch_mixture  # noqa: E402
 
 from sdekit import VESDE, VPSDE, EulerMaruyama, PredictorCorrector, ReverseDiffusion  # noqa: E402
-from sdekit.inverse import (DenseOperator, WalshHadamardCS, likelihood_score_at, quantize,  # noqa: E402
-                            quantized_likelihood_score_at, truncated_normal_mean)
+from sdekit.solvers import AnnealedLangevin  # noqa: E402
+from sdekit.inverse import (DenseOperator, QCSPlus, WalshHadamardCS, correlated_matrix,  # noqa: E402
+                            ill_conditioned_matrix, likelihood_score_at, posterior_score_fn, quantize,
+                            quantized_likelihood_score_at,
+                            truncated_normal_mean)
 from sdekit.inverse.hadamard import sylvester_hadamard  # noqa: E402
 
 SIZE = 8                       # patches are SIZE x SIZE, one channel (d = 64)
 OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
-SOLVERS = ("reverse_diffusion", "euler_maruyama", "pc")
+SOLVERS = ("reverse_diffusion", "euler_maruyama", "pc", "annealed_langevin")
+ALD_STEPS_EACH, ALD_STEP_LR = 5, 2e-5   # annealed Langevin: steps per level, NCSNv2's step_lr
+ROW_ORTHOGONAL = ("orthogonal", "hadamard", "hadamard-low")
+MATRICES = ROW_ORTHOGONAL + ("gaussian", "ill-conditioned", "correlated")
+METHODS = {"qcs": "QCS-SGM (prior + quantized score)",
+           "qcs-diag": "QCS-SGM diag (prior + diag score)",
+           "qcs-plus": "QCS-SGM+ (prior + EP score)"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -82,12 +102,31 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="sign measurements per pixel, m / d in (0, 1] (default: 0.5, i.e. 32 bits per patch)")
     p.add_argument("--noise", type=float, default=0.05,
                    help="std of the noise added before the sign (default: 0.05)")
-    p.add_argument("--operator", default="orthogonal", choices=("orthogonal", "hadamard", "hadamard-low"),
-                   help="rows of a random orthogonal matrix or of the Walsh-Hadamard transform (default: orthogonal)")
+    p.add_argument("--matrix", "--operator", dest="operator", default="orthogonal", choices=MATRICES,
+                   help="rows of a random orthogonal matrix or of the Walsh-Hadamard transform, or a general "
+                        "matrix: i.i.d. Gaussian, ill-conditioned (--kappa), correlated (--rho) (default: orthogonal)")
+    p.add_argument("--kappa", type=float, default=1000.0,
+                   help="condition number scale of --matrix ill-conditioned: neighbouring singular values have "
+                        "ratio kappa^(1/m) (default: 1000)")
+    p.add_argument("--rho", type=float, default=0.8,
+                   help="correlation of --matrix correlated: A = R_L H R_R, R Toeplitz rho^|i-j| roots (default: 0.8)")
+    p.add_argument("--ep-iters", type=int, default=50,
+                   help="QCS-SGM+: cap on EP iterations per score evaluation "
+                        "(default: 50; the authors' sampler uses 3)")
+    p.add_argument("--ep-damping", type=float, default=0.5,
+                   help="QCS-SGM+: EP damping, the weight of the old message (default: 0.5; the authors' 0.02 "
+                        "lets EP diverge on some correlated matrices at large noise)")
+    p.add_argument("--match-prior-norm", action="store_true",
+                   help="rescale every likelihood score to the prior score's norm per sample (the QCS-SGM+ "
+                        "authors' rule, sdekit.inverse.posterior_score_fn); needed by EP on ill-conditioned A")
+    p.add_argument("--method", nargs="+", choices=tuple(METHODS), default=None,
+                   help="likelihood score(s): qcs (row-orthogonal A only), qcs-diag, qcs-plus "
+                        "(default: qcs for row-orthogonal A, else qcs-diag and qcs-plus)")
     p.add_argument("--sde", default="ve", choices=("ve", "vp"),
                    help="VESDE(sigma_min=0.01, sigma_max=10) or VPSDE() (default: ve)")
     p.add_argument("--solver", default="reverse_diffusion", choices=SOLVERS,
-                   help="reverse_diffusion, euler_maruyama, or pc (reverse diffusion + Langevin) (default: reverse_diffusion)")
+                   help="reverse_diffusion, euler_maruyama, pc (reverse diffusion + Langevin), or annealed_langevin "
+                        "(NCSNv2, VE only: steps/5 levels of 5 steps) (default: reverse_diffusion)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data, the operator and the samplers (default: 0)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default: 1; the tensors are tiny, more threads only contend)")
@@ -95,13 +134,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", default=OUT_DIR, help="folder for the figure (default: examples/out)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
     args = p.parse_args(argv)
-    for name in ("steps", "samples", "threads"):
+    for name in ("steps", "samples", "threads", "ep_iters"):
         if getattr(args, name) < 1:
-            p.error(f"--{name} must be >= 1")
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
     if not 0 < args.measurements_fraction <= 1:
         p.error("--measurements-fraction must be in (0, 1]")
     if not args.noise > 0:
         p.error("--noise must be > 0")
+    if args.solver == "annealed_langevin" and args.sde != "ve":
+        p.error("--solver annealed_langevin runs on the VE noise ladder: use --sde ve")
+    if not 0 <= args.ep_damping < 1:
+        p.error("--ep-damping must be in [0, 1)")
+    if not args.kappa >= 1:
+        p.error("--kappa must be >= 1")
+    if not 0 <= args.rho < 1:
+        p.error("--rho must be in [0, 1)")
+    if args.method is None:
+        args.method = ["qcs"] if args.operator in ROW_ORTHOGONAL else ["qcs-diag", "qcs-plus"]
+    if "qcs" in args.method and args.operator not in ROW_ORTHOGONAL:
+        p.error(f"--method qcs needs a row-orthogonal --matrix ({', '.join(ROW_ORTHOGONAL)}); "
+                "use qcs-diag or qcs-plus")
     return args
 
 
@@ -116,9 +168,18 @@ def low_sequency_rows(m: int) -> torch.Tensor:
     return torch.tensor(sorted(order[:m]))
 
 
-def measurement_operator(kind: str, d: int, m: int, seed: int):
+def measurement_operator(kind: str, d: int, m: int, seed: int, kappa: float = 1000.0, rho: float = 0.8):
     """``m`` orthonormal rows: of a Haar-random orthogonal matrix (a dense matrix; sdekit
-    checks that its rows are orthogonal) or of the Walsh-Hadamard transform."""
+    checks that its rows are orthogonal) or of the Walsh-Hadamard transform; or a general
+    ``m x d`` matrix scaled to mean squared row norm 1."""
+    if kind in ("gaussian", "ill-conditioned", "correlated"):
+        if kind == "gaussian":
+            A = torch.randn(m, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        elif kind == "ill-conditioned":
+            A = ill_conditioned_matrix(m, d, kappa, seed=seed).matrix
+        else:
+            A = correlated_matrix(m, d, rho, seed=seed).matrix
+        return DenseOperator(A * math.sqrt(m / float((A * A).sum())))
     if kind == "hadamard":
         return WalshHadamardCS(1, SIZE, m, seed=seed)
     if kind == "hadamard-low":
@@ -178,6 +239,8 @@ def make_solver(name: str, sde, steps: int):
         return EulerMaruyama(sde, steps)
     if name == "pc":
         return PredictorCorrector(sde, steps, predictor="reverse_diffusion", corrector="langevin")
+    if name == "annealed_langevin":   # the papers' sampler: steps // 5 levels of 5 Langevin steps
+        return AnnealedLangevin(sde, max(1, steps // ALD_STEPS_EACH), ALD_STEPS_EACH, ALD_STEP_LR)
     return ReverseDiffusion(sde, steps)
 
 
@@ -194,7 +257,7 @@ def main(argv=None) -> dict:
 
     prior = patch_mixture(SIZE)
     x0 = prior.sample(N, gen)                                               # (N, d) float64
-    op = measurement_operator(args.operator, d, m, args.seed)
+    op = measurement_operator(args.operator, d, m, args.seed, args.kappa, args.rho)
     z = op(x0.reshape(shape)) + args.noise * torch.randn(N, m, generator=gen, dtype=torch.float64)
     lower, upper = quantize(z, torch.tensor([0.0]))                         # bins [-inf, 0) and [0, inf)
     y_sign = torch.where(lower == 0, 1.0, -1.0)                             # the 1-bit measurement
@@ -205,16 +268,24 @@ def main(argv=None) -> dict:
     y_deq, sigma_eff = dequantize(prior, op, lower, upper, args.noise)
     y_deq = y_deq.to(device)
 
-    def qcs_score(x, t):
-        """QCS-SGM: exact prior score + the quantized pseudo-likelihood score."""
-        return prior_score(x, t) + quantized_likelihood_score_at(sde, op, bins, x, t, sigma_y=args.noise)
+    ep = QCSPlus(op, bins, args.noise, ep_iters=args.ep_iters, damping=args.ep_damping)
+
+    def posterior_score(method):
+        if method == "qcs-plus":
+            def likelihood(x, t):
+                return ep.score_at(sde, x, t)
+        else:
+            def likelihood(x, t):
+                return quantized_likelihood_score_at(sde, op, bins, x, t, sigma_y=args.noise,
+                                                     approx="diag" if method == "qcs-diag" else "exact")
+        return posterior_score_fn(prior_score, likelihood, match_prior_norm="sample" if args.match_prior_norm else None)
 
     def dequantized_score(x, t):
         """DMPS's Gaussian pseudo-likelihood score of the dequantized measurement."""
         return prior_score(x, t) + likelihood_score_at(sde, op, y_deq, x, t, sigma_y=sigma_eff)
 
-    runs = [("QCS-SGM (prior + quantized score)", qcs_score),
-            ("dequantized DMPS (Gaussian score)", dequantized_score)]
+    runs = [(METHODS[m], posterior_score(m)) for m in args.method]
+    runs.append(("dequantized DMPS (Gaussian score)", dequantized_score))
     rows, restored = {}, {}
     for name, score in tqdm(runs, desc="samplers", disable=args.quiet):
         solver = make_solver(args.solver, sde, args.steps)
@@ -236,8 +307,10 @@ def main(argv=None) -> dict:
 
 
 def report(out: dict, args) -> None:
+    matrix = {"ill-conditioned": f"ill-conditioned, kappa {args.kappa:g}",
+              "correlated": f"correlated, rho {args.rho:g}"}.get(args.operator, args.operator)
     print(f"\n1-bit CS: {args.samples} patches of {SIZE}x{SIZE} (d = {out['d']}), m = {out['m']} signs each "
-          f"({args.operator} rows), noise {args.noise} before the sign; {args.sde.upper()}SDE, {args.solver}, "
+          f"({matrix} matrix), noise {args.noise} before the sign; {args.sde.upper()}SDE, {args.solver}, "
           f"{args.steps} steps, seed {args.seed}")
     print("  NMSE_s: NMSE after the optimal non-negative scale (= 1 - cos^2), per sample: mean and worst;\n"
           "  NMSE: unscaled; energy: sum ||x||^2 / sum ||x0||^2 (exact posterior samples: 1 up to Monte Carlo);\n"

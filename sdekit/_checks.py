@@ -14,6 +14,10 @@ import torch
 
 SEED_MAX = 2**64 - 1  # seeds are the 64-bit Philox key (sdekit.kernels.rng)
 FLOAT_DTYPES = (torch.float32, torch.float64)
+COMPLEX_DTYPES = (torch.complex64, torch.complex128)
+# Where complex data is accepted (named in the error everywhere else).
+COMPLEX_SUPPORT = ("the fixed-step samplers, EulerMaruyama.simulate, the marginals and "
+                   "denoising_score_matching take complex data")
 
 
 def check_bool(name: str, v) -> bool:
@@ -77,14 +81,15 @@ def check_backend(backend) -> str:
     return backend
 
 
-def check_dtype(name: str, dtype) -> torch.dtype | None:
-    """``dtype`` must be ``None``, ``torch.float32`` or ``torch.float64``."""
+def check_dtype(name: str, dtype, *, allow_complex: bool = False) -> torch.dtype | None:
+    """``dtype`` must be ``None``, ``torch.float32`` or ``torch.float64`` (or ``torch.complex64``,
+    ``torch.complex128`` with ``allow_complex``)."""
     if dtype is None:
         return None
-    if not isinstance(dtype, torch.dtype):
-        raise TypeError(f"{name} must be torch.float32 or torch.float64, got {dtype!r}")
-    if dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must be torch.float32 or torch.float64, got {dtype}")
+    allowed = FLOAT_DTYPES + (COMPLEX_DTYPES if allow_complex else ())
+    if not isinstance(dtype, torch.dtype) or dtype not in allowed:
+        extra = " (or torch.complex64, torch.complex128)" if allow_complex else ""
+        raise TypeError(f"{name} must be torch.float32 or torch.float64{extra}, got {dtype!r}")
     return dtype
 
 
@@ -104,13 +109,17 @@ def check_device(name: str, device) -> torch.device | None:
     return device
 
 
-def check_float_batch(name: str, x, *, allow_empty: bool = False) -> torch.Tensor:
-    """``x`` must be a float32/float64 tensor with a leading batch dimension (non-empty unless
-    ``allow_empty``)."""
+def check_float_batch(name: str, x, *, allow_empty: bool = False, allow_complex: bool = False) -> torch.Tensor:
+    """``x`` must be a float32/float64 tensor (complex64/complex128 too with ``allow_complex``)
+    with a leading batch dimension (non-empty unless ``allow_empty``).  A complex ``x`` where it
+    is not allowed gets an error that says where complex data is taken."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a tensor, got {type(x).__name__}")
-    if x.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
+    if x.is_complex() and not allow_complex:
+        raise TypeError(f"{name} is complex ({x.dtype}) but this takes real float32/float64 data ({COMPLEX_SUPPORT})")
+    if x.dtype not in FLOAT_DTYPES + (COMPLEX_DTYPES if allow_complex else ()):
+        extra = " (or complex64, complex128)" if allow_complex else ""
+        raise TypeError(f"{name} must be float32 or float64{extra}, got {x.dtype}")
     if x.dim() < 1 or (x.shape[0] < 1 and not allow_empty):
         raise ValueError(f"{name} must have a non-empty leading batch dimension, got shape {tuple(x.shape)}")
     return x

@@ -23,6 +23,8 @@ import torch
 from ._checks import check_generator
 from .sde import batch
 
+_DATA_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
+
 __all__ = ["denoising_score_matching", "likelihood_time_weight", "sample_likelihood_times", "dirac_loss",
            "incremental_reconstruction_loss"]
 
@@ -69,7 +71,9 @@ def denoising_score_matching(sde, score_fn: Callable, x0: torch.Tensor, y: torch
         score_fn: ``score_fn(x_t, t)``, or ``score_fn(x_t, t, y)`` when ``y`` is given
             (sgmse's ``ScoreModel(x, t, y)`` order); ``t`` has shape ``(B,)`` and the
             dtype of ``x0``; returns a tensor shaped like ``x0``.
-        x0: clean data, ``(B, ...)``, float32 or float64.
+        x0: clean data, ``(B, ...)``, float32 or float64, or complex64/complex128 (sgmse's
+            spectrograms: ``z`` is then complex of unit variance, parts ``N(0, 1/2)`` as sgmse
+            draws them, the squares above are ``|.|^2`` and ``t`` is real).
         y: conditioning tensor shaped like ``x0`` (the corrupted image in DriftRec);
             required when the SDE's drift depends on ``y``.
         t_eps: lower end of the time range (default ``sde.t_eps``).
@@ -89,8 +93,8 @@ def denoising_score_matching(sde, score_fn: Callable, x0: torch.Tensor, y: torch
         raise TypeError(f"sde must be a LinearSDE, got {type(sde).__name__}")
     if not callable(score_fn):
         raise TypeError(f"score_fn must be callable, got {type(score_fn).__name__}")
-    if not isinstance(x0, torch.Tensor) or x0.dtype not in (torch.float32, torch.float64):
-        raise TypeError("x0 must be a float32 or float64 tensor")
+    if not isinstance(x0, torch.Tensor) or x0.dtype not in _DATA_DTYPES:
+        raise TypeError("x0 must be a float32, float64, complex64 or complex128 tensor")
     if x0.dim() < 1 or x0.shape[0] < 1 or x0[0].numel() < 1:
         raise ValueError(f"x0 must have a non-empty leading batch dimension, got shape {tuple(x0.shape)}")
     if y is None and sde.has_y_drift:
@@ -110,28 +114,28 @@ def denoising_score_matching(sde, score_fn: Callable, x0: torch.Tensor, y: torch
         raise ValueError(f"t_eps must be a number in [0, T) = [0, {sde.T}), got {t_eps!r}")
     t_eps = float(t_eps)
 
-    B = x0.shape[0]
+    B, real = x0.shape[0], x0.real.dtype  # t, std and the weights are real for complex data too
     if importance_sampling:
-        t, Z = sample_likelihood_times(sde, B, t_eps, generator=generator, dtype=x0.dtype, device=x0.device)
+        t, Z = sample_likelihood_times(sde, B, t_eps, generator=generator, dtype=real, device=x0.device)
     else:
-        u = torch.rand(B, generator=generator, dtype=x0.dtype, device=x0.device)
+        u = torch.rand(B, generator=generator, dtype=real, device=x0.device)
         t = t_eps + (sde.T - t_eps) * u
     x_t, z = sde.sample_marginal(x0, y, t, generator=generator)
-    std = batch.per_sample(sde.marginal_std(t), x0)
+    std = batch.per_sample(sde.marginal_std(t), x0.real)
     score = score_fn(x_t, t) if y is None else score_fn(x_t, t, y)
     if not isinstance(score, torch.Tensor) or score.shape != x0.shape:
         raise ValueError(f"score_fn must return a tensor of shape {tuple(x0.shape)}, "
                          f"got {getattr(score, 'shape', type(score).__name__)}")
 
-    def reduce(sq: torch.Tensor) -> torch.Tensor:
-        sq = sq.flatten(1)
+    def reduce(err: torch.Tensor) -> torch.Tensor:
+        sq = (torch.view_as_real(err).pow(2).sum(-1) if err.is_complex() else err.pow(2)).flatten(1)  # |err|^2
         return sq.mean(dim=1) if reduce_mean else 0.5 * sq.sum(dim=1)
 
     if likelihood_weighting and not importance_sampling:
-        g2 = sde.coefficients(t)[2].to(x0.dtype) ** 2
-        per_sample = reduce((score + z / std).pow(2)) * g2
+        g2 = sde.coefficients(t)[2].to(real) ** 2
+        per_sample = reduce(score + z / std) * g2
     else:
-        per_sample = reduce((std * score + z).pow(2))
+        per_sample = reduce(std * score + z)
         if importance_sampling:
             per_sample = per_sample * (Z / (sde.T - t_eps))
     if not bool(torch.isfinite(per_sample).all()):

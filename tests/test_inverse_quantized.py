@@ -113,6 +113,31 @@ def test_quantize_returns_the_bin_edges():
         quantize(z, torch.tensor([0.0, -1.0]))
 
 
+def test_quantize_rejects_nan_and_non_tensors_naming_the_argument():
+    z = torch.tensor([[-2.0, 0.3]], dtype=D64)
+    with pytest.raises(ValueError, match="thresholds.*NaN"):
+        quantize(z, torch.tensor([0.0, math.nan]))
+    with pytest.raises(ValueError, match="z contains NaN"):
+        quantize(torch.tensor([[0.1, math.nan]], dtype=D64), [0.0])
+    with pytest.raises(TypeError, match="z must be"):
+        quantize([[0.1, 0.2]], [0.0])
+    with pytest.raises(TypeError, match="z must be floating"):
+        quantize(torch.tensor([[1, 2]]), [0.0])
+    with pytest.raises(TypeError, match="thresholds"):
+        quantize(z, "0")
+
+
+def test_quantize_accepts_numpy_arrays_explicitly():
+    import numpy as np
+    z = np.array([[-2.0, -0.5, 0.0, 0.7]])
+    lo, up = quantize(z, np.array([-1.0, 0.5]))
+    assert isinstance(lo, torch.Tensor) and lo.dtype == D64
+    ref_lo, ref_up = quantize(torch.from_numpy(z), torch.tensor([-1.0, 0.5]))
+    assert torch.equal(lo, ref_lo) and torch.equal(up, ref_up)
+    lo32, _ = quantize(z.astype(np.float32), [0.0])
+    assert lo32.dtype == torch.float32
+
+
 # ------------------------------------------------------------------ the score
 def row_orthogonal_ops():
     g = torch.Generator().manual_seed(0)

@@ -130,7 +130,7 @@ def test_bad_constructor_arguments_are_named(vp):
     with pytest.raises(ValueError, match="predictor must be"):
         PredictorCorrector(vp, 10, predictor="heun")
     with pytest.raises(ValueError, match="corrector must be"):
-        PredictorCorrector(vp, 10, corrector="ald")
+        PredictorCorrector(vp, 10, corrector="hmc")
     with pytest.raises(ValueError, match="snr"):
         LangevinCorrector(vp, snr=-1)
     with pytest.raises(ValueError, match="method"):
@@ -448,9 +448,16 @@ def test_one_registry_names_the_predictors_and_the_dmps_solvers(vp):
     from sdekit.solvers import AncestralDDPM as SolversDDPM
     from sdekit.solvers.registry import SAMPLERS
     assert AncestralDDPM is SolversDDPM and SAMPLERS["ddpm"] is SolversDDPM
-    assert {"ddpm", "euler_maruyama", "exponential", "probability_flow", "reverse_diffusion"} <= set(SAMPLERS)
+    assert {"ancestral_sampling", "ddpm", "euler_maruyama", "exponential", "none", "probability_flow",
+            "reverse_diffusion"} <= set(SAMPLERS)
     x_T = torch.randn(2, 6, generator=torch.Generator().manual_seed(0))
     for name, cls in SAMPLERS.items():  # a PC without corrector is its predictor, bit for bit
+        if name == "none":  # samples nothing without a corrector: refused, never x_T returned as a sample
+            with pytest.raises(ValueError, match="needs a corrector"):
+                PredictorCorrector(vp, 9, predictor=name, corrector=None)
+            with pytest.raises(ValueError, match="samples nothing on its own"):
+                DMPS(vp, DenseOperator(torch.eye(2, 6)), 0.1, steps=9, solver=name).sample(unit_score, x_T[:, :2])
+            continue
         pc = PredictorCorrector(vp, 9, predictor=name, corrector=None)
         assert torch.equal(pc.sample(unit_score, x_T=x_T, seed=2), cls(vp, 9).sample(unit_score, x_T=x_T, seed=2))
         assert isinstance(DMPS(vp, DenseOperator(torch.eye(2, 6)), 0.1, steps=9, solver=name).solver, cls)

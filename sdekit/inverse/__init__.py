@@ -4,6 +4,7 @@
     from sdekit.inverse import SeparableBlur, DenseOperator, WalshHadamardCS
     from sdekit.inverse import LikelihoodScore, likelihood_score, likelihood_score_at
     from sdekit.inverse import quantized_likelihood_score, quantized_likelihood_score_at, quantize
+    from sdekit.inverse import QCSPlus, ill_conditioned_matrix, correlated_matrix
     from sdekit.inverse import DMPS
     from sdekit.inverse import BlurFamily, BoxInpaintingFamily, DegradationFamily, StochasticDegradation, Dirac
 
@@ -20,7 +21,11 @@ from .dirac_families import (BlurFamily, BoxInpaintingFamily, DegradationFamily,
 from .dmps import DMPS, AncestralDDPM
 from .hadamard import WalshHadamardCS
 from .operators import Colorization, Denoising, DenseOperator, Inpainting, SuperResolution
-from .quantized import quantize, quantized_likelihood_score, quantized_likelihood_score_at, truncated_normal_mean
+from .posterior import posterior_score_fn
+from .qcs_plus import EPInfo, QCSPlus
+from .quantized import (quantize, quantized_likelihood_score, quantized_likelihood_score_at, row_norms_sq,
+                        truncated_normal_mean)
+from .random_matrices import correlated_matrix, haar_orthogonal, ill_conditioned_matrix, toeplitz_sqrt
 from .scores import LikelihoodScore, likelihood_score, likelihood_score_at
 from .svd_blur import SeparableBlur
 
@@ -29,6 +34,8 @@ __all__ = [
     "SeparableBlur", "WalshHadamardCS",
     "LikelihoodScore", "likelihood_score", "likelihood_score_at",
     "quantized_likelihood_score", "quantized_likelihood_score_at", "quantize", "truncated_normal_mean",
+    "row_norms_sq", "QCSPlus", "EPInfo", "posterior_score_fn",
+    "ill_conditioned_matrix", "correlated_matrix", "haar_orthogonal", "toeplitz_sqrt",
     "DMPS", "AncestralDDPM",
     "DegradationFamily", "BlurFamily", "BoxInpaintingFamily", "DiagonalOperator", "PiecewiseLinearSchedule",
     "greedy_schedule", "StochasticDegradation", "Dirac", "DataConsistencyGuidance", "DiracTrajectory", "UPDATE_RULES",

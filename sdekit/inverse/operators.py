@@ -112,6 +112,11 @@ class DenseOperator(SVDOperator):
         # transposes stored once (the casts per dtype/device are cached from these)
         self._V, self._Ut, self._At = Vh.T.contiguous(), U.T.contiguous(), self._A64.T.contiguous()
 
+    @property
+    def matrix(self) -> torch.Tensor:
+        """The dense ``A`` (float64, CPU), as given."""
+        return self._A64
+
     def _singulars64(self, n):
         return self._S
 

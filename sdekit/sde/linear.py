@@ -109,10 +109,11 @@ def marginal_schedule_sde(mean, std, params: Mapping[str, float] | None, T: floa
 
 
 def check_state(x: torch.Tensor, y, has_y_drift: bool, name: str = "x") -> None:
-    """``x`` (called ``name`` in errors) is a floating-point tensor; ``y`` is ``None`` (only for
-    SDEs without ``y``-drift) or a tensor of ``x``'s shape, device and dtype."""
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got {getattr(x, 'dtype', type(x).__name__)}")
+    """``x`` (called ``name`` in errors) is a floating-point or complex tensor; ``y`` is ``None``
+    (only for SDEs without ``y``-drift) or a tensor of ``x``'s shape, device and dtype."""
+    if not isinstance(x, torch.Tensor) or not (x.is_floating_point() or x.is_complex()):
+        raise TypeError(f"{name} must be a floating-point or complex tensor, "
+                        f"got {getattr(x, 'dtype', type(x).__name__)}")
     if y is None:
         if has_y_drift:
             raise ValueError("this SDE's drift depends on y: pass y (the conditioning tensor)")
@@ -319,12 +320,15 @@ class LinearSDE:
         return mean
 
     def marginal_prob(self, x0: torch.Tensor, y, t) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(mean, std)`` of ``x(t) | x(0) = x0``; ``std`` is shaped like ``t``."""
+        """``(mean, std)`` of ``x(t) | x(0) = x0``; ``std`` is shaped like ``t``, real (for complex
+        ``x0`` too: ``E|x - mean|^2 = std^2`` per element)."""
         mean = self.marginal_mean(x0, y, t)
-        return mean, self.marginal_std(t).to(device=x0.device, dtype=x0.dtype)
+        return mean, self.marginal_std(t).to(device=x0.device, dtype=x0.real.dtype)
 
     def sample_marginal(self, x0: torch.Tensor, y, t, generator: torch.Generator | None = None):
-        """Draw ``x(t) = mean + std z`` with ``z ~ N(0, I)``; returns ``(x_t, z)``."""
+        """Draw ``x(t) = mean + std z`` with ``z ~ N(0, I)``; returns ``(x_t, z)``.  For complex
+        ``x0``, ``z`` is complex of unit variance (real and imaginary parts ``N(0, 1/2)``: what
+        ``torch.randn`` draws for a complex dtype, and sgmse's ``torch.randn_like``)."""
         mean, std = self.marginal_prob(x0, y, t)
         z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
         return mean + per_sample(std, x0) * z, z

@@ -10,23 +10,27 @@ with counter-based normals keyed by ``(seed, word, element)``, so the ``torch``,
 * :mod:`.options`: :class:`RunOptions` (seed, backend, ..., denoise), one frozen object;
 * :mod:`.loop`: the one loop that executes a plan (forward and reverse);
 * :mod:`.registry`: the names ``PredictorCorrector`` and ``DMPS`` accept;
+* :mod:`.complex_data`: complex data (sgmse's spectrograms) run as real pairs;
 * :mod:`.whole_batch`: statistics of the whole batch when a run holds one shard of it
   (:mod:`sdekit.distributed`);
 * one module per family of samplers (equation, order and source in each class docstring).
 """
 from .adaptive import AdaptiveProbabilityFlow, DormandPrince, ODESolution
-from .ancestral import AncestralDDPM
+from .ancestral import AncestralDDPM, AncestralSampling
+from .annealed_langevin import AnnealedLangevin
 from .base import Corrector, ReverseSampler
 from .euler_maruyama import EulerMaruyama
 from .exponential import ExponentialIntegrator
 from .loop import NonFiniteError, SolverError
 from .options import RunOptions
 from .plan import Plan
-from .predictor_corrector import LangevinCorrector, PredictorCorrector, ReverseDiffusion
+from .predictor_corrector import (AnnealedLangevinCorrector, LangevinCorrector, NonePredictor, PredictorCorrector,
+                                  ReverseDiffusion, SnrCorrector)
 from .probability_flow import ProbabilityFlow
 
 __all__ = [
-    "AdaptiveProbabilityFlow", "AncestralDDPM", "Corrector", "DormandPrince", "EulerMaruyama", "ExponentialIntegrator",
-    "LangevinCorrector", "NonFiniteError", "ODESolution", "Plan", "PredictorCorrector", "ProbabilityFlow",
-    "ReverseDiffusion", "ReverseSampler", "RunOptions", "SolverError",
+    "AdaptiveProbabilityFlow", "AncestralDDPM", "AncestralSampling", "AnnealedLangevin", "AnnealedLangevinCorrector",
+    "Corrector", "DormandPrince", "EulerMaruyama", "ExponentialIntegrator", "LangevinCorrector", "NonFiniteError",
+    "NonePredictor", "ODESolution", "Plan", "PredictorCorrector", "ProbabilityFlow", "ReverseDiffusion", "ReverseSampler",
+    "RunOptions", "SnrCorrector", "SolverError",
 ]

@@ -21,8 +21,8 @@ import numbers
 import torch
 
 from .._checks import check_finite, check_float_batch, check_int, check_like, check_t_eps
-from ..kernels.rng import philox_normal_like
 from . import loop
+from .complex_data import standard_normal_like
 from .loop import NonFiniteError, SolverError
 from .options import RunOptions
 from .plan import PRIOR_WORD, Plan, coefficient_table, time_grid
@@ -66,15 +66,17 @@ def with_drawn_seed(options: RunOptions) -> RunOptions:
     return dataclasses.replace(options, seed=int(torch.randint(0, 2**62, (1,)).item()))
 
 
-def initial_state(sde, y, x_T, shape, options: RunOptions) -> torch.Tensor:
+def initial_state(sde, y, x_T, shape, options: RunOptions, *, allow_complex: bool = False) -> torch.Tensor:
     """``x_T`` copied (contiguous), or a prior draw ``prior_mean(y) + std(T) z`` with the
     counter-based ``z`` of :data:`PRIOR_WORD` (row ``b``: global sample ``options.sample_offset + b``),
     of ``shape`` (default ``y.shape``).  ``y`` and
-    ``x_T`` are checked as themselves (dtype, finiteness) before they fix anything."""
+    ``x_T`` are checked as themselves (dtype, finiteness) before they fix anything.  With
+    ``allow_complex``, complex data is accepted and ``z`` is complex of unit variance
+    (:mod:`sdekit.solvers.complex_data`)."""
     if y is not None:
-        check_float_batch("y", y)
+        check_float_batch("y", y, allow_complex=allow_complex)
     if x_T is not None:
-        check_float_batch("x_T", x_T)
+        check_float_batch("x_T", x_T, allow_complex=allow_complex)
         if shape is not None and tuple(shape) != tuple(x_T.shape):
             raise ValueError(f"shape {tuple(shape)} does not match x_T's shape {tuple(x_T.shape)}")
         check_agrees(options, x_T, "x_T")
@@ -94,15 +96,15 @@ def initial_state(sde, y, x_T, shape, options: RunOptions) -> torch.Tensor:
                 raise ValueError(f"shape must be a tuple of ints >= 0, got {shape!r}")
             dtype, device = options.dtype or torch.float32, options.device or torch.device("cpu")
         x = torch.empty(tuple(int(d) for d in shape), dtype=dtype, device=device)
-        check_float_batch("the sample", x)
+        check_float_batch("the sample", x, allow_complex=allow_complex)
         check_conditioning(sde, x, y, "the sample")
     if y is not None:
         check_finite("y", y)
     if x is None:
         check_finite("x_T", x_T)
-        return x_T.clone(memory_format=torch.contiguous_format)
+        return x_T.resolve_conj().clone(memory_format=torch.contiguous_format)
     std = float(sde.marginal_std(sde.T))
-    z = philox_normal_like(x, options.seed, PRIOR_WORD, options.sample_offset)
+    z = standard_normal_like(x, options.seed, PRIOR_WORD, options.sample_offset)
     return (sde.prior_mean(y) + std * z).to(x.dtype).contiguous()
 
 
@@ -120,22 +122,29 @@ class Corrector(abc.ABC):
         """Per-step float64 constants for the updates at ``t`` (the predictor then goes to ``s``)."""
 
     @abc.abstractmethod
-    def step(self, x, score, constant, *, seed: int, step: int, sample_offset: int = 0, backend: str = "auto",
-             out=None, flags=None):
-        """One update of ``x`` at fixed ``t`` with ``score = score_fn(x, t)``; normals keyed by ``(seed, step)``,
-        row ``b`` those of the global sample ``sample_offset + b``."""
+    def step(self, x, score, constant, *, seed: int, step: int, sample_offset: int = 0, noise_scale: float = 1.0,
+             backend: str = "auto", out=None, flags=None):
+        """One update of the real tensor ``x`` at fixed ``t`` with ``score = score_fn(x, t)``.
+
+        The update's normals are ``noise_scale w`` with ``w`` the standard normals keyed by
+        ``(seed, step)``, row ``b`` those of the global sample ``sample_offset + b``: ``noise_scale = 1/sqrt(2)`` when ``x`` is the real view of complex data
+        (:mod:`sdekit.solvers.complex_data`), so that each complex normal has unit variance.
+        """
 
 
 class ReverseSampler(abc.ABC):
     """A sampler of the reverse-time SDE (or ODE) from ``T`` to ``t_eps`` in ``steps`` equal steps.
 
-    Subclasses state their update in the docstring, set ``strong_order``, ``weak_order`` and
-    ``noise`` (whether the update draws normals), and implement :meth:`step_coefficients`.
+    Subclasses state their update in the docstring, set ``strong_order``, ``weak_order``,
+    ``noise`` (whether the update draws normals) and ``uses_score`` (whether it reads the score),
+    and implement :meth:`step_coefficients`.  Every sampler takes real (float32, float64) and
+    complex (complex64, complex128) data: see :mod:`sdekit.solvers.complex_data`.
     """
 
     strong_order: float
     weak_order: float
     noise: bool = True
+    uses_score: bool = True
     run_defaults: RunOptions = RunOptions()  # the options a run starts from (see RunOptions)
 
     def __init__(self, sde, steps: int = 100, t_eps: float | None = None):
@@ -156,16 +165,18 @@ class ReverseSampler(abc.ABC):
         """The run's plan: grid, ``(A, C, S, N)`` table, no corrector (see :mod:`sdekit.solvers.plan`)."""
         ts = self.time_grid()
         return Plan(ts, coefficient_table(*self.step_coefficients(ts[:-1], ts[1:])), noise=self.noise,
-                    name=type(self).__name__)
+                    uses_score=self.uses_score, name=type(self).__name__)
 
     def sample(self, score_fn, y=None, x_T=None, shape=None, *args, options: RunOptions | None = None, **kwargs):
         """Integrate from ``x_T`` (default: a prior draw) at ``T`` down to ``t_eps``.
 
         Args:
-            score_fn: ``score_fn(x, t)`` with ``t`` of shape ``(batch,)``; returns a tensor like ``x``.
+            score_fn: ``score_fn(x, t)`` with ``t`` of shape ``(batch,)`` (real); returns a tensor
+                like ``x`` (complex for complex ``x``).
             y: conditioning tensor (required when the drift depends on ``y``).
             x_T: initial state; otherwise ``prior_mean(y) + std(T) z`` of shape ``shape``
-                (or ``y.shape``).
+                (or ``y.shape``), ``z`` complex of unit variance for complex data (``x_T``,
+                ``y`` or ``dtype=torch.complex64``/``complex128``).
             *args, options, **kwargs: the run options, :class:`~sdekit.solvers.options.RunOptions`
                 (``seed``, ``backend``, ``progress``, ``return_trajectory`` may go positionally;
                 keywords override the fields of ``options``, by default ``run_defaults``).
@@ -179,7 +190,7 @@ class ReverseSampler(abc.ABC):
             raise TypeError(f"score_fn must be callable as score_fn(x, t), got {type(score_fn).__name__}")
         plan = self.plan()
         options = with_drawn_seed(options)
-        x = initial_state(self.sde, y, x_T, shape, options)
+        x = initial_state(self.sde, y, x_T, shape, options, allow_complex=True)
         return loop.run(plan, x, score_fn, y if self.sde.has_y_drift else None, options)
 
     def __repr__(self) -> str:

@@ -54,13 +54,14 @@ class EulerMaruyama(ReverseSampler):
 
         Run options as for :meth:`sample` (``seed`` and ``backend`` may go positionally after
         ``t1``; ``sample_offset``: the global index of ``x0``'s first row); ``denoise`` does not
-        apply (every forward step draws its normals).
+        apply (every forward step draws its normals).  Complex ``x0`` (and ``y``) get complex
+        normals of unit variance (:mod:`sdekit.solvers.complex_data`).
         """
         if "denoise" in kwargs:
             raise TypeError("simulate has no denoise option (every forward step draws its normals)")
         options = with_drawn_seed(dataclasses.replace(RunOptions.merge(options, args, kwargs), denoise=False))
         sde = self.sde
-        check_float_batch("x0", x0)
+        check_float_batch("x0", x0, allow_complex=True)
         check_conditioning(sde, x0, y, "x0")
         check_agrees(options, x0, "x0")
         t0 = check_real("t0", t0)
@@ -70,5 +71,5 @@ class EulerMaruyama(ReverseSampler):
         check_finite("x0", x0)
         if y is not None:
             check_finite("y", y)
-        x = x0.clone(memory_format=torch.contiguous_format)
+        x = x0.resolve_conj().clone(memory_format=torch.contiguous_format)
         return loop.run(self.forward_plan(t0, t1), x, None, y if sde.has_y_drift else None, options)

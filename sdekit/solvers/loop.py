@@ -11,6 +11,10 @@ waits on the device:
   score, non-finite update) and inspected once at the end, or every ``check_every`` steps (one
   host sync each).  The error names the first failing step and its time.
 
+Complex data runs as its real pairs (:mod:`sdekit.solvers.complex_data`): the kernels see
+``view_as_real`` of the state, ``y`` and the score, and every noise coefficient is scaled by
+``1/sqrt(2)``; the state is updated in place through that view.
+
 On CUDA, ``cuda_graph=True`` captures the whole loop in a CUDA graph (after warm-up steps that
 compile the kernels and let ``score_fn`` allocate its workspaces) and replays it; a capture that
 fails (``score_fn`` syncs, allocates from the host, branches on data) falls back to the eager
@@ -25,7 +29,9 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from .._checks import check_like
 from ..kernels import steps as _steps
+from .complex_data import noise_scale, real_pairs
 from ..kernels.rng import check_sample_offset
 from .options import RunOptions
 from .plan import Plan
@@ -74,40 +80,46 @@ def rng_key(options: RunOptions, word: int) -> dict:
 
 
 def run(plan: Plan, x: torch.Tensor, score_fn: Callable | None, y, options: RunOptions):
-    """Execute ``plan`` on ``x`` in place (``x``: the validated, contiguous initial state; ``y``:
-    the conditioning tensor or ``None``; ``options.seed`` already drawn).  Returns ``x``, or
-    ``(x, trajectory)`` with ``options.return_trajectory``."""
+    """Execute ``plan`` on ``x`` in place (``x``: the validated, contiguous initial state, real or
+    complex; ``y``: the conditioning tensor or ``None``; ``options.seed`` already drawn).  Returns
+    ``x``, or ``(x, trajectory)`` with ``options.return_trajectory``."""
     steps, K, device = plan.steps, plan.corrector_steps, x.device
     check_sample_offset(options.sample_offset, x.shape[0])
     # the kernels' front door: score_fn's result is checked there, once per step, and nowhere else
     affine = functools.partial(_steps.affine_step, backend=options.backend)
-    table = plan.table.to(x.dtype).unsqueeze(-1).to(device)  # (steps, 4, 1): the kernels' coef layout
+    state, y, scale = real_pairs(x), real_pairs(y), noise_scale(x)  # what the kernels read and write
+    dtype = state.dtype
+    table = plan.table if scale == 1.0 else plan.table * plan.table.new_tensor([1.0, 1.0, 1.0, scale])
+    table = table.to(dtype).unsqueeze(-1).to(device)  # (steps, 4, 1): the kernels' coef layout
     t_rows = None  # row n: the (batch,) times score_fn sees at step n
     if plan.uses_score or K:
-        t_rows = plan.times[:-1, None].expand(steps, x.shape[0]).to(x.dtype).contiguous().to(device)
-    constants = None if K == 0 else plan.corrector_constants.to(dtype=x.dtype, device=device)
+        t_rows = plan.times[:-1, None].expand(steps, x.shape[0]).to(dtype).contiguous().to(device)
+    constants = None if K == 0 else plan.corrector_constants.to(dtype=dtype, device=device)
     records = StepRecords(plan, device, options.check_every)
     last_noise = plan.noise and not options.denoise
 
-    def score(n: int) -> torch.Tensor:
-        return score_fn(x, t_rows[n])
-
-    def launch(w: int, kernel: Callable, *args, **kwargs) -> None:
+    def launch(w: int, kernel: Callable, *args, **kwargs):
         try:
-            kernel(*args, **kwargs)
+            return kernel(*args, **kwargs)
         except (TypeError, ValueError) as err:  # everything but score_fn's result was checked up front
             raise SolverError(f"at {records.describe(w)}: score_fn returned a value the step cannot take: "
                               f"{err}") from err
 
+    def score(n: int, w: int) -> torch.Tensor:
+        s = score_fn(x, t_rows[n])
+        if state is not x:  # complex: the kernels would see a real score of the wrong shape, so check here
+            launch(w, check_like, "score", s, x)
+        return real_pairs(s)
+
     def one_step(n: int) -> None:
         for j in range(K):
             w = plan.word(n, j)
-            launch(w, plan.corrector.step, x, score(n), constants[n], **rng_key(options, w),
-                   backend=options.backend, out=x, flags=records.flags[w])
+            launch(w, plan.corrector.step, state, score(n, w), constants[n], **rng_key(options, w),
+                   noise_scale=scale, backend=options.backend, out=state, flags=records.flags[w])
         w = plan.word(n, K)
         noise = last_noise if n == steps - 1 else plan.noise
-        launch(w, affine, x, table[n], score=score(n) if plan.uses_score else None, y=y, noise=noise,
-               out=x, flags=records.flags[w], **rng_key(options, w))
+        launch(w, affine, state, table[n], score=score(n, w) if plan.uses_score else None, y=y, noise=noise,
+               out=state, flags=records.flags[w], **rng_key(options, w))
 
     trajectory = [x.clone()] if options.return_trajectory else None
     use_graph = options.cuda_graph and device.type == "cuda"

@@ -31,8 +31,9 @@ class RunOptions:
             the affine update, so looking once at the end misses nothing.
         cuda_graph: on CUDA, capture the loop in a CUDA graph (falls back to the eager loop with a
             warning when capture fails; ignored elsewhere).
-        dtype: dtype of a prior draw when neither ``x_T`` nor ``y`` fixes it (default float32);
-            when given it must agree with theirs.
+        dtype: dtype of a prior draw when neither ``x_T`` nor ``y`` fixes it (default float32;
+            complex64/complex128 draw complex data where the sampler takes it); when given it
+            must agree with theirs.
         device: likewise for the device (default CPU).
         denoise: leave the normals out of the last update and return its mean: DDPM's Algorithm 2
             (``z = 0`` at its last step) and score_sde's ``noise_removal=True``, the default of
@@ -66,7 +67,7 @@ class RunOptions:
             check_bool(name, getattr(self, name))
         fix(self, "check_every", check_int("check_every", self.check_every, min=0))
         fix(self, "sample_offset", check_sample_offset(self.sample_offset))
-        fix(self, "dtype", check_dtype("dtype", self.dtype))
+        fix(self, "dtype", check_dtype("dtype", self.dtype, allow_complex=True))
         fix(self, "device", check_device("device", self.device))
 
     @classmethod
