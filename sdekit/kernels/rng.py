@@ -192,7 +192,7 @@ try:  # pragma: no cover - exercised when triton is installed
 
         Returns four float32 tensors (z[4q], ..., z[4q+3]) or, in float64, two
         (z[2q], z[2q+1]); the caller places them.  ``k*``/``s*`` are the 32-bit halves
-        of seed and step, ``off`` the sample offset's 32-bit word (see :func:`kernel_words`).
+        of seed and step, ``off`` the sample offset's 32-bit word (see :func:`offset_word`).
         """
         c0 = q.to(tl.uint32)
         # Scalars arrive as int32 bit patterns (see as_i32): widen in int32, then bitcast.
