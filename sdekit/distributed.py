@@ -15,7 +15,9 @@ order (:mod:`sdekit.solvers.whole_batch`).  So with the same seed, 1, 2 or N pro
 **bitwise the same** samples, provided ``score_fn`` computes each row independently of the other
 rows of its batch and of the batch size (an elementwise or per-sample score does; a network whose
 kernels pick a different summation order for a different batch size gives the same normals
-and last-bit differences in the score), and that per-sample reductions run single-threaded
+and last-bit differences in the score, and so does DMPS with a ``DenseOperator``, whose matrix
+products are blocked by batch size in BLAS, while its block-structured operators such as
+``SuperResolution`` and ``Inpainting`` are row by row), and that per-sample reductions run single-threaded
 (``torchrun`` sets ``OMP_NUM_THREADS=1``) -- a multi-threaded reduction over few rows may split a
 row's sum across threads.
 
