@@ -5,7 +5,8 @@
 
 The job: ``--batch`` samples of ``--dim`` float32 pixels, ``--steps`` predictor-corrector steps
 (reverse diffusion + one Langevin step with the batch-mean step size, so every corrector update
-gathers per-sample norms from all processes), the exact pixel-wise score of
+gathers per-sample norms from all processes; ``--sampler em``: Euler-Maruyama, no collective
+until the final gather) on ``--backend`` (default ``auto``), the exact pixel-wise score of
 ``examples/distributed_sampling.py``, gathered to rank 0.  Each process runs one intra-op thread
 (as under ``torchrun``).  Timed on rank 0 from a barrier to the gathered result (process start,
 imports and the process group's rendezvous excluded), min and median over ``--repeats`` runs
@@ -35,7 +36,7 @@ def _rank_main(rank, world, port, args, results):
     torch.set_num_threads(1)
     from distributed_sampling import score, vp
 
-    from sdekit import PredictorCorrector
+    from sdekit import EulerMaruyama, PredictorCorrector
     from sdekit import distributed as sd
 
     device = torch.device("cuda", rank) if args.device == "cuda" else torch.device("cpu")
@@ -44,10 +45,14 @@ def _rank_main(rank, world, port, args, results):
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", init_method=f"tcp://127.0.0.1:{port}",
                             rank=rank, world_size=world, timeout=timedelta(seconds=600))
     try:
-        sampler = PredictorCorrector(vp(), args.steps, predictor="reverse_diffusion", corrector_steps=1)
+        if args.sampler == "pc":
+            sampler = PredictorCorrector(vp(), args.steps, predictor="reverse_diffusion", corrector_steps=1)
+        else:
+            sampler = EulerMaruyama(vp(), args.steps)
 
         def job():
-            return sd.sample(sampler, score, args.batch, seed=0, sample_shape=(args.dim,), device=device)
+            return sd.sample(sampler, score, args.batch, seed=0, sample_shape=(args.dim,), device=device,
+                             backend=args.backend)
 
         job()  # warm-up: kernels, caches, the score's first call
         times = []
@@ -80,10 +85,13 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--sampler", choices=("pc", "em"), default="pc")
+    p.add_argument("--backend", default="auto")
     args = p.parse_args()
     if args.device == "cuda" and max(args.procs) > torch.cuda.device_count():
         sys.exit(f"--procs {max(args.procs)} needs as many GPUs; this machine has {torch.cuda.device_count()}")
-    print(f"job: {args.batch} x {args.dim} float32, {args.steps} PC steps, {args.device}; "
+    print(f"job: {args.batch} x {args.dim} float32, {args.steps} {args.sampler} steps, backend {args.backend}, "
+          f"{args.device}; "
           f"load average before: {os.getloadavg()[0]:.1f}")
     ctx = mp.get_context("spawn")
     hashes, base = set(), None
