@@ -43,20 +43,23 @@ def jobs():
     }
 
 
-def plain(name):
+def plain(name, device="cpu"):
     """The one-process run of job ``name``: the sampler's own ``sample`` on the whole batch."""
     sampler, score, kw = jobs()[name]
-    kw = dict(kw)
+    kw = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in kw.items()}
     if "sample_shape" in kw:
         kw["shape"] = (BATCH, *kw.pop("sample_shape"))
+        kw["device"] = torch.device(device)
     if isinstance(sampler, DMPS):
         return sampler.sample(score, kw.pop("y"), SEED, **kw)
     return sampler.sample(score, seed=SEED, **kw)
 
 
-def _worker(rank, world, init, results, body, args, result_path):
+def _worker(rank, world, init, results, body, args, result_path, backend="gloo"):
     try:
-        dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world, timeout=timedelta(seconds=60))
+        if backend == "nccl":
+            torch.cuda.set_device(rank)
+        dist.init_process_group(backend, init_method=init, rank=rank, world_size=world, timeout=timedelta(seconds=60))
         try:
             torch.save(body(*args), result_path)  # tensors go through a file: a queue would share their memory
             results.put((rank, "ok", None))
@@ -66,14 +69,16 @@ def _worker(rank, world, init, results, body, args, result_path):
         results.put((rank, "error", (type(err).__name__, str(err), traceback.format_exc())))
 
 
-def run_ranks(world, tmp_path, body, *args, wait_s=120):
-    """Run ``body(*args)`` on ``world`` forked ranks; ``{rank: ("ok", value) or ("error", (type, msg, tb))}``."""
-    ctx = multiprocessing.get_context("fork")
+def run_ranks(world, tmp_path, body, *args, wait_s=120, backend="gloo"):
+    """Run ``body(*args)`` on ``world`` ranks; ``{rank: ("ok", value) or ("error", (type, msg, tb))}``.
+    gloo ranks are forked; NCCL ranks (one GPU each) are spawned, as CUDA does not survive a fork."""
+    ctx = multiprocessing.get_context("fork" if backend == "gloo" else "spawn")
     results = ctx.Queue()
     run = f"{world}-{time.monotonic_ns()}"
     init = f"file://{tmp_path / f'rendezvous-{run}'}"
     paths = [tmp_path / f"result-{run}-{r}.pt" for r in range(world)]
-    procs = [ctx.Process(target=_worker, args=(r, world, init, results, body, args, paths[r])) for r in range(world)]
+    procs = [ctx.Process(target=_worker, args=(r, world, init, results, body, args, paths[r], backend))
+             for r in range(world)]
     for p in procs:
         p.start()
     out = {}
@@ -248,3 +253,27 @@ def test_the_sample_command_on_three_ranks_writes_the_one_process_samples(tmp_pa
     want = PredictorCorrector(shared_vpsde(), 3, corrector_steps=1).sample(load_callable(score), shape=(BATCH, 4),
                                                                            seed=SEED)
     assert_bitwise(sd.load_shards(tmp_path / "cli"), want)
+
+
+def _gpu_runs(names):
+    device = torch.device("cuda", dist.get_rank())
+    found = {}
+    for name in names:
+        sampler, score, kw = jobs()[name]
+        kw = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in kw.items()}
+        kw.setdefault("device", device)
+        x = sd.sample(sampler, score, BATCH, seed=SEED, **kw)
+        found[name] = None if x is None else x.cpu()
+    return found
+
+
+@pytest.mark.gpu
+def test_nccl_ranks_on_two_gpus_give_the_one_gpu_samples_bitwise(tmp_path):
+    """The multi-GPU run (NCCL, auto backend: the CUDA kernels) against one GPU's plain call."""
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs two CUDA devices")
+    names = ["em", "pc", "dmps"]
+    out = run_ranks(2, tmp_path, _gpu_runs, names, backend="nccl", wait_s=600)
+    assert all(status == "ok" for status, _ in out.values()), out
+    for name in names:
+        assert_bitwise(out[0][1][name], plain(name, "cuda:0").cpu())
