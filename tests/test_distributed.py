@@ -189,6 +189,24 @@ def test_a_stuck_rank_stops_the_others_after_the_timeout_not_a_hang(tmp_path):
     assert "rank 0 failed: TimeoutError" in out[1][1][1]
 
 
+def _progress_flags():
+    sampler, score, kw = jobs()["em"]
+    seen = []
+
+    class Recording:  # the sampler as sample() calls it, with what it was told about the bar
+        def sample(self, *args, **kwargs):
+            seen.append(kwargs["progress"])
+            return sampler.sample(*args, **kwargs)
+
+    sd.sample(Recording(), score, BATCH, seed=SEED, progress=True, **kw)
+    return seen
+
+
+def test_the_progress_bar_shows_on_rank_0_only(tmp_path):
+    out = run_ranks(3, tmp_path, _progress_flags)
+    assert [out[r] for r in range(3)] == [("ok", [True]), ("ok", [False]), ("ok", [False])]
+
+
 def test_shard_rows_are_contiguous_blocks_that_differ_by_at_most_one():
     for batch in range(1, 30):
         for world in range(1, min(batch, 7) + 1):
