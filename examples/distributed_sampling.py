@@ -40,14 +40,20 @@ def vp() -> VPSDE:
 
 def score(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Exact score of the two-bump data under ``VPSDE(0.1, 20)``, pixel by pixel:
-    ``sum_k r_k(x) (mx mu_k - x) / C``, ``C = mx^2 SPREAD^2 + v``, ``r_k`` the bumps' responsibilities."""
+    ``sum_k r_k(x) (mx mu_k - x) / C = (mx BUMP tanh(BUMP mx x / C) - x) / C``, ``C = mx^2 SPREAD^2 + v``
+    (``r_k`` the bumps' responsibilities; equal weights and widths make ``r_+ - r_- = tanh``).
+
+    Each row's result is independent of the batch around it, which world-size independent samples
+    need: ``torch.tanh`` runs torch's vector math on every element, whereas ``torch.sigmoid``'s CPU
+    kernel computes the last elements of a tensor with scalar ``exp`` (1 ulp apart), so with it the
+    last row of a shard would depend on where the shard ends.
+    """
     mx, _ = vp().mean_coeffs(t)
     v = vp().marginal_var(t)
     shape = (-1,) + (1,) * (x.dim() - 1)
     mx, v = mx.to(x.dtype).reshape(shape), v.to(x.dtype).reshape(shape)
     C = mx * mx * SPREAD**2 + v
-    r_plus = torch.sigmoid(2 * BUMP * mx * x / C)  # responsibility of +BUMP (equal weights, equal widths)
-    return (mx * BUMP * (2 * r_plus - 1) - x) / C
+    return (mx * BUMP * torch.tanh(BUMP * mx * x / C) - x) / C
 
 
 def main() -> None:

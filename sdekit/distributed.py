@@ -17,7 +17,9 @@ rows of its batch and of the batch size (an elementwise or per-sample score does
 kernels pick a different summation order for a different batch size gives the same normals
 and last-bit differences in the score, and so does DMPS with a ``DenseOperator``, whose matrix
 products are blocked by batch size in BLAS, while its block-structured operators such as
-``SuperResolution`` and ``Inpainting`` are row by row), and that per-sample reductions run single-threaded
+``SuperResolution`` and ``Inpainting`` are row by row; on CPU, ``torch.sigmoid`` computes a
+tensor's last elements with scalar math, 1 ulp from its vector math, where ``torch.tanh``,
+``exp``, ``log`` do not), and that per-sample reductions run single-threaded
 (``torchrun`` sets ``OMP_NUM_THREADS=1``) -- a multi-threaded reduction over few rows may split a
 row's sum across threads.
 

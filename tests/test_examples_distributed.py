@@ -41,3 +41,15 @@ def test_example_runs_and_says_its_samples_are_bitwise_those_of_one_process(exam
     out = capsys.readouterr().out
     assert "64 samples x 4 pixels, 20 PC steps, 1 process(es)" in out
     assert "bitwise identical to one process: True" in out
+
+
+def test_example_score_of_a_row_does_not_depend_on_the_batch_around_it(example):
+    """What world-size independent samples need of a score: rows [k, k + b) of a batch's score are
+    the score of those rows alone, bit for bit (torch.sigmoid here would fail: see score)."""
+    g = torch.Generator().manual_seed(0)
+    for dtype in (torch.float32, torch.float64):
+        x = torch.randn(301, 16, generator=g, dtype=torch.float64).to(dtype)
+        t = torch.full((301,), 0.37, dtype=dtype)
+        full = example.score(x, t)
+        for k, stop in ((0, 151), (151, 301), (7, 8), (0, 3), (298, 301)):
+            assert torch.equal(example.score(x[k:stop], t[k:stop]), full[k:stop])
