@@ -108,7 +108,7 @@ def test_fused_step_and_norms_of_an_offset_block_are_the_rows_of_the_whole_batch
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("backend", ["torch", "cpu", pytest.param("triton", marks=pytest.mark.slow)])  # interpreter: 15 s
+@pytest.mark.parametrize("backend", ["torch", "cpu", pytest.param("triton", marks=pytest.mark.slow)])  # Triton: ~15 s
 def test_samplers_and_simulate_on_an_offset_block_give_the_rows_of_the_big_run(dtype, backend, request):
     device = backend_device(backend, request)
     vp = shared_vpsde()

@@ -127,7 +127,8 @@ class Corrector(abc.ABC):
         """One update of the real tensor ``x`` at fixed ``t`` with ``score = score_fn(x, t)``.
 
         The update's normals are ``noise_scale w`` with ``w`` the standard normals keyed by
-        ``(seed, step)``, row ``b`` those of the global sample ``sample_offset + b``: ``noise_scale = 1/sqrt(2)`` when ``x`` is the real view of complex data
+        ``(seed, step)``, row ``b`` those of the global sample ``sample_offset + b``:
+        ``noise_scale = 1/sqrt(2)`` when ``x`` is the real view of complex data
         (:mod:`sdekit.solvers.complex_data`), so that each complex normal has unit variance.
         """
 

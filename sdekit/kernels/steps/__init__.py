@@ -91,7 +91,8 @@ def sample_sq_norms(score, *, seed=0, step=0, sample_offset=0, backend="auto"):
     (row ``b``: the global sample ``sample_offset + b``)."""
     check_batched_float("score", score)
     sample_offset = check_sample_offset(sample_offset, score.shape[0])
-    return resolve("sample_sq_norms", backend, score.device)(score, seed=seed, step=step, sample_offset=sample_offset)
+    return resolve("sample_sq_norms", backend, score.device)(score, seed=seed, step=step,
+                                                             sample_offset=sample_offset)
 
 
 # Every backend registers itself with the dispatcher on import.
