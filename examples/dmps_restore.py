@@ -28,7 +28,11 @@ Three restorations of every measurement:
   problems"): DDPM ancestral steps with the prior score, each followed by a step down the
   gradient of the measurement error of the Tweedie estimate (:func:`dps_sample`);
 * ``DMPS`` (``sdekit.inverse.DMPS``, ``lam = 1``): DDPM ancestral steps with the prior score
-  plus the closed-form pseudo-likelihood score (Meng & Kabashima 2022; see that module).
+  plus the closed-form pseudo-likelihood score (Meng & Kabashima 2022; see that module);
+* ``DMPS-sc``: the same with the authors' shipped settings that ``DMPS`` offers, ``lam = 1.75``
+  (their ``scale``) and ``clip_x0=True`` (their ``clip_denoised``);
+* ``DMPS-code``: DMPS as the authors' code runs it (:func:`dmps_code_sample`): those settings and
+  their evaluation point of the likelihood gradient, after the prior's ancestral step.
 
 DPS and DMPS take the same ``--steps`` ancestral steps on the same time grid from the same
 ``x_T``, and, as DDPM's Algorithm 2, add no noise on the last step (``DMPS.sample(denoise=True)``;
@@ -55,7 +59,9 @@ import torch
 from tqdm.auto import tqdm
 
 from sdekit import VPSDE
-from sdekit.inverse import DMPS, AncestralDDPM, Colorization, Denoising, Inpainting, SeparableBlur, SuperResolution
+from sdekit.inverse import (DMPS, AncestralDDPM, Colorization, Denoising, Inpainting, LikelihoodScore, SeparableBlur,
+                            SuperResolution)
+from sdekit.kernels.rng import philox_normal_like
 from sdekit.losses import denoising_score_matching
 
 CHECKPOINT = os.path.join(im.CHECKPOINTS, "dmps_prior_vp.pt")
@@ -65,6 +71,9 @@ SIGMA_Y = {"deblur": 0.05, "sr2": 0.05, "inpaint": 0.05, "color": 0.05, "denoise
 # DPS's step size: by mean PSNR on 8 patches of the training images chelsea and coffee at 100 steps,
 # over zeta in {0.1, 0.3, 1, 2, 3, 5, 10}, 3 is best or within 0.4 dB of the best for every task.
 DPS_ZETA = 3.0
+# The authors' shipped DMPS settings (mengxiangming/dmps: configs/*_config.yaml "scale: 1.75"; DPS's
+# configs/diffusion_config.yaml, which their main.py reads, "clip_denoised: True").
+CODE_SCALE, CODE_CLIP = 1.75, (-1.0, 1.0)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -215,6 +224,42 @@ def dps_sample(sde, net, op, y: torch.Tensor, x_T: torch.Tensor, steps: int, zet
     return x.detach()
 
 
+def dmps_code_sample(sde, score, op, y: torch.Tensor, sigma_y: float, x_T: torch.Tensor, steps: int, seed: int,
+                     scale: float = CODE_SCALE, clip=CODE_CLIP, likelihood_at: str = "after_step") -> torch.Tensor:
+    r"""DMPS as its authors' code runs it (``PosteriorSampling_meng.conditioning`` after guided-diffusion's
+    ``p_sample``), on :class:`sdekit.inverse.AncestralDDPM`'s steps ``x_s = A x_t + S score + N z``.
+
+    For each step ``t -> s`` (``S = var / phi``, the code's ``(1 - alpha_t) / sqrt(alpha_t)``)::
+
+        x0^ = clip((x_t + std_t^2 score) / mx_t)             (clip_denoised; no clipping for clip=None)
+        x'  = A x_t + S (mx_t x0^ - x_t) / std_t^2 + N z      (the ancestral step with the clipped x0^)
+        x_s = x' + scale S grad log p~(y | x'; mx_t, std_t)    (likelihood_at="after_step": the code)
+        x_s = x' + scale S grad log p~(y | x_t; mx_t, std_t)   (likelihood_at="x_t": the paper, sdekit)
+
+    The schedule stays sdekit's (the continuous VP-SDE's transition, ancestral variance ``beta``) where
+    the code has 1000 discrete betas and the network's learned variance: differences 3 of
+    :mod:`sdekit.inverse.dmps`, which this prior (no learned variance) cannot reproduce.  The normals
+    ``z`` are sdekit's ``(seed, step)`` ones that ``DMPS.sample`` draws, so rows differ by the method
+    only; no noise on the last step (``denoise=True``).  With ``scale = 1``, ``clip=None`` and
+    ``likelihood_at="x_t"`` this is ``DMPS(sde, op, sigma_y).sample`` (the smoke test checks it).
+    """
+    sampler = AncestralDDPM(sde, steps)
+    ts = sampler.time_grid()
+    a, _, s, n = (c.tolist() for c in sampler.step_coefficients(ts[:-1], ts[1:]))
+    mx, std = sde.mean_coeffs(ts[:-1])[0].tolist(), sde.marginal_std(ts[:-1]).tolist()
+    likelihood = LikelihoodScore(op, y.to(x_T.dtype), sigma_y, n=x_T[0].numel())
+    x = x_T.clone()
+    for i in range(steps):
+        t = torch.full((x.shape[0],), float(ts[i]), dtype=x.dtype, device=x.device)
+        prior = score(x, t)
+        if clip is not None:
+            prior = (mx[i] * ((x + std[i] ** 2 * prior) / mx[i]).clamp(*clip) - x) / std[i] ** 2
+        at = x
+        x = a[i] * x + s[i] * prior + (n[i] * philox_normal_like(x, seed, i) if i < steps - 1 else 0.0)
+        x = x + scale * s[i] * likelihood(x if likelihood_at == "after_step" else at, mx[i], std[i])
+    return x
+
+
 def restore(task: str, op, y: torch.Tensor, x_T: torch.Tensor, sde, net, args) -> dict[str, tuple]:
     """``{method: (restored (B, 3, 32, 32), seconds)}`` for one task."""
     shape, out = tuple(x_T.shape), {}
@@ -230,6 +275,13 @@ def restore(task: str, op, y: torch.Tensor, x_T: torch.Tensor, sde, net, args) -
         x = DMPS(sde, op, SIGMA_Y[task], lam=1.0, steps=args.steps).sample(score, y, seed=args.seed, x_T=x_T,
                                                                               progress=progress, denoise=True)
     out["DMPS"] = (x, w.seconds)
+    with im.Stopwatch(args.device) as w, torch.no_grad():
+        x = DMPS(sde, op, SIGMA_Y[task], lam=CODE_SCALE, steps=args.steps, clip_x0=CODE_CLIP).sample(
+            score, y, seed=args.seed, x_T=x_T, progress=progress, denoise=True)
+    out["DMPS-sc"] = (x, w.seconds)
+    with im.Stopwatch(args.device) as w, torch.no_grad():
+        x = dmps_code_sample(sde, score, op, y, SIGMA_Y[task], x_T, args.steps, args.seed)
+    out["DMPS-code"] = (x, w.seconds)
     return out
 
 
@@ -289,10 +341,10 @@ def report(out: dict, args) -> None:
           f"final loss {prior['final_loss']:.4f}, trained in {prior['seconds'] / 60:.1f} min on {prior['device']})")
     print(f"{args.images} test patches {PATCH}x{PATCH} of {', '.join(im.TEST_RGB)}; VPSDE, {args.steps} DDPM steps, "
           f"seed {args.seed}; PSNR in dB on [0, 1]; residual: RMS of A x - y")
-    print(f"  {'task':8s} {'sigma_y':>7s} {'method':6s} {'PSNR':>6s} {'SSIM':>6s} {'residual':>9s} {'s/image':>8s}")
+    print(f"  {'task':8s} {'sigma_y':>7s} {'method':9s} {'PSNR':>6s} {'SSIM':>6s} {'residual':>9s} {'s/image':>8s}")
     for task, methods in out["rows"].items():
         for m, r in methods.items():
-            print(f"  {task:8s} {SIGMA_Y[task]:7.2f} {m:6s} {r['psnr']:6.2f} {r['ssim']:6.3f} {r['residual']:9.4f} "
+            print(f"  {task:8s} {SIGMA_Y[task]:7.2f} {m:9s} {r['psnr']:6.2f} {r['ssim']:6.3f} {r['residual']:9.4f} "
                   f"{r['seconds_per_image']:8.4f}")
     if out["figure"]:
         print(f"figure: {out['figure']}")

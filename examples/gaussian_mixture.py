@@ -19,6 +19,12 @@ exact statistics: no network, no training, nothing downloaded.
     ``y = A x0 + N(0, 0.05^2 I)``; VP-SDE with the exact *prior* score, restored with
     ``sdekit.inverse.DMPS`` (DDPM ancestral steps).  Its likelihood term is an
     approximation; the reference row uses the exact *posterior* score with the same solver.
+    DMPS's flow-based version (its Algorithm 2, ``DMPS(..., solver="flow")``) runs on rectified
+    flow, ``x_t = (1 - t) x0 + t z`` (``RectifiedFlow()``: ``f = -1/(1 - t)``,
+    ``g^2 = 2 t / (1 - t)``, from ``T = 0.999``), with the exact prior *velocity*
+    ``f x - g^2 score / 2`` as the network's output (``prediction="velocity"``): Euler steps as
+    in the paper, and Heun steps (``"flow_heun"``); its reference row is the exact posterior
+    velocity with Euler steps.
 
 For every method, ``--samples`` restorations of each of ``--measurements`` measurements
 are compared with the exact posterior ``p(x0 | y)``: RMS error of the sample mean and the
@@ -45,8 +51,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _figures import pyplot, save_figure  # noqa: E402
 from _mixture import GaussianMixture, patch_mixture  # noqa: E402
 
-from sdekit import OUVE, TSDVE, VPSDE, EulerMaruyama  # noqa: E402
+from sdekit import OUVE, TSDVE, VPSDE, EulerMaruyama, FlowODE, RectifiedFlow  # noqa: E402
 from sdekit.inverse import DMPS, AncestralDDPM, Inpainting, SeparableBlur  # noqa: E402
+from sdekit.parameterisation import convert  # noqa: E402
 
 SIZE = 4                      # patches are SIZE x SIZE, one channel
 SIGMA_BLUR = 0.05             # measurement noise std, part (a)
@@ -111,7 +118,8 @@ def t_eps_gap(sde, post: GaussianMixture, y: torch.Tensor) -> dict:
 
 def marginal_table(sdes: dict) -> dict:
     t = torch.tensor(STD_TIMES, dtype=torch.float64)
-    return {name: {"t": list(STD_TIMES), "std": sde.marginal_std(t).tolist(), "mx": sde.mean_coeffs(t)[0].tolist()}
+    return {name: {"t": t.clamp(max=sde.T).tolist(), "std": sde.marginal_std(t.clamp(max=sde.T)).tolist(),
+                   "mx": sde.mean_coeffs(t.clamp(max=sde.T))[0].tolist()}    # RF stops at T = 0.999
             for name, sde in sdes.items()}
 
 
@@ -123,7 +131,7 @@ def main(argv=None) -> dict:
     device = torch.device(args.device)
     M, S, d = args.measurements, args.samples, SIZE * SIZE
     gen = torch.Generator().manual_seed(args.seed)
-    sdes = {"OUVE": OUVE(), "TSDVE": TSDVE(), "VPSDE": VPSDE()}
+    sdes = {"OUVE": OUVE(), "TSDVE": TSDVE(), "VPSDE": VPSDE(), "RF": RectifiedFlow()}
 
     prior = patch_mixture(SIZE)
     x0 = prior.sample(M, gen)                                   # the clean patches, (M, d)
@@ -175,12 +183,37 @@ def main(argv=None) -> dict:
             post_b.rows(rows).to(device).score_fn(vp), shape=shape, seed=args.seed, backend=args.backend,
             return_trajectory=True, dtype=torch.float64, device=device, denoise=False)
 
+    rf = sdes["RF"]
+
+    def velocity_of(mixture):
+        """The exact velocity ``E[-x0 + z | x_t]`` of ``mixture`` under rectified flow: the
+        probability-flow drift ``f x - g^2 score / 2`` of its exact score (what a perfectly
+        trained flow-matching network returns)."""
+        score = mixture.to(device).score_fn(rf)
+        return lambda x, t: convert(rf, x, t, score(x, t), "score", "velocity")
+
+    def dmps_flow(solver):
+        """DMPS's Algorithm 2 (``"flow"``: Euler; ``"flow_heun"``) with the exact prior velocity."""
+        return DMPS(rf, inpaint, SIGMA_INPAINT, steps=args.steps, solver=solver).sample(
+            velocity_of(prior), y_b[rows].to(device), seed=args.seed, shape=shape, prediction="velocity",
+            backend=args.backend, return_trajectory=True)
+
+    def rf_exact_posterior():
+        """Euler steps of the exact posterior velocity: what DMPS's flow version approximates."""
+        post = post_b.rows(rows)
+        return FlowODE(rf, args.steps).sample(
+            post.to(device).score_fn(rf), shape=shape, seed=args.seed, backend=args.backend,
+            return_trajectory=True, dtype=torch.float64, device=device)
+
     runs = [("OUVE, exact x_T", "a", lambda: driftrec(sdes["OUVE"], True)),
             ("OUVE, DriftRec x_T", "a", lambda: driftrec(sdes["OUVE"], False)),
             ("TSDVE, exact x_T", "a", lambda: driftrec(sdes["TSDVE"], True)),
             ("TSDVE, DriftRec x_T", "a", lambda: driftrec(sdes["TSDVE"], False)),
             ("DMPS (VPSDE, exact prior score)", "b", dmps),
-            ("VPSDE, exact posterior score", "b", vp_exact_posterior)]
+            ("VPSDE, exact posterior score", "b", vp_exact_posterior),
+            ("DMPS flow (RF, exact velocity)", "b", lambda: dmps_flow("flow")),
+            ("DMPS flow, Heun (RF)", "b", lambda: dmps_flow("flow_heun")),
+            ("RF, exact posterior velocity", "b", rf_exact_posterior)]
 
     # exact posterior draws, for the component histograms (their own generator: the runs' draws stay put)
     gen_exact = torch.Generator().manual_seed(args.seed + 1)
@@ -200,7 +233,7 @@ def main(argv=None) -> dict:
         results[name] = {"part": part, "mean_rmse": float((guess - post.mean()).pow(2).mean().sqrt())}
     floor = {part: math.sqrt(float(post.variance().mean()) / S) for part, post in (("a", post_a), ("b", post_b))}
     gaps = {"OUVE": t_eps_gap(sdes["OUVE"], post_a, y_a), "TSDVE": t_eps_gap(sdes["TSDVE"], post_a, y_a),
-            "VPSDE": t_eps_gap(vp, post_b, y_b)}
+            "VPSDE": t_eps_gap(vp, post_b, y_b), "RF": t_eps_gap(rf, post_b, y_b)}
     out = {"rows": results, "mc_floor": floor, "var_ratio_spread": math.sqrt(2.0 / (S - 1)),
            "t_eps_gap": gaps, "marginal_std": marginal_table(sdes),
            "posterior_std": {"a": float(post_a.variance().mean().sqrt()), "b": float(post_b.variance().mean().sqrt())},
@@ -219,7 +252,8 @@ def report(out: dict, args) -> None:
         print(f"  {name:6s} std " + " ".join(f"{v:8.4f}" for v in row["std"])
               + "   mx " + " ".join(f"{v:6.3f}" for v in row["mx"]))
     titles = {"a": f"(a) DriftRec: 3x3 blur + noise {SIGMA_BLUR}, Euler-Maruyama, exact conditional score",
-              "b": f"(b) DMPS: inpainting (half the pixels) + noise {SIGMA_INPAINT}, DDPM ancestral steps"}
+              "b": f"(b) DMPS: inpainting (half the pixels) + noise {SIGMA_INPAINT}, DDPM ancestral steps (VPSDE), "
+                   "Euler / Heun steps of the velocity ODE (RF)"}
     print(f"\n{args.measurements} measurements x {args.samples} samples, {args.steps} steps; "
           "errors against the exact posterior p(x0 | y)")
     for part in ("a", "b"):
@@ -248,8 +282,8 @@ def figure(args, out, sdes, trajectories, x0, y_a, post_a, inpaint, y_b, post_b)
     fig = plt.figure(figsize=(15, 7), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1.5, 1])
     axes = top.subplots(1, 4)
-    t = torch.linspace(0, 1, 201, dtype=torch.float64)
     for name, sde in sdes.items():  # matplotlib gets numpy arrays
+        t = torch.linspace(0, sde.T, 201, dtype=torch.float64)
         line, = axes[0].plot(t.numpy(), sde.marginal_std(t).numpy(), label=f"{name} std")
         axes[0].plot(t.numpy(), sde.mean_coeffs(t)[0].numpy(), "--", color=line.get_color(), lw=0.8, label=f"{name} mx")
     axes[0].set(xlabel="t", title="marginal std(t) (solid) and mx(t) (dashed)", yscale="log", ylim=(1e-3, 1.5))

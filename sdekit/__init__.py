@@ -9,7 +9,7 @@ inverse-problem operators (``sdekit.inverse``); Dawson's function (``sdekit.spec
 from .sde import EDM, OUVE, TSDVE, CosineVP, DriftVE, LinearSDE, RectifiedFlow, ReverseSDE, SubVPSDE, VESDE, VPSDE
 from .losses import denoising_score_matching
 from .likelihood import bits_per_dim, log_likelihood
-from .solvers import (AdaptiveProbabilityFlow, DormandPrince, EulerMaruyama, ExponentialIntegrator,
+from .solvers import (AdaptiveProbabilityFlow, DormandPrince, EulerMaruyama, ExponentialIntegrator, FlowODE,
                       LangevinCorrector, PredictorCorrector, ProbabilityFlow, ReverseDiffusion)
 
 __version__ = "0.1.0"
@@ -19,5 +19,5 @@ __all__ = [
     "RectifiedFlow", "CosineVP", "EDM",
     "EulerMaruyama", "PredictorCorrector", "ReverseDiffusion", "LangevinCorrector",
     "ProbabilityFlow", "ExponentialIntegrator", "denoising_score_matching",
-    "AdaptiveProbabilityFlow", "DormandPrince", "log_likelihood", "bits_per_dim",
+    "AdaptiveProbabilityFlow", "DormandPrince", "log_likelihood", "bits_per_dim", "FlowODE",
 ]

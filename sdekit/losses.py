@@ -11,6 +11,8 @@ eq. 6): for the marginal ``x_t = mx(t) x0 + my(t) y + std(t) z`` of a :class:`~s
 weighting ``lambda(t) = std(t)^2`` (score_sde's likelihood-free choice; the
 noise-prediction form of DDPM).  Its minimiser over all functions is the score of
 the marginal ``p_t`` (given ``y``), because the target's conditional mean is it.
+Networks that output noise, data or velocity train with ``prediction=`` (the same minimiser,
+each output's standard weighting; see the function).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from typing import Callable
 import torch
 
 from ._checks import check_generator
+from .parameterisation import MarginalCoefficients, check_prediction
 from .sde import batch
 
 _DATA_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
@@ -32,7 +35,7 @@ __all__ = ["denoising_score_matching", "likelihood_time_weight", "sample_likelih
 def denoising_score_matching(sde, score_fn: Callable, x0: torch.Tensor, y: torch.Tensor | None = None,
                              t_eps: float | None = None, generator: torch.Generator | None = None,
                              reduction: str = "mean", *, likelihood_weighting: bool = False, reduce_mean: bool = True,
-                             importance_sampling: bool = False) -> torch.Tensor:
+                             importance_sampling: bool = False, prediction: str = "score") -> torch.Tensor:
     r"""Denoising score-matching loss; by default ``lambda(t) = std(t)^2`` (noise-prediction form).
 
     Per sample ``i`` (DriftRec eq. 6, score_sde eq. 7)::
@@ -62,6 +65,23 @@ def denoising_score_matching(sde, score_fn: Callable, x0: torch.Tensor, y: torch
     an unbiased estimator of the uniform-``t`` likelihood-weighted loss (score_flow leaves out the
     constant ``Z / (T - t_eps)``).  See :func:`likelihood_time_weight` for ``Z`` and the sampler.
 
+    Other network outputs (``prediction``, :mod:`sdekit.parameterisation`): ``score_fn`` then returns
+    ``"eps"``, ``"x0"``, ``"velocity"`` or ``"v"``, regressed on its own target
+    ``T_i = p x0_i + q z_i + r y_i`` with that output's standard weighting, the plain mean square::
+
+        l_i = R( (score_fn(x_i, t_i) - T_i)^2 )           eps: z (DDPM's L_simple, Ho et al. 2020 eq. 14)
+                                                         x0: x0;  velocity: a' x0 + m' y + b' z (flow
+                                                         matching, Lipman et al. 2023);  v: a z - b x0
+                                                         (Salimans & Ho 2022)
+
+    An error ``d`` in the output is an error ``d / kappa`` in the implied score (``kappa`` of
+    :func:`sdekit.parameterisation.score_sensitivity`: ``-b``, ``b^2/a``, ``-g^2/2``, ``-b (a^2+b^2)/a``),
+    so this is the score loss with ``lambda(t) = kappa^2``: for ``"eps"`` the default above, term
+    for term.  Every one has the same minimiser, the output implied by the true score.  With
+    ``likelihood_weighting`` the per-sample loss is multiplied by ``g^2 / kappa^2`` (by
+    ``Z b^2 / ((T - t_eps) kappa^2)`` with ``importance_sampling``), which makes it the
+    likelihood-weighted score loss above exactly.
+
     Time cutoffs: ``t_eps`` defaults to ``sde.t_eps`` (VE ``1e-5``; VP and sub-VP ``1e-3``; the
     DriftRec family ``0.01``).  score_sde trains with ``eps = 1e-5`` for every SDE (``get_sde_loss_fn``);
     sgmse with ``t_eps = 0.03``; DriftRec with ``0.01``.  Pass the peer's value to reproduce it.
@@ -82,6 +102,8 @@ def denoising_score_matching(sde, score_fn: Callable, x0: torch.Tensor, y: torch
         likelihood_weighting: ``lambda = g^2`` instead of ``std^2``.
         reduce_mean: mean over elements (``True``) or half their sum (``False``).
         importance_sampling: ``t ~ g^2 / std^2`` (needs ``likelihood_weighting``).
+        prediction: what ``score_fn`` returns: ``"score"`` (default), ``"eps"``, ``"x0"``,
+            ``"velocity"`` or ``"v"`` (see above).
 
     Gradients flow into ``score_fn``'s parameters; ``x0`` and ``y`` are data.
 
@@ -106,6 +128,7 @@ def denoising_score_matching(sde, score_fn: Callable, x0: torch.Tensor, y: torch
                        ("importance_sampling", importance_sampling)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
+    check_prediction("prediction", prediction)
     if importance_sampling and not likelihood_weighting:
         raise ValueError("importance_sampling draws t for the likelihood weighting: "
                          "pass likelihood_weighting=True with it")
@@ -131,7 +154,16 @@ def denoising_score_matching(sde, score_fn: Callable, x0: torch.Tensor, y: torch
         sq = (torch.view_as_real(err).pow(2).sum(-1) if err.is_complex() else err.pow(2)).flatten(1)  # |err|^2
         return sq.mean(dim=1) if reduce_mean else 0.5 * sq.sum(dim=1)
 
-    if likelihood_weighting and not importance_sampling:
+    if prediction != "score":
+        coefs = MarginalCoefficients(sde, t)
+        p, q, r = (batch.per_sample(c, x0.real) for c in coefs.pqr(prediction))
+        target = p * x0 + q * z + (r * y if sde.has_y_drift else 0.0)
+        per_sample = reduce(score - target)
+        if likelihood_weighting:
+            kappa2 = coefs.score_sensitivity(prediction) ** 2
+            weight = coefs.b**2 * (Z / (sde.T - t_eps)) if importance_sampling else coefs.g2
+            per_sample = per_sample * (weight / kappa2).to(real)
+    elif likelihood_weighting and not importance_sampling:
         g2 = sde.coefficients(t)[2].to(real) ** 2
         per_sample = reduce(score + z / std) * g2
     else:

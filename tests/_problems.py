@@ -62,3 +62,37 @@ def reverse_moments(sampler, y=0.0, denoise=False, mu=MU, s0=S0):
         m = (A[n] + S[n] * k[n]) * m + S[n] * b[n] + (C[n] * y if sde.has_y_drift else 0.0)
         v = (A[n] + S[n] * k[n]) ** 2 * v + (0.0 if denoise and n == sampler.steps - 1 else N[n] ** 2)
     return float(m), float(v)
+
+
+@functools.lru_cache(maxsize=None)
+def shared_rectified_flow():
+    """One ``RectifiedFlow()``: ``x_t = (1 - t) x0 + t z`` on ``[0, 0.999]`` (building one derives it with sympy)."""
+    from sdekit import RectifiedFlow
+
+    return RectifiedFlow()
+
+
+def marginal_closed_forms(name, t):
+    """``a, m, b, a', m', b'`` of ``x_t = a x0 + m y + b z``, written from each SDE's printed marginal and
+    differentiated by hand (not from sdekit): ``"VP"`` (0.1, 20), ``"VE"`` (0.01, 50), ``"OUVE"``
+    (DriftRec defaults) and ``"RF"`` (rectified flow)."""
+    zero = torch.zeros_like(t)
+    if name == "VP":
+        beta = 0.1 + t * 19.9
+        a = torch.exp(-(0.1 * t + 19.9 * t * t / 2) / 2)
+        b = torch.sqrt(1 - a * a)
+        da = -beta / 2 * a
+        return a, zero, b, da, zero, -a * da / b
+    if name == "VE":
+        r = 50.0 / 0.01
+        b = 0.01 * r**t
+        return torch.ones_like(t), zero, b, zero, zero, b * math.log(r)
+    if name == "OUVE":  # gamma = 1, sigma_min 0.01, sigma_max 0.3
+        r = 0.3 / 0.01
+        a = torch.exp(-t)
+        v = 0.01**2 * (r ** (2 * t) - torch.exp(-2 * t))
+        dv = 0.01**2 * (2 * math.log(r) * r ** (2 * t) + 2 * torch.exp(-2 * t))
+        return a, 1 - a, v.sqrt(), -a, a, dv / (2 * v.sqrt())
+    if name == "RF":
+        return 1 - t, zero, t, -torch.ones_like(t), zero, torch.ones_like(t)
+    raise KeyError(name)

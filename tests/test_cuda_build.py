@@ -1,9 +1,9 @@
 """The CUDA sources compile with nvcc on any machine, GPU or not.
 
-The device arithmetic lives in ``csrc/*.cuh`` without torch includes, so nvcc compiles it
+The device arithmetic lives in ``sdekit/csrc/*.cuh`` without torch includes, so nvcc compiles it
 for sm_90 here, and the same headers compiled for the host (multiply-adds contracted to FMAs
 as on a GPU) reproduce the GPU's arithmetic, which is checked against mpmath (Dawson) and
-the torch reference (spectral scaling).  The torch bindings (``csrc/*.cu``) compile against
+the torch reference (spectral scaling).  The torch bindings (``sdekit/csrc/*.cu``) compile against
 this torch's headers, a CPU wheel's included (see the binding test for the one header a CPU
 wheel lacks).
 """
@@ -59,7 +59,7 @@ def test_cuda_header_coefficients_are_generated_from_python_table():
 
 
 def test_cuda_arithmetic_on_host_with_fma_within_4_ulp_of_mpmath(tmp_path):
-    """csrc/dawson.cuh compiled for the host, with multiply-adds contracted to FMAs as on a GPU."""
+    """sdekit/csrc/dawson.cuh compiled for the host, with multiply-adds contracted to FMAs as on a GPU."""
     (tmp_path / "harness.cu").write_text(
         "#include <cstdio>\n#include \"dawson.cuh\"\n"
         "int main() { double x; while (std::scanf(\"%lf\", &x) == 1) "
@@ -103,7 +103,7 @@ OPS = {b"dawsn\0": b"dawsn_kernel",
 
 
 def test_torch_bindings_compile_for_sm90(tmp_path):
-    """Every ``csrc/*.cu`` compiles on its own against this torch's headers (kernels for sm_90),
+    """Every ``sdekit/csrc/*.cu`` compiles on its own against this torch's headers (kernels for sm_90),
     all at once (the torch headers dominate: ~25 s of CPU per file), and registers its ops' kernels.
 
     A CPU wheel ships the ``c10/cuda`` and ``ATen`` headers but not the one CMake generates for
@@ -135,7 +135,7 @@ def test_torch_bindings_compile_for_sm90(tmp_path):
 
 
 def test_spectral_scale_arithmetic_on_host_matches_torch_reference(tmp_path):
-    """csrc/spectral_scale.cuh's spectral_weight compiled for the host (FMAs contracted as on a
+    """sdekit/csrc/spectral_scale.cuh's spectral_weight compiled for the host (FMAs contracted as on a
     GPU) against the torch reference, within the forward-error bound of either evaluation order."""
     (tmp_path / "harness.cu").write_text(
         "#include <cstdio>\n#include \"spectral_scale.cuh\"\n"

@@ -106,7 +106,7 @@ def test_dmps_restore_measurements_and_pinv_baseline_are_right(quick):
         assert rows[task]["pinv"]["residual"] < 1e-5, task           # A A^+ y = y: these A have full row rank
     # the reported numbers are those of the returned restorations
     for task, methods in rows.items():
-        for m in ("DPS", "DMPS"):
+        for m in ("DPS", "DMPS", "DMPS-sc", "DMPS-code"):
             x = restored[task][m]
             assert x.shape == x0.shape and torch.isfinite(x).all(), (task, m)
             assert methods[m]["psnr"] == pytest.approx(float(psnr_ref(x, x0).mean()), abs=1e-4), (task, m)
@@ -162,3 +162,29 @@ def test_dmps_restore_trains_saves_and_reloads_a_tiny_prior(dr, tmp_path):
     assert loaded["rows"]["denoise"]["DMPS"]["psnr"] == trained["rows"]["denoise"]["DMPS"]["psnr"]
     with pytest.raises(SystemExit):                                  # a checkpoint of another config
         dr.main([*small, "--width", "16", "--no-figure"])
+
+
+def test_dmps_code_transcription_is_sdekits_dmps_with_the_papers_settings_and_clip_x0_its_clipping(dr, checkpoint):
+    """``dmps_code_sample`` with ``scale = 1``, no clipping and the likelihood at ``x_t`` is
+    ``DMPS.sample`` on the same normals; with clipping (likelihood at ``x_t``, ``scale`` 1.75) it is
+    ``DMPS(lam=1.75, clip_x0=True)``: so the ``DMPS-code`` row differs from ``DMPS-sc`` only by where
+    the likelihood gradient is evaluated."""
+    import _imaging as im
+    from sdekit import VPSDE
+    from sdekit.inverse import DMPS
+
+    sde = VPSDE()
+    net, _ = im.load_checkpoint(dr.CHECKPOINT, "cpu")
+    score = im.score_from_noise(sde, net.double())           # float64 throughout: agreement to rounding
+    x0 = dr.held_out_patches(2, 0).double()
+    op = dr.make_operator("inpaint", 0)
+    g = torch.Generator().manual_seed(1)
+    y = op(x0) + 0.05 * torch.randn(op(x0).shape, generator=g, dtype=torch.float64)
+    x_T = torch.randn(x0.shape, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        for lam, clip in ((1.0, None), (dr.CODE_SCALE, dr.CODE_CLIP)):
+            want = DMPS(sde, op, 0.05, lam=lam, steps=6, clip_x0=clip).sample(score, y, seed=3, x_T=x_T)
+            got = dr.dmps_code_sample(sde, score, op, y, 0.05, x_T, 6, 3, scale=lam, clip=clip, likelihood_at="x_t")
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-10)
+        code = dr.dmps_code_sample(sde, score, op, y, 0.05, x_T, 6, 3)
+        assert float((code - want).abs().max()) > 1e-2                       # the evaluation point matters

@@ -7,7 +7,7 @@ so aligned contiguous tensors get the specialisations a real launch gives them, 
 them with ``triton.compile`` and ptxas.  It runs in a subprocess because this session's
 Triton is in interpreter mode (``TRITON_INTERPRET=1``, set by conftest), and with
 ``TRITON_DEFAULT_FP_FUSION=0`` so that the FMA contraction the kernels pin per launch is what
-is checked.  CUDA: ``csrc/`` instantiations through ``nvcc -arch=sm_90 -Xptxas -v``.
+is checked.  CUDA: ``sdekit/csrc/`` instantiations through ``nvcc -arch=sm_90 -Xptxas -v``.
 
 "128-bit access" is counted in the PTX (``ld/st.global.v4.b32|f32`` or ``.v2.b64|f64``).
 The tables these numbers come from are in ``benchmarks/RESULTS.md``.
@@ -22,7 +22,7 @@ import pytest
 import torch
 from test_cuda_build import CSRC, NVCC  # the nvcc these tests already use
 
-ROOT = CSRC.parent
+ROOT = CSRC.parents[1]  # the repository root (CSRC is sdekit/csrc)
 sys.path.insert(0, str(ROOT / "tools"))
 try:
     import gpu_compile
@@ -32,7 +32,7 @@ finally:
 pytest.importorskip("triton")
 
 # With 256 threads per block, 128 registers still let two blocks share an SM; the launchers
-# pin ``maxnreg=128`` so ptxas spills nothing instead of squeezing into 64 (see steps_triton).
+# pin ``maxnreg=128`` so ptxas spills nothing instead of squeezing into 64 (see steps/triton.py).
 MAX_REGISTERS = 128
 STRIDED_MAX_REGISTERS = 96  # one group per thread (before: 216-255 registers at 4 groups)
 
@@ -126,9 +126,9 @@ def test_fma_contraction_does_not_follow_the_triton_default(triton_rows):
 def test_group_masked_tail_path_equals_reference(dtype, triton_device):
     """The path the `tail` rows compile (N a multiple of the group but not of 16, batch strides
     passed in groups, mask per group), over several tiles with a partial last one, contiguous
-    and as a channel slice, for affine_step and sample_sq_norms."""
-    from sdekit.kernels import steps_reference as ref
-    from sdekit.kernels import steps_triton
+    and as a channel slice, for affine_step and sample_sq_norms (through the front door, so the
+    arguments are the checked ones the launcher gets in use)."""
+    from sdekit.kernels import steps
 
     g = torch.Generator().manual_seed(3)
     x, s, y = (torch.randn(2, 3, 7, 100, generator=g, dtype=dtype).to(triton_device) for _ in range(3))  # N = 2100
@@ -136,11 +136,11 @@ def test_group_masked_tail_path_equals_reference(dtype, triton_device):
     sliced = torch.randn(2, 6, 7, 100, generator=g, dtype=dtype).to(triton_device)[:, ::2]  # batch stride 8400
     tol = 8 * torch.finfo(dtype).eps
     for xx in (x, sliced):
-        got = steps_triton.affine_step(xx, coef, score=s, y=y, seed=4, step=5)
-        want = ref.affine_step(xx, coef, score=s, y=y, seed=4, step=5)
+        got = steps.affine_step(xx, coef, score=s, y=y, seed=4, step=5, backend="triton")
+        want = steps.affine_step(xx, coef, score=s, y=y, seed=4, step=5, backend="torch")
         assert (got - want).abs().max() <= tol * (1 + want.abs().max()), dtype
-        n_got = steps_triton.sample_sq_norms(xx, seed=4, step=5)
-        n_want = ref.sample_sq_norms(xx, seed=4, step=5)
+        n_got = steps.sample_sq_norms(xx, seed=4, step=5, backend="triton")
+        n_want = steps.sample_sq_norms(xx, seed=4, step=5, backend="torch")
         assert ((n_got - n_want).abs() <= 64 * tol * n_want.abs()).all(), (n_got, n_want)
 
 

@@ -11,7 +11,10 @@ import sys
 import time
 
 import pytest
+import torch
 from test_gpu_compile import ROOT
+
+from sdekit.kernels.dispatch import backend_unavailable_reason
 
 SCRIPT = ROOT / "tools/gpu_session.sh"
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None or shutil.which("timeout") is None,
@@ -53,7 +56,17 @@ def test_timing_dry_run_writes_a_row_per_measurement_and_a_table(tmp_path):
     # on a CPU the fused backends are reported unavailable, never as errors
     assert all("error" not in r for r in doc["rows"]), [r for r in doc["rows"] if "error" in r]
     table = (tmp_path / "timing.md").read_text()
-    assert table.count("| EM step |") == 2 * 4  # copy, eager, triton, cuda (no compile on a dry run) x 2 sizes
+    # copy, eager, triton, cuda, cpu (no compile on a dry run) x 2 sizes
+    assert table.count("| EM step |") == 2 * 5
+    # the compiled cpu backend is timed through the front doors wherever it is built
+    cpu_rows = [r for r in doc["rows"] if r["impl"] in ("cpu", "cpu eager")]
+    assert {r["what"] for r in cpu_rows} == {"EM step", "dawsn", "100-step loop, us/step"} | {
+        w for w in whats if w.startswith("DMPS score b1")}
+    reason = backend_unavailable_reason("cpu", torch.device("cpu"))
+    if reason is None:
+        assert all(r["us"] > 0 for r in cpu_rows), cpu_rows
+    else:
+        assert all(r["us"] is None and reason in r["note"] for r in cpu_rows), cpu_rows
 
 
 @pytest.mark.slow

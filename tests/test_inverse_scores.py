@@ -279,7 +279,7 @@ def assert_within_rounding(got, want, z, uy, S, s, a, c):
 
 
 def _emulated_spectral_scale_op(z, uy, S, coef, s, a, c):
-    """What ``csrc/spectral_scale.cu`` accepts (its TORCH_CHECKs) and computes, on CPU tensors."""
+    """What ``sdekit/csrc/spectral_scale.cu`` accepts (its TORCH_CHECKs) and computes, on CPU tensors."""
     B, k = z.shape
     assert uy.shape == (B, k) and S.shape == (k,) and z.dtype == uy.dtype == S.dtype
     assert z.is_contiguous() and uy.is_contiguous() and S.is_contiguous()

@@ -97,7 +97,7 @@ def philox_host_binary(tmp_path_factory):
 
 @pytest.mark.parametrize("seed,step", [(0, 0), (2**64 - 1, 5), (987654321, 2**40 + 3)])
 def test_cuda_header_normals_equal_torch_reference(philox_host_binary, seed, step):
-    """csrc/philox.cuh (its __host__ path, the same source as the device path) draws our normals."""
+    """sdekit/csrc/philox.cuh (its __host__ path, the same source as the device path) draws our normals."""
     out = subprocess.run([str(philox_host_binary), str(seed % 2**64), str(step)], check=True,
                          capture_output=True, text=True).stdout
     vals = np.array([[float(v) for v in line.split()] for line in out.strip().splitlines()])

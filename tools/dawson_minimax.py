@@ -4,7 +4,7 @@
 
 prints (in about a minute and a half) the tables that
 ``sdekit/kernels/dawsn/coefficients.py`` holds below its docstring; then run
-``python tools/gen_dawson_header.py`` for ``csrc/dawson_coeffs.h``.  Nothing here
+``python tools/gen_dawson_header.py`` for ``sdekit/csrc/dawson_coeffs.h``.  Nothing here
 runs when the library is imported.  Reference values: ``D(x) = sqrt(pi)/2 *
 exp(-x^2) * erfi(x)`` in 60-digit mpmath.
 

@@ -1,10 +1,10 @@
 """Compile sdekit's GPU kernels ahead of time, without a GPU, and read what the compilers produced.
 
-Triton: every launch a launcher (``sdekit.kernels.steps_triton``, ``dawson_triton``) makes is
+Triton: every launch a launcher (``sdekit.kernels.{steps,dawsn,spectral_scale}.triton``) makes is
 recorded on CPU tensors, bound by Triton's own binder for ``GPUTarget("cuda", cap, 32)`` (so
 pointers, and ints divisible by 16 or equal to 1, get the specialisations a real launch on
 aligned tensors gets), compiled by ``triton.compile``, and the PTX is passed through Triton's
-``ptxas -v``.  CUDA: instantiations of ``csrc/*.cuh`` compiled by ``nvcc -arch=sm_90 -Xptxas -v``.
+``ptxas -v``.  CUDA: instantiations of ``sdekit/csrc/*.cuh`` compiled by ``nvcc -arch=sm_90 -Xptxas -v``.
 
 For each variant: registers, spill bytes, and the count of 128-bit (``.v4.b32`` / ``.v2.b64``)
 and scalar global loads and stores in the PTX.  Run as a script (it must import Triton with
@@ -26,7 +26,7 @@ import sys
 import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-CSRC = ROOT / "csrc"
+CSRC = ROOT / "sdekit" / "csrc"
 
 _PTXAS_RE = re.compile(r"Used (\d+) registers")
 _SPILL_RE = re.compile(r"(\d+) bytes spill stores, (\d+) bytes spill loads")
@@ -92,7 +92,7 @@ def _step_cases(exhaustive: bool):
     """(label, call) for every specialisation the step launchers pick (a subset unless exhaustive)."""
     import torch
 
-    from sdekit.kernels import steps_triton as st
+    from sdekit.kernels.steps import triton as st
 
     shapes = {"contig": (2, 3, 32, 32),      # N = 3072: a multiple of 16
               "tail": (2, 3, 7, 20),         # N = 420: a multiple of 4, not of 16
@@ -123,16 +123,16 @@ def _step_cases(exhaustive: bool):
 def _dawsn_cases():
     import torch
 
-    from sdekit.kernels import dawson_triton as dw
+    from sdekit.kernels.dawsn import triton as dw
 
-    return [(f"dawsn {str(dt)[6:]} {tag}", lambda n=n, dt=dt: dw.dawsn_triton_forward(torch.randn(n, dtype=dt)))
+    return [(f"dawsn {str(dt)[6:]} {tag}", lambda n=n, dt=dt: dw.dawsn_triton(torch.randn(n, dtype=dt)))
             for dt in (torch.float32, torch.float64) for tag, n in (("contig", 4096), ("tail", 4100))]
 
 
 def _spectral_cases():
     import torch
 
-    from sdekit.kernels import spectral_scale as sp
+    from sdekit.kernels.spectral_scale import triton as sp
 
     def case(dt, k, per_sample):
         z, uy = torch.randn(2, 2, k, dtype=dt)
@@ -146,9 +146,9 @@ def _spectral_cases():
 
 def record_triton_launches(exhaustive: bool):
     """``[(label, kernel, args, kwargs)]``: what the launchers pass to each kernel launch."""
-    from sdekit.kernels import dawson_triton as dw
-    from sdekit.kernels import spectral_scale as sp
-    from sdekit.kernels import steps_triton as st
+    from sdekit.kernels.dawsn import triton as dw
+    from sdekit.kernels.spectral_scale import triton as sp
+    from sdekit.kernels.steps import triton as st
 
     calls: list = []
     kernels = ((st, "_affine_step_kernel"), (st, "_sq_norms_kernel"), (dw, "_dawsn_kernel"),
@@ -233,7 +233,7 @@ def cuda_instantiations(exhaustive: bool = True) -> str:
                              f"{contig}, {vec}>(AffineStepArgs<{t}>);")
         for contig, vec in layouts:
             lines.append(f"template __global__ void sample_sq_norms_kernel<{t}, {contig}, 256, {vec}>("
-                         f"const {t}*, {t}*, int64_t, int64_t, int64_t, Strides4, uint64_t, uint64_t);")
+                         f"const {t}*, {t}*, int64_t, int64_t, int64_t, Strides4, uint64_t, uint64_t, uint32_t);")
         g = 4 if t == "float" else 2
         for v in (g, 1):
             lines.append(f"template __global__ void dawson::dawsn_kernel<{t}, {v}>(const {t}*, {t}*, long long);")
@@ -277,7 +277,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--exhaustive", action="store_true", help="every specialisation, not one per kernel and dtype")
     ap.add_argument("--arch", default="90", help="comma-separated compute capabilities for Triton (90,100)")
-    ap.add_argument("--cuda", action="store_true", help="also the csrc/ instantiations with nvcc")
+    ap.add_argument("--cuda", action="store_true", help="also the sdekit/csrc/ instantiations with nvcc")
     ap.add_argument("--json", help="write the rows here (default: print a table)")
     a = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))

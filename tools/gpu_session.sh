@@ -6,12 +6,15 @@
 # In priority order, each stage bounded by what is left of SDEKIT_GPU_BUDGET_S (default 450 s,
 # so the command ends inside the 8 minutes with the transfers), each writing under $OUT as it
 # goes, so a timeout loses nothing measured:
-#   1. versions, what is importable, the extension built once (time, errors)  -> session.log
+#   1. versions, what is importable, the extensions built once (time, errors): the CUDA
+#      kernels `sdekit._C` first, then the host `cpu` backend `sdekit._cpu`, both from
+#      sdekit/csrc; then `sdekit info`, the backends each op's front door can use on cpu and
+#      cuda                                                                  -> session.log
 #   2. the `gpu`-marked tests only, Triton compiled for the device            -> tests-gpu.log
-#   3. tools/gpu_timing.py: copy / eager / torch.compile / Triton / CUDA side by side in one
-#      process at 2^20 and 2^26 float32 for the EM step and dawsn; the 100-step loop at 2^10
-#      eagerly and from a CUDA graph; the DMPS score at batch 1 (deblur, SR x4); CUDA events,
-#      no pytest needed                                                     -> timing.{json,md}
+#   3. tools/gpu_timing.py: copy / eager / torch.compile / Triton / CUDA / cpu side by side in
+#      one process at 2^20 and 2^26 float32 for the EM step and dawsn, through the ops' front
+#      doors; the 100-step loop at 2^10 eagerly and from a CUDA graph; the DMPS score at batch 1
+#      (deblur, SR x4); CUDA events, no pytest needed                        -> timing.{json,md}
 #   4. if time is left: benchmarks/bench_{solvers,dawson,inverse}.py with pytest-benchmark
 #      (stopped with SIGINT when the budget runs out: pytest-benchmark still writes its JSON)
 #                                                -> bench-<name>.json, bench.md (report tables)
@@ -74,14 +77,27 @@ say "=== 1. setup ($(date +%T), budget ${BUDGET} s, dry run: $DRY)"
     nvcc --version 2>&1 | tail -1
     for m in pytest hypothesis pytest_benchmark xdist; do has "$m" && echo "importable: $m" || echo "MISSING: $m"; done
 } 2>&1 | tee -a "$LOG"
-if [ "$DRY" = 0 ] && ! ls sdekit/_C*.so > /dev/null 2>&1; then
-    t0=$SECONDS
-    SDEKIT_BUILD_CUDA=1 bounded 240 "$PY" setup.py build_ext --inplace > /tmp/sdekit-build.log 2>&1
+# build EXT CAP CUDA CPU: `setup.py build_ext --inplace` of one extension (SDEKIT_BUILD_CUDA /
+# SDEKIT_BUILD_CPU select it), unless already built; the CUDA one first, as the GPU run needs it
+build() {
+    local ext=$1 cap=$2 t0=$SECONDS rc
+    ls sdekit/"$ext"*.so > /dev/null 2>&1 && { say "sdekit.$ext already built"; return 0; }
+    SDEKIT_BUILD_CUDA=$3 SDEKIT_BUILD_CPU=$4 bounded "$cap" "$PY" setup.py build_ext --inplace \
+        > "/tmp/sdekit-build$ext.log" 2>&1
     rc=$?
-    say "build_ext rc=$rc in $((SECONDS - t0)) s"
-    [ $rc = 0 ] || grep -n -i -B2 -A6 "error" /tmp/sdekit-build.log | head -80 | tee -a "$LOG"
+    ls sdekit/"$ext"*.so > /dev/null 2>&1 || rc="$rc, sdekit.$ext missing"  # optional: a failed build is not fatal
+    say "build_ext sdekit.$ext rc=$rc in $((SECONDS - t0)) s"
+    case "$rc" in
+        0) ;;
+        *) grep -n -i -B2 -A6 "error" "/tmp/sdekit-build$ext.log" | head -80 | tee -a "$LOG" ;;
+    esac
+}
+if [ "$DRY" = 0 ]; then
+    build _C 240 1 0
+    build _cpu 120 0 1
 fi
 export SDEKIT_CUDA_JIT=0  # no test or benchmark process retries a failed build just in time
+"$PY" -m sdekit.cli info 2>&1 | grep "^backend" | tee -a "$LOG"
 
 say "=== 2. gpu-marked tests ($(date +%T), $(left) s left)"
 if has pytest && has hypothesis; then
@@ -90,7 +106,7 @@ if has pytest && has hypothesis; then
     else
         bounded 120 "$PY" -m pytest -q -p no:cacheprovider -m gpu -rs tests > "$OUT/tests-gpu.log" 2>&1
     fi
-    say "pytest rc=$?: $(tail -1 "$OUT/tests-gpu.log")"
+    say "pytest rc=$?: $(grep . "$OUT/tests-gpu.log" | tail -1)"
 else
     say "skipped: pytest or hypothesis is not importable (carry wheels: see this script's header)"
 fi

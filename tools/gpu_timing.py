@@ -4,9 +4,15 @@ In priority order (issue 19), each result appended to ``OUT/timing.json`` as soo
 measured (a timeout loses nothing measured) and the table rewritten to ``OUT/timing.md``:
 
 1. the EM step ``x = A x + C y + S score + N z`` and ``dawsn``, float32 at 2^20 and 2^26:
-   copy / eager / torch.compile / Triton / CUDA, with GB/s and the fraction of the copy's;
+   copy / eager / torch.compile / Triton / CUDA / the compiled ``cpu`` backend, with GB/s and
+   the fraction of the copy's;
 2. the 100-step EM loop at 2^10 (score = -x), eagerly and replayed from a CUDA graph, us/step;
 3. the DMPS likelihood score at batch 1, 256 x 256 x 3, for deblurring and 4x super-resolution.
+
+The fused rows call each op's front door (:func:`sdekit.kernels.steps.affine_step`,
+:func:`sdekit.kernels.dawsn.dawsn`, :func:`sdekit.inverse.likelihood_score`) with an explicit
+``backend``, so they time what a caller gets, argument checks included.  A backend that cannot
+run on the device (``cpu`` on a GPU tensor, ``cuda`` on a CPU one) is a row noting why.
 
 Times are medians of CUDA-event intervals (``time.perf_counter`` on a CPU); every row records
 its error instead of stopping the run.  ``--dry-run`` runs the same code on the CPU at 2^10
@@ -33,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from sdekit.kernels import steps as fused  # noqa: E402
 from sdekit.kernels.dispatch import backend_unavailable_reason  # noqa: E402
 
+FUSED_BACKENDS = ("triton", "cuda", "cpu")  # the cpu backend: the same arithmetic compiled for the host
 BYTES_PER_ELEMENT = {"EM step": 16, "dawsn": 8, "copy": 8}  # float32: read 3 + write 1; read 1 + write 1
 
 
@@ -122,11 +129,10 @@ def em_step_rows(rec, median_us, device, n, reps, compile_ok):
     nbytes = BYTES_PER_ELEMENT["EM step"] * n
     measure(rec, median_us, "EM step", n, "copy", lambda: (lambda: x.copy_(y)), reps, bytes_=8 * n)
     measure(rec, median_us, "EM step", n, "eager", lambda: eager, reps, bytes_=nbytes)
-    for backend in ("triton", "cuda"):
+    for backend in FUSED_BACKENDS:
         def fused_step(backend=backend):
             _unavailable(backend, device)
-            impl = fused.step_impl("affine_step", backend, device)
-            return lambda: impl(x, coef, score=s, y=y, seed=1, step=2, out=x)
+            return lambda: fused.affine_step(x, coef, score=s, y=y, seed=1, step=2, out=x, backend=backend)
         measure(rec, median_us, "EM step", n, backend, fused_step, reps, bytes_=nbytes)
     if compile_ok:  # last: its compile takes the longest, so a timeout loses it first
         def compiled():
@@ -137,15 +143,15 @@ def em_step_rows(rec, median_us, device, n, reps, compile_ok):
 
 
 def dawsn_rows(rec, median_us, device, n, reps, compile_ok):
-    from sdekit.special import dawsn
-    from sdekit.special.dawson import dawsn_reference
+    from sdekit.kernels.dawsn import dawsn
+    from sdekit.kernels.dawsn.reference import dawsn_reference
 
     x = torch.randn(n, device=device) * 4
     out = torch.empty_like(x)
     nbytes = BYTES_PER_ELEMENT["dawsn"] * n
     measure(rec, median_us, "dawsn", n, "copy", lambda: (lambda: out.copy_(x)), reps, bytes_=nbytes)
     measure(rec, median_us, "dawsn", n, "eager", lambda: (lambda: dawsn_reference(x)), reps, bytes_=nbytes)
-    for backend in ("triton", "cuda"):
+    for backend in FUSED_BACKENDS:
         def run(backend=backend):
             _unavailable(backend, device)
             return lambda: dawsn(x, backend=backend)
@@ -163,13 +169,13 @@ def loop_rows(rec, median_us, device, reps):
     sde = OUVE()
     g = torch.Generator(device=device).manual_seed(0)
     x_T, y = (torch.randn(1, n, generator=g, device=device) for _ in range(2))
-    for backend in ("torch", "triton", "cuda"):
+    for backend in ("torch", *FUSED_BACKENDS):
         def eager_loop(backend=backend):
             _unavailable(backend, device)
             em = EulerMaruyama(sde, steps)
             return lambda: em.sample(lambda x, t: -x, y=y, x_T=x_T, seed=1, backend=backend)
         measure(rec, median_us, "100-step loop, us/step", n, f"{backend} eager", eager_loop, reps, per_call=steps)
-        if backend == "torch":
+        if backend in ("torch", "cpu"):  # no graphs to replay
             continue
 
         def graphed(backend=backend):
@@ -179,12 +185,11 @@ def loop_rows(rec, median_us, device, reps):
             h = (sde.T - sde.t_eps) / steps
             table = torch.stack([torch.tensor([1.0 - 0.1 * h, -0.1 * h, h, math.sqrt(h)], device=device)
                                  .reshape(4, 1) for _ in range(steps)])
-            step = fused.step_impl("affine_step", backend, device)
             x = x_T.clone()
 
             def loop():
                 for k in range(steps):
-                    step(x, table[k], score=torch.neg(x), y=y, seed=1, step=k, out=x)
+                    fused.affine_step(x, table[k], score=torch.neg(x), y=y, seed=1, step=k, out=x, backend=backend)
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):  # every kernel variant compiled before the capture
@@ -205,7 +210,7 @@ def dmps_rows(rec, median_us, device, reps, size):
     k = k / k.sum()
     ops = {"deblur (gauss, separable)": lambda: SeparableBlur(k, k, 3, size),
            "SR x4": lambda: SuperResolution(4, 3, size)}
-    backends = ("torch", "triton", "cuda") if device.type == "cuda" else ("torch",)
+    backends = ("torch", "triton", "cuda") if device.type == "cuda" else ("torch", "cpu")
     for name, make_op in ops.items():
         for backend in backends:
             def run(make_op=make_op, backend=backend):

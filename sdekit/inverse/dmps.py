@@ -21,7 +21,44 @@ This module only assembles that score; the reverse-time integration is the solve
   for VE (``phi = 1``, ``var = sigma_t^2 - sigma_s^2``) it is SMLD's reverse-diffusion rule;
 * ``solver="reverse_diffusion"``: :class:`sdekit.solvers.ReverseDiffusion` (score_sde);
 * ``solver="euler_maruyama"``: :class:`sdekit.solvers.EulerMaruyama` on the reverse SDE;
+* ``solver="flow"``: the paper's flow-based version (Algorithm 2), an Euler step of the
+  velocity ODE ``dx = v dt`` (:class:`sdekit.solvers.FlowODE`) with the likelihood correction
+
+      x <- x - v(x_t, t) h - lam b_t (a_t' b_t - a_t b_t') / a_t grad log p~(y | x_t) h
+
+  (``h > 0`` the step towards ``t = 0``, ``a_t = mx(t)``, ``b_t = std(t)``).  The factor
+  ``b (a' b - a b') / a`` is ``-g^2 / 2`` (``g^2 = 2 b^2 (b'/b - a'/a)``), so this is the Euler
+  step of the probability-flow ODE with the posterior score above: it holds for any linear
+  SDE without ``y``-drift, rectified flow (``sdekit.RectifiedFlow()``: ``a = 1 - t``, ``b = t``, the
+  paper's configuration, stopped short of ``t = 1`` where ``a' / a`` is infinite) and VP alike.  A velocity network is
+  passed as ``sample(v, y, prediction="velocity")`` (:mod:`sdekit.parameterisation`);
+  ``"flow_heun"`` takes Heun steps instead;
 * any other name of :data:`sdekit.solvers.registry.SAMPLERS` (the one table of sampler names).
+
+Parity with the authors' code (``mengxiangming/dmps``, ``guided_diffusion/condition_methods.py``
+``PosteriorSampling_meng`` and ``gaussian_diffusion.py``).  The paper's formula above is the
+reference; the code differs in four ways, of which sdekit offers the first as an option:
+
+1. ``clip_x0``: the code runs guided-diffusion's sampler with ``clip_denoised=True`` (DPS's
+   ``configs/diffusion_config.yaml``, which its ``main.py`` reads), clipping the prior's Tweedie
+   estimate ``x0^ = (x_t + b^2 score) / a`` to ``[-1, 1]`` before the DDPM posterior mean.  That
+   mean is affine in ``x0^``, so clipping equals replacing the prior score by
+   ``(a clip(x0^) - x_t) / b^2``: what ``clip_x0=(lo, hi)`` does (the likelihood term is not
+   clipped, as in the code).  Default: off (the paper has no clipping).
+2. Where the likelihood gradient is evaluated: the code evaluates it at the sample *after* the
+   prior's ancestral step (``x_t=out['sample']``, i.e. ``x_{t-1}``, noise included) but with
+   ``t``'s coefficients (``alpha_bar = alphas_cumprod[t]``), and adds
+   ``scale grad (1 - alpha_t) / sqrt(alpha_t)``; the paper's Algorithm 1 and sdekit evaluate it
+   at ``x_t``, in the same step with the same factor ``var / phi``.  (An operator splitting, not
+   a score: ``examples/dmps_restore.py`` transcribes it to measure its effect.)
+3. Discrete vs continuous beta: the code uses DDPM's 1000 discrete ``beta_i`` (linear from
+   ``1e-4`` to ``0.02``) and ``alpha_bar = prod (1 - beta_i)``; sdekit's ``VPSDE`` uses the exact
+   transition of the continuous SDE over each step, ``phi^2 = exp(-int beta)``.  At 1000 steps
+   they agree to ``O(beta^2)`` per step (``1 - beta_i`` vs ``exp(-beta_i)``).  The code also
+   uses the network's learned variance (``model_var_type: learned_range``) for the ancestral
+   noise where sdekit uses ``var = beta``.
+4. The shipped ``scale`` (``lam``): 1.75 in every task config of the code (``configs/*.yaml``),
+   where the paper's formula has 1.
 """
 from __future__ import annotations
 
@@ -33,6 +70,7 @@ import torch
 
 from .._checks import check_finite, check_float_batch, check_shape
 from ..solvers.ancestral import AncestralDDPM
+from ..parameterisation import as_score_fn, check_prediction
 from ..solvers.options import RunOptions
 from ..solvers.registry import SAMPLERS, lookup
 from .base import SVDOperator
@@ -51,12 +89,16 @@ class DMPS:
         lam: weight of the likelihood score (the paper uses 1).
         steps: number of reverse steps from ``T`` to ``t_eps``.
         solver: a name from :data:`sdekit.solvers.registry.SAMPLERS`: ``"ddpm"`` (default),
-            ``"reverse_diffusion"``, ``"euler_maruyama"`` (module docstring), ``"exponential"``, ...
+            ``"reverse_diffusion"``, ``"euler_maruyama"``, ``"flow"`` (Algorithm 2; module
+            docstring), ``"flow_heun"``, ``"exponential"``, ...
         t_eps: end time (default ``sde.t_eps``).
+        clip_x0: ``None`` (default, the paper), ``True`` for ``(-1, 1)``, or a range ``(lo, hi)``:
+            clip the prior's Tweedie estimate of ``x0`` to it (the authors' ``clip_denoised``;
+            module docstring, parity 1).
     """
 
     def __init__(self, sde, op: SVDOperator, sigma_y: float, lam: float = 1.0, steps: int = 1000,
-                 solver: str = "ddpm", t_eps: float | None = None):
+                 solver: str = "ddpm", t_eps: float | None = None, clip_x0: bool | tuple | None = None):
         if getattr(sde, "has_y_drift", False):
             raise ValueError(f"{type(sde).__name__} has a y-drift; DMPS assumes x_t = mx(t) x0 + std(t) z")
         if not isinstance(op, SVDOperator):
@@ -67,6 +109,7 @@ class DMPS:
         solver_class = lookup(SAMPLERS, solver, "solver")
         self.sde, self.op = sde, op
         self.sigma_y, self.lam = float(sigma_y), float(lam)
+        self.clip_x0 = _check_clip(clip_x0)
         self.solver = solver_class(sde, steps, t_eps)
 
     @property
@@ -103,14 +146,20 @@ class DMPS:
                 i = torch.searchsorted(grid, t).clamp_(max=last)
                 return mx_table[i], std_table[i]
 
+        clip = self.clip_x0
+
         def score_fn(x, t):
             mx, std = mean_scale_and_std(t)
-            return torch.add(prior_score_fn(x, t), likelihood(x, mx, std), alpha=lam)  # one pass, not two
+            prior = prior_score_fn(x, t)
+            if clip is not None:  # score of the clipped Tweedie estimate: (a clip((x + b^2 s) / a) - x) / b^2
+                a, b2 = (c.to(x.dtype).reshape(-1, *([1] * (x.dim() - 1))) for c in (mx, std * std))
+                prior = (a * ((x + b2 * prior) / a).clamp_(*clip) - x) / b2
+            return torch.add(prior, likelihood(x, mx, std), alpha=lam)  # one pass, not two
 
         return score_fn
 
     def sample(self, prior_score_fn, y: torch.Tensor, seed: int | None = None, *, x_T=None, shape=None,
-               options: RunOptions | None = None, **run_options):
+               prediction: str = "score", options: RunOptions | None = None, **run_options):
         """Draw one posterior sample per row of ``y`` (``(B, m)`` or ``(B, *measurement shape)``).
 
         ``prior_score_fn(x, t)``, with ``t`` of shape ``(B,)``, is the prior's score (a trained
@@ -120,11 +169,15 @@ class DMPS:
         it.  ``seed`` and the other run options (``options=`` and keywords: backend, progress,
         return_trajectory, check_every, cuda_graph, dtype, device, denoise) are the solver's,
         :class:`sdekit.solvers.RunOptions`; ``dtype`` and ``device`` default to ``x_T``'s, else
-        ``y``'s.  The likelihood part never syncs with the device, so it can be captured in a CUDA
-        graph (``prior_score_fn`` must allow it too).
+        ``y``'s.  ``prediction``: what ``prior_score_fn`` outputs, ``"score"`` (default) or a network's
+        ``"eps"``, ``"x0"``, ``"velocity"`` (the flow version's ``v``), ``"v"``
+        (:func:`sdekit.parameterisation.as_score_fn` turns it into the score).  The likelihood part
+        never syncs with the device, so it can be captured in a CUDA graph (``prior_score_fn`` must
+        allow it too).
         """
         if not isinstance(y, torch.Tensor) or y.dim() < 2:
             raise ValueError("y must be a batched measurement tensor (B, ...)")
+        prior_score_fn = as_score_fn(prior_score_fn, self.sde, check_prediction("prediction", prediction))
         check_float_batch("y", y)
         options = RunOptions.merge(options, (), dict(run_options, seed=seed) if seed is not None else run_options)
         if x_T is not None:
@@ -144,8 +197,21 @@ class DMPS:
         dtype, device = options.dtype or ref.dtype, options.device or ref.device
         n = math.prod(shape[1:])
         per_sample(self.sigma_y, shape[0], y, "sigma_y")
-        times = self.solver.time_grid("cpu")[:-1].to(dtype).to(device)  # what the solver's loop passes as t
+        times = self.solver.time_grid("cpu").to(dtype).to(device)  # every t the loop passes (Heun's 2nd stage: t_eps)
         score_fn = self.posterior_score_fn(prior_score_fn, y.to(dtype=dtype, device=device), n, options.backend,
                                            times=times)
         return self.solver.sample(score_fn, None, x_T=x_T, shape=shape,
                                   options=dataclasses.replace(options, dtype=dtype, device=device))
+
+
+def _check_clip(clip_x0):
+    """``None``, ``True`` (``(-1, 1)``) or a range ``(lo, hi)`` of finite numbers with ``lo < hi``."""
+    if clip_x0 is None or clip_x0 is False:
+        return None
+    if clip_x0 is True:
+        return (-1.0, 1.0)
+    if not isinstance(clip_x0, (tuple, list)) or len(clip_x0) != 2 or not all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in clip_x0) \
+            or not clip_x0[0] < clip_x0[1]:
+        raise ValueError(f"clip_x0 must be None, True or a range (lo, hi) of finite numbers, lo < hi; got {clip_x0!r}")
+    return (float(clip_x0[0]), float(clip_x0[1]))

@@ -31,7 +31,7 @@ operations per call) below the memory traffic of a fused step.
 Philox4x32-10 is Salmon et al., "Parallel random numbers: as easy as 1, 2, 3" (SC 2011),
 the generator of ``curand_Philox4x32_10`` and ``tl.philox``.  This module is the torch
 reference (32-bit arithmetic emulated in int64); the Triton twin is in this file and the
-CUDA twin is ``csrc/philox.cuh``.
+CUDA twin is ``sdekit/csrc/philox.cuh``.
 """
 from __future__ import annotations
 

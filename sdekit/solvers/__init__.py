@@ -6,7 +6,7 @@ with counter-based normals keyed by ``(seed, word, element)``, so the ``torch``,
 
 * :mod:`.base`: the abstract :class:`ReverseSampler` (a sampler is its ``step_coefficients``)
   and :class:`Corrector`, and the front door that checks a run;
-* :mod:`.plan`: a run's :class:`Plan` (grid, ``(A, C, S, N)`` table, corrector, RNG words);
+* :mod:`.plan`: a run's :class:`Plan` (grid, ``(A, C, S, N)`` table, corrector, second stage, RNG words);
 * :mod:`.options`: :class:`RunOptions` (seed, backend, ..., denoise), one frozen object;
 * :mod:`.loop`: the one loop that executes a plan (forward and reverse);
 * :mod:`.registry`: the names ``PredictorCorrector`` and ``DMPS`` accept;
@@ -21,6 +21,7 @@ from .annealed_langevin import AnnealedLangevin
 from .base import Corrector, ReverseSampler
 from .euler_maruyama import EulerMaruyama
 from .exponential import ExponentialIntegrator
+from .flow import FlowHeun, FlowODE
 from .loop import NonFiniteError, SolverError
 from .options import RunOptions
 from .plan import Plan
@@ -30,7 +31,7 @@ from .probability_flow import ProbabilityFlow
 
 __all__ = [
     "AdaptiveProbabilityFlow", "AncestralDDPM", "AncestralSampling", "AnnealedLangevin", "AnnealedLangevinCorrector",
-    "Corrector", "DormandPrince", "EulerMaruyama", "ExponentialIntegrator", "LangevinCorrector", "NonFiniteError",
-    "NonePredictor", "ODESolution", "Plan", "PredictorCorrector", "ProbabilityFlow", "ReverseDiffusion", "ReverseSampler",
-    "RunOptions", "SnrCorrector", "SolverError",
+    "Corrector", "DormandPrince", "EulerMaruyama", "ExponentialIntegrator", "FlowHeun", "FlowODE", "LangevinCorrector",
+    "NonFiniteError", "NonePredictor", "ODESolution", "Plan", "PredictorCorrector", "ProbabilityFlow",
+    "ReverseDiffusion", "ReverseSampler", "RunOptions", "SnrCorrector", "SolverError",
 ]

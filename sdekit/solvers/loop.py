@@ -105,11 +105,15 @@ def run(plan: Plan, x: torch.Tensor, score_fn: Callable | None, y, options: RunO
             raise SolverError(f"at {records.describe(w)}: score_fn returned a value the step cannot take: "
                               f"{err}") from err
 
-    def score(n: int, w: int) -> torch.Tensor:
-        s = score_fn(x, t_rows[n])
+    def kernel_score(s: torch.Tensor, w: int) -> torch.Tensor:
         if state is not x:  # complex: the kernels would see a real score of the wrong shape, so check here
             launch(w, check_like, "score", s, x)
         return real_pairs(s)
+
+    def score(n: int, w: int) -> torch.Tensor:
+        return kernel_score(score_fn(x, t_rows[n]), w)
+
+    second = None if plan.second_stage is None else SecondStage(plan, x, y, dtype)
 
     def one_step(n: int) -> None:
         for j in range(K):
@@ -119,7 +123,12 @@ def run(plan: Plan, x: torch.Tensor, score_fn: Callable | None, y, options: RunO
         w = plan.word(n, K)
         noise = last_noise if n == steps - 1 else plan.noise
         launch(w, affine, state, table[n], score=score(n, w) if plan.uses_score else None, y=y, noise=noise,
-               out=state, flags=records.flags[w], **rng_key(options, w))
+               out=state if second is None else second.state, flags=records.flags[w], **rng_key(options, w))
+        if second is not None:
+            w = plan.word(n, K + 1)
+            s2 = kernel_score(score_fn(second.stage, second.t_next[n]), w)
+            for args, kwargs in second.updates(n, state, s2):
+                launch(w, affine, *args, noise=False, flags=records.flags[w], **kwargs, **rng_key(options, w))
 
     trajectory = [x.clone()] if options.return_trajectory else None
     use_graph = options.cuda_graph and device.type == "cuda"
@@ -150,6 +159,40 @@ def run(plan: Plan, x: torch.Tensor, score_fn: Callable | None, y, options: RunO
     if trajectory is not None:
         return x, torch.stack(trajectory)
     return x
+
+
+class SecondStage:
+    """The second predictor stage of a plan (:mod:`sdekit.solvers.plan`), as fused affine steps:
+    ``x <- A2 x + B2 x~ + C2 y + S2 score(x~, t_{n+1})`` with ``x~`` in the buffer ``stage`` (shaped
+    and typed like ``x``; ``state`` is its real-pairs view, what the kernels read and write).
+
+    Without ``y`` it is one kernel launch, ``x~`` taking the kernel's ``y`` operand; with ``y``
+    (four operands, one more than the kernel reads) it is two: ``x~ <- B2 x~ + C2 y + S2 score``,
+    then ``x <- A2 x + x~``.
+    """
+
+    def __init__(self, plan: Plan, x: torch.Tensor, y, dtype: torch.dtype):
+        self.y = y  # real pairs, or None
+        self.stage = torch.empty_like(x)
+        self.state = real_pairs(self.stage)
+        c = plan.second_stage.to(dtype=dtype, device=x.device)  # columns (A2, B2, C2, S2)
+        A2, B2, C2, S2 = c.unbind(1)
+        zero, one = torch.zeros_like(A2), torch.ones_like(A2)
+        if y is None:
+            self.tables = (torch.stack([A2, B2, S2, zero], 1).unsqueeze(-1),)
+        else:
+            self.tables = (torch.stack([B2, C2, S2, zero], 1).unsqueeze(-1), torch.stack([A2, one, zero, zero], 1)
+                           .unsqueeze(-1))
+        self.t_next = plan.times[1:, None].expand(plan.steps, x.shape[0]).to(dtype).contiguous().to(x.device)
+
+    def updates(self, n: int, state: torch.Tensor, score: torch.Tensor):
+        """``(args, kwargs)`` of the affine steps of step ``n`` on the run's ``state`` (real pairs),
+        with ``score`` the (real-pairs) score at ``x~``."""
+        stage = self.state
+        if self.y is None:
+            return [((state, self.tables[0][n]), {"score": score, "y": stage, "out": state})]
+        return [((stage, self.tables[0][n]), {"score": score, "y": self.y, "out": stage}),
+                ((state, self.tables[1][n]), {"y": stage, "out": state})]
 
 
 def run_graphed(loop: Callable[[], None], warmup: Callable[[], None], x: torch.Tensor, backup: torch.Tensor) -> None:

@@ -276,7 +276,7 @@ class PredictorCorrector(ReverseSampler):
 
     def plan(self) -> Plan:
         """The predictor's plan with the corrector and its per-step constants added."""
-        plan = dataclasses.replace(self.predictor.plan(), name=type(self).__name__)
+        plan = dataclasses.replace(self.predictor.plan(), name=type(self).__name__)  # keeps a second stage
         if self.corrector is None or self.corrector.n_steps == 0:
             return plan
         t, s = plan.times[:-1], plan.times[1:]

@@ -1,8 +1,9 @@
 """Probability-flow ODE sampler (Song et al. 2021, eq. 13): deterministic, one fused kernel per step."""
 from __future__ import annotations
 
-from .registry import register_sampler
 from .base import ReverseSampler
+from .flow import euler_coefficients
+from .registry import register_sampler
 
 
 @register_sampler("probability_flow")
@@ -34,9 +35,7 @@ class ProbabilityFlow(ReverseSampler):
 
     def step_coefficients(self, t, s):
         if self.method == "euler":
-            a, c, g = self.sde.coefficients(t)
-            h = t - s
-            return 1.0 - a * h, -c * h, 0.5 * g * g * h, 0.0 * h
+            return euler_coefficients(self.sde, t, s)
         mx_t, my_t = self.sde.mean_coeffs(t)
         mx_s, my_s = self.sde.mean_coeffs(s)
         v_t, v_s = self.sde.marginal_var(t), self.sde.marginal_var(s)
