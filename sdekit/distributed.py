@@ -12,16 +12,17 @@ generator is a pure function of ``(seed, RNG word, global sample index, element)
 one-process run.  The one statistic of the whole batch an update uses (the Langevin corrector's
 ``"batch_mean"`` step size) is formed from the per-sample norms of every rank, gathered in global
 order (:mod:`sdekit.solvers.whole_batch`).  So with the same seed, 1, 2 or N processes give
-**bitwise the same** samples, provided ``score_fn`` computes each row independently of the other
-rows of its batch and of the batch size (an elementwise or per-sample score does; a network whose
-kernels pick a different summation order for a different batch size gives the same normals
-and last-bit differences in the score, and so does DMPS with a ``DenseOperator``, whose matrix
-products are blocked by batch size in BLAS, while its block-structured operators such as
-``SuperResolution`` and ``Inpainting`` are row by row; on CPU, ``torch.sigmoid`` computes a
-tensor's last elements with scalar math, 1 ulp from its vector math, where ``torch.tanh``,
-``exp``, ``log`` do not), and that per-sample reductions run single-threaded
-(``torchrun`` sets ``OMP_NUM_THREADS=1``) -- a multi-threaded reduction over few rows may split a
-row's sum across threads.
+**bitwise the same** samples on any one backend (torch, cpu, Triton, CUDA), provided that
+
+* ``score_fn`` computes each row independently of the other rows and of the batch size, as an
+  elementwise or per-sample score does.  Known exceptions, which keep the normals and change the
+  score in its last bits: a network whose kernels choose their summation order by batch size;
+  DMPS with a ``DenseOperator`` (BLAS blocks its matrix products by batch size; the
+  block-structured ``SuperResolution`` and ``Inpainting`` are row by row); on CPU,
+  ``torch.sigmoid``, whose kernel computes a tensor's last elements with scalar math 1 ulp from
+  its vector math (``torch.tanh``, ``exp``, ``log`` do not);
+* torch's per-sample reductions run single-threaded (``torchrun`` sets ``OMP_NUM_THREADS=1``):
+  a multi-threaded reduction over few rows may split one row's sum across threads.
 
 Results either come back to rank 0 (:func:`run_sharded` / :func:`sample` with ``out_dir=None``)
 or stay on disk, one ``.pt`` file per rank with its global row range (``out_dir``), for outputs
