@@ -94,9 +94,10 @@ def test_triton_sample_sq_norms_equals_reference(dtype, triton_device):
 
 
 def test_per_step_arguments_do_not_multiply_compiled_variants():
-    """The step counter, seed words, flags word and coefficient row change every step; compiled
-    Triton (not the interpreter) must not specialise on their values, or a CUDA-graph capture
-    would hit a compile midway (see sdekit/kernels/steps/triton.py's _one_variant).  Checked on the JIT objects."""
+    """The step counter, seed words, flags word and coefficient row change every step (the sample
+    offset every shard); compiled Triton (not the interpreter) must not specialise on their values,
+    or a CUDA-graph capture would hit a compile midway (see sdekit/kernels/steps/triton.py's
+    _one_variant).  Checked on the JIT objects."""
     import os
     import sys
 
@@ -105,8 +106,8 @@ def test_per_step_arguments_do_not_multiply_compiled_variants():
             "    print(type(k).__name__, sorted(p.name for p in k.params if p.do_not_specialize))\n")
     env = {**os.environ, "TRITON_INTERPRET": "0"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    assert out.splitlines() == ["JITFunction ['coef_ptr', 'flag_ptr', 'k0', 'k1', 't0', 't1']",
-                                "JITFunction ['k0', 'k1', 't0', 't1']"]
+    assert out.splitlines() == ["JITFunction ['coef_ptr', 'flag_ptr', 'k0', 'k1', 'off', 't0', 't1']",
+                                "JITFunction ['k0', 'k1', 'off', 't0', 't1']"]
 
 
 @pytest.mark.parametrize("backend", ["torch", "triton", "cpu"])
@@ -132,8 +133,8 @@ _HEADER_INSTANTIATION = r"""
 template __global__ void sdekit::affine_step_kernel<float, true, true, true, true, true, true>(sdekit::AffineStepArgs<float>);
 template __global__ void sdekit::affine_step_kernel<float, true, false, true, false, false, false>(sdekit::AffineStepArgs<float>);
 template __global__ void sdekit::affine_step_kernel<double, true, true, true, true, true, true>(sdekit::AffineStepArgs<double>);
-template __global__ void sdekit::sample_sq_norms_kernel<float, true, 256>(const float*, float*, int64_t, int64_t, int64_t, sdekit::Strides4, uint64_t, uint64_t);
-template __global__ void sdekit::sample_sq_norms_kernel<double, false, 256>(const double*, double*, int64_t, int64_t, int64_t, sdekit::Strides4, uint64_t, uint64_t);
+template __global__ void sdekit::sample_sq_norms_kernel<float, true, 256>(const float*, float*, int64_t, int64_t, int64_t, sdekit::Strides4, uint64_t, uint64_t, uint32_t);
+template __global__ void sdekit::sample_sq_norms_kernel<double, false, 256>(const double*, double*, int64_t, int64_t, int64_t, sdekit::Strides4, uint64_t, uint64_t, uint32_t);
 """
 
 
@@ -179,13 +180,13 @@ def test_gpu_affine_step_equals_reference(backend, dtype):
 
 class _EmulatedCudaOps:
     """The contract of sdekit/csrc/sde_steps.cu, emulated in torch: (B, D1, D2, D3) views from the
-    launcher's dims and per-tensor strides, seed and step as int64 bit patterns."""
+    launcher's dims and per-tensor strides, seed and step as int64 bit patterns, the sample offset as is."""
 
     @staticmethod
     def _view(t, B, dims, st):
         return t.as_strided((B, *dims), st, t.storage_offset())
 
-    def sde_affine_step(self, out, x, score, y, coef, flags, dims, strides, seed, step, noise, contig):
+    def sde_affine_step(self, out, x, score, y, coef, flags, dims, strides, seed, step, sample_offset, noise, contig):
         from sdekit.kernels.rng import philox_normal
         B, N = x.shape[0], dims[0] * dims[1] * dims[2]
         st = [strides[4 * k:4 * k + 4] for k in range(4)]
@@ -197,31 +198,32 @@ class _EmulatedCudaOps:
         if score is not None:
             acc = acc + c[2] * self._view(score, B, dims, st[2])
         if noise:
-            z = philox_normal(B, N, seed % 2**64, step % 2**64, x.dtype).view(B, *dims)
+            z = philox_normal(B, N, seed % 2**64, step % 2**64, x.dtype, sample_offset=sample_offset).view(B, *dims)
             acc = acc + c[3] * z
         self._view(out, B, dims, st[0]).copy_(acc)
 
-    def sde_sample_sq_norms(self, score, dims, strides, seed, step, contig):
+    def sde_sample_sq_norms(self, score, dims, strides, seed, step, sample_offset, contig):
         from sdekit.kernels.rng import philox_normal
         B, N = score.shape[0], dims[0] * dims[1] * dims[2]
         s = self._view(score, B, dims, strides).reshape(B, N)
-        z = philox_normal(B, N, seed % 2**64, step % 2**64, score.dtype)
+        z = philox_normal(B, N, seed % 2**64, step % 2**64, score.dtype, sample_offset=sample_offset)
         return torch.stack([s.square().sum(1), z.square().sum(1)], dim=1)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_cuda_launcher_passes_layout_seed_and_step_as_the_kernel_expects(monkeypatch, dtype):
+def test_cuda_launcher_passes_layout_seed_step_and_offset_as_the_kernel_expects(monkeypatch, dtype):
     """The Python side of the CUDA backend, against an emulation of the op's contract (runs on CPU)."""
     from sdekit.kernels.steps import cuda as steps_cuda
     monkeypatch.setattr(steps_cuda, "_ops", lambda: _EmulatedCudaOps())
     x, s, y, coef = _inputs(dtype)
     xs = torch.randn(3, 6, 17, 9, dtype=dtype)[:, ::2]
     ss = torch.randn(3, 9, 17, 3, dtype=dtype).permute(0, 3, 2, 1)
-    for seed, step in [(0, 0), (-3, 2**63 + 5), (2**64 - 1, 7)]:
-        got = steps_cuda.affine_step(xs, coef, score=ss, y=y, seed=seed, step=step)
-        _close(got, ref.affine_step(xs, coef, score=ss, y=y, seed=seed, step=step), dtype)
-        n = steps_cuda.sample_sq_norms(ss, seed=seed, step=step)
-        assert torch.allclose(n, ref.sample_sq_norms(ss, seed=seed, step=step), rtol=1e-5)
+    for seed, step, off in [(0, 0, 0), (-3, 2**63 + 5, 2**32 - 3), (2**64 - 1, 7, 11)]:
+        key = {"seed": seed, "step": step, "sample_offset": off}
+        got = steps_cuda.affine_step(xs, coef, score=ss, y=y, **key)
+        _close(got, ref.affine_step(xs, coef, score=ss, y=y, **key), dtype)
+        n = steps_cuda.sample_sq_norms(ss, **key)
+        assert torch.allclose(n, ref.sample_sq_norms(ss, **key), rtol=1e-5)
 
 
 def test_gpu_launchers_refuse_batches_past_the_grid_limit_naming_it(monkeypatch):

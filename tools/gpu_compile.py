@@ -233,7 +233,7 @@ def cuda_instantiations(exhaustive: bool = True) -> str:
                              f"{contig}, {vec}>(AffineStepArgs<{t}>);")
         for contig, vec in layouts:
             lines.append(f"template __global__ void sample_sq_norms_kernel<{t}, {contig}, 256, {vec}>("
-                         f"const {t}*, {t}*, int64_t, int64_t, int64_t, Strides4, uint64_t, uint64_t);")
+                         f"const {t}*, {t}*, int64_t, int64_t, int64_t, Strides4, uint64_t, uint64_t, uint32_t);")
         g = 4 if t == "float" else 2
         for v in (g, 1):
             lines.append(f"template __global__ void dawson::dawsn_kernel<{t}, {v}>(const {t}*, {t}*, long long);")

@@ -3,6 +3,7 @@
 // A tensor is seen as (B, N); element j of sample b belongs to group q = j / G
 // (G = 4 in float, 2 in double), and each group is one Philox call:
 //   (o0, o1, o2, o3) = Philox4x32-10(counter = (q, b, step_lo, step_hi), key = (seed_lo, seed_hi))
+// where b is the sample's global index (the launchers pass sample_offset + row; rng.py's sample word)
 //   float:  (o0, o1) -> z[4q], z[4q+1];  (o2, o3) -> z[4q+2], z[4q+3]
 //           u1 = ((o_even >> 8) + 1) 2^-24,  u2 = (o_odd >> 8) 2^-24
 //   double: u1 = ((o0 << 21 | o2 >> 11) + 1) 2^-53,  u2 = (o1 << 21 | o3 >> 11) 2^-53

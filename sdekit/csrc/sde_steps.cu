@@ -1,8 +1,10 @@
 // Torch bindings of the fused sampling steps of sde_steps.cuh (equations and bytes moved there).
 //
-//   torch.ops.sdekit.sde_affine_step(out, x, score?, y?, coef, flags?, dims, strides, seed, step, noise, contig)
+//   torch.ops.sdekit.sde_affine_step(out, x, score?, y?, coef, flags?, dims, strides, seed, step, sample_offset,
+//                                    noise, contig)
 //       out[b] = A[b] x[b] + C[b] y[b] + S[b] score[b] + N[b] z[b](seed, step), in place on `out`
-//   torch.ops.sdekit.sde_sample_sq_norms(score, dims, strides, seed, step, contig) -> (B, 2)
+//       (z[b]: the normals of the global sample sample_offset + b)
+//   torch.ops.sdekit.sde_sample_sq_norms(score, dims, strides, seed, step, sample_offset, contig) -> (B, 2)
 //
 // The schemas are defined once in sdekit/kernels/steps/__init__.py, which validates the arguments;
 // the Python launcher (sdekit/kernels/steps/cuda.py) computes the
@@ -52,8 +54,8 @@ void dispatch_affine(const AffineStepArgs<T>& a, dim3 grid, cudaStream_t st, boo
 
 void sde_affine_step(at::Tensor out, const at::Tensor& x, const c10::optional<at::Tensor>& score,
                      const c10::optional<at::Tensor>& y, const at::Tensor& coef, const c10::optional<at::Tensor>& flags,
-                     at::IntArrayRef dims, at::IntArrayRef strides, int64_t seed, int64_t step, bool noise,
-                     bool contig) {
+                     at::IntArrayRef dims, at::IntArrayRef strides, int64_t seed, int64_t step,
+                     int64_t sample_offset, bool noise, bool contig) {
   TORCH_CHECK(x.is_cuda() && out.is_cuda() && coef.is_cuda(), "sde_affine_step: tensors must be CUDA tensors");
   TORCH_CHECK(dims.size() == 3 && strides.size() == 16, "sde_affine_step: dims must have 3 and strides 16 entries");
   TORCH_CHECK(x.size(0) <= 65535, "sde_affine_step: batch exceeds 65535");
@@ -77,6 +79,7 @@ void sde_affine_step(at::Tensor out, const at::Tensor& x, const c10::optional<at
     a.coef_sb = coef.size(1) > 1 ? coef.stride(1) : 0;
     a.seed = static_cast<uint64_t>(seed);
     a.step = static_cast<uint64_t>(step);
+    a.sample_offset = static_cast<uint32_t>(sample_offset);
     bool vec = contig && N % G == 0;
     const Strides4* ss[4] = {&a.so, &a.sx, &a.ss, &a.sy};
     const void* ps[4] = {a.out, a.x, a.score, a.y};
@@ -92,7 +95,7 @@ void sde_affine_step(at::Tensor out, const at::Tensor& x, const c10::optional<at
 }
 
 at::Tensor sde_sample_sq_norms(const at::Tensor& score, at::IntArrayRef dims, at::IntArrayRef strides, int64_t seed,
-                               int64_t step, bool contig) {
+                               int64_t step, int64_t sample_offset, bool contig) {
   TORCH_CHECK(score.is_cuda(), "sde_sample_sq_norms: score must be a CUDA tensor");
   TORCH_CHECK(score.size(0) <= 65535, "sde_sample_sq_norms: batch exceeds 65535");
   const c10::cuda::CUDAGuard guard(score.device());
@@ -112,7 +115,7 @@ at::Tensor sde_sample_sq_norms(const at::Tensor& score, at::IntArrayRef dims, at
     const bool vec = contig && N % G == 0 && sdekit::aligned16(s) && (ss.sb * (int64_t)sizeof(T)) % 16 == 0;
     auto launch = [&](auto kernel) {
       kernel<<<grid, kNormThreads, 0, st>>>(s, part.data_ptr<T>(), N, dims[1], dims[2], ss, (uint64_t)seed,
-                                            (uint64_t)step);
+                                            (uint64_t)step, (uint32_t)sample_offset);
     };
     if (vec) launch(sdekit::sample_sq_norms_kernel<T, true, kNormThreads, true>);
     else if (contig) launch(sdekit::sample_sq_norms_kernel<T, true, kNormThreads>);

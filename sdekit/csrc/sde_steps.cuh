@@ -30,6 +30,7 @@ struct AffineStepArgs {
   Strides4 so, sx, ss, sy;
   int64_t coef_sk, coef_sb;
   uint64_t seed, step;
+  uint32_t sample_offset;  // global index of sample 0: row b draws the normals of sample sample_offset + b
 };
 
 template <bool CONTIG>
@@ -59,7 +60,7 @@ __global__ void affine_step_kernel(AffineStepArgs<T> a) {
 #pragma unroll 1
   for (int64_t q = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; q < Q; q += (int64_t)gridDim.x * blockDim.x) {
     T z[G];
-    if (NOISE) philox_normal_group<T>((uint64_t)q, b, a.seed, a.step, z);
+    if (NOISE) philox_normal_group<T>((uint64_t)q, b + a.sample_offset, a.seed, a.step, z);
     if (VEC) {
       // A group moves as one 16-byte Packed value, built in registers (a local array
       // reinterpreted as float4 let nvcc split some stores into scalar ones).
@@ -108,14 +109,14 @@ __global__ void affine_step_kernel(AffineStepArgs<T> a) {
 // affine_step_kernel: a group is read as one 16-byte value.
 template <typename T, bool CONTIG, int THREADS, bool VEC = false>
 __global__ void sample_sq_norms_kernel(const T* score, T* part, int64_t N, int64_t D2, int64_t D3,
-                                       Strides4 ss, uint64_t seed, uint64_t step) {
+                                       Strides4 ss, uint64_t seed, uint64_t step, uint32_t sample_offset) {
   constexpr int G = PhiloxGroup<T>::G;
   const uint32_t b = blockIdx.y;
   const int64_t Q = (N + G - 1) / G;
   T acc_s = 0, acc_z = 0;
   for (int64_t q = (int64_t)blockIdx.x * THREADS + threadIdx.x; q < Q; q += (int64_t)gridDim.x * THREADS) {
     T z[G];
-    philox_normal_group<T>((uint64_t)q, b, seed, step, z);
+    philox_normal_group<T>((uint64_t)q, b + sample_offset, seed, step, z);
     if (VEC) {
       const Packed<T, G> sv = *reinterpret_cast<const Packed<T, G>*>(score + b * ss.sb + q * G);
 #pragma unroll

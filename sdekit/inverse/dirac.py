@@ -52,7 +52,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._checks import check_bool, check_int, check_real, check_real_in, check_seed
-from ..kernels.rng import philox_normal_like
+from ..kernels.rng import check_sample_offset, philox_normal_like
 from ..kernels.steps import affine_step
 from ..solvers import NonFiniteError
 from .dirac_families import DegradationFamily, check_time
@@ -112,14 +112,16 @@ class StochasticDegradation:
         """``sigma_t`` per sample for a ``(B,)`` tensor of times, in ``t``'s dtype and device."""
         return torch.tensor([self.sigma(v) for v in t.reshape(-1).tolist()], dtype=t.dtype, device=t.device)
 
-    def sample(self, x0: torch.Tensor, t, seed: int | None = None, *, noise: torch.Tensor | None = None):
-        """``y_t = A_t(x0) + sigma_t z``, ``z`` sdekit's counter-based normals of ``seed`` (or ``noise``)."""
+    def sample(self, x0: torch.Tensor, t, seed: int | None = None, *, noise: torch.Tensor | None = None,
+               sample_offset: int = 0):
+        """``y_t = A_t(x0) + sigma_t z``, ``z`` sdekit's counter-based normals of ``seed`` (or ``noise``),
+        row ``b`` those of the global sample ``sample_offset + b``."""
         if not isinstance(x0, torch.Tensor) or x0.dtype not in (torch.float32, torch.float64) or x0.dim() < 2:
             raise TypeError("x0 must be a batched float32 or float64 tensor")
         if noise is None:
             if seed is None:
                 raise TypeError("seed must be an int (or pass noise), got None")
-            noise = philox_normal_like(x0, check_seed(seed), 0)
+            noise = philox_normal_like(x0, check_seed(seed), 0, sample_offset)
         elif noise.shape != x0.shape:
             raise ValueError(f"noise must have x0's shape {tuple(x0.shape)}, got {tuple(noise.shape)}")
         if isinstance(t, torch.Tensor) and t.numel() > 1:
@@ -247,12 +249,13 @@ class Dirac:
         return x0_hat.detach(), grad * (self.guidance.step / (2.0 * self.process.sigma(1.0) ** 2))
 
     def sample(self, x0_predictor: Callable, y: torch.Tensor, seed: int | None = None, return_trajectory: bool = False,
-               progress: bool = False, *, backend: str = "auto"):
+               progress: bool = False, *, backend: str = "auto", sample_offset: int = 0):
         """Reconstruct from ``y = y_1`` (a batch of degraded, noisy images of the family's shape).
 
         ``x0_predictor(y_t, t)``, with ``t`` a ``(B,)`` tensor in ``y``'s dtype, returns ``x0_hat``
         shaped like ``y``.  ``seed`` keys the counter-based normals (``None``: drawn from torch's
-        global generator).  Returns the reconstruction, and with ``return_trajectory`` also a
+        global generator); ``sample_offset`` is the global index of ``y``'s first row (a shard of a
+        larger run, :mod:`sdekit.distributed`).  Returns the reconstruction, and with ``return_trajectory`` also a
         :class:`DiracTrajectory` of every evaluated step (for the perception-distortion curve).
         """
         if not callable(x0_predictor):
@@ -268,6 +271,7 @@ class Dirac:
         seed = check_seed(seed)
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
+        sample_offset = check_sample_offset(sample_offset, y.shape[0])
         y1 = y.detach()
         x = y1.clone(memory_format=torch.contiguous_format)
         B, ts = x.shape[0], self.time_grid()
@@ -297,7 +301,7 @@ class Dirac:
                     drive = drive - (var_t - var_s) * g
                 coef = torch.tensor([[keep], [0.0], [1.0], [math.sqrt(var_t - var_s)]], dtype=x.dtype, device=x.device)
                 x = affine_step(x, coef, backend=backend, score=drive.contiguous(), seed=int(seed), step=n,
-                                noise=True, flags=flags[n])
+                                sample_offset=sample_offset, noise=True, flags=flags[n])
             out = x
         bad = flags.any(dim=1)
         if bool(bad.any()):

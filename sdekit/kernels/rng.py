@@ -1,17 +1,21 @@
 """Counter-based normal random numbers: Philox4x32-10 + Box-Muller, keyed by (seed, step, index).
 
 Normals are drawn for a tensor seen as ``(B, N)``: sample ``b``, element ``j`` of that
-sample (its logical row-major index, not its memory offset).  Elements are taken in
-groups of ``G`` (4 in float32, 2 in float64) that share one Philox call:
+sample (its logical row-major index, not its memory offset).  The sample's *global* index
+is ``i = sample_offset + b``: ``sample_offset`` (default 0) is the global index of the
+batch's first sample, so a process drawing samples ``[k, k + B)`` of a larger run passes
+``sample_offset = k`` and gets rows ``[k, k + B)`` of the one big draw (issue 18,
+:mod:`sdekit.distributed`).  ``i`` is the counter's 32-bit sample word: ``i < 2^32``.
+Elements are taken in groups of ``G`` (4 in float32, 2 in float64) that share one Philox call:
 
-    q = j // G,   (o0, o1, o2, o3) = Philox4x32-10(counter = (q, b, step_lo, step_hi),
+    q = j // G,   (o0, o1, o2, o3) = Philox4x32-10(counter = (q, i, step_lo, step_hi),
                                                  key     = (seed_lo, seed_hi))
     float32, G = 4:  (o0, o1) -> z[4q], z[4q+1];  (o2, o3) -> z[4q+2], z[4q+3]
         u1 = ((o_even >> 8) + 1) 2^-24,  u2 = (o_odd >> 8) 2^-24
     float64, G = 2:  u1 = ((o0 << 21 | o2 >> 11) + 1) 2^-53,  u2 = (o1 << 21 | o3 >> 11) 2^-53
     Box-Muller:      r = sqrt(-2 log u1),  (z[G q + 2k], z[G q + 2k + 1]) = r (cos 2 pi u2, sin 2 pi u2)
 
-So a draw is a pure function of (seed, step, b, j): strided and contiguous tensors,
+So a draw is a pure function of (seed, step, i, j): strided and contiguous tensors,
 and any launch configuration, get the same numbers.  ``u1`` lies in ``(0, 1]`` so the
 logarithm is finite; the uniforms are exact in their dtype (24 or 53 bits), so backends
 differ only by the last-ulp differences of ``log``/``cos``/``sin``/``sqrt``.  The tails
@@ -32,6 +36,7 @@ CUDA twin is ``sdekit/csrc/philox.cuh``.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -42,7 +47,10 @@ PHILOX_W1 = 0xBB67AE85  # key bump (sqrt(3) - 1)
 MASK32 = 0xFFFFFFFF
 ROUNDS = 10
 
-__all__ = ["group_size", "philox4x32", "philox_normal", "philox_normal_like", "split_seed"]
+SAMPLE_WORDS = 1 << 32  # global sample indices live in the counter's 32-bit sample word
+
+__all__ = ["SAMPLE_WORDS", "check_sample_offset", "group_size", "philox4x32", "philox_normal", "philox_normal_like",
+           "split_seed"]
 
 
 def split_seed(seed: int) -> tuple[int, int]:
@@ -92,6 +100,22 @@ def kernel_words(seed: int, step: int) -> tuple[int, int, int, int]:
     return as_i32(k0), as_i32(k1), as_i32(s & MASK32), as_i32(s >> 32)
 
 
+def check_sample_offset(sample_offset, batch: int = 0) -> int:
+    """``sample_offset`` as an int, checked so that the global sample indices
+    ``[sample_offset, sample_offset + batch)`` fit the counter's 32-bit sample word."""
+    if isinstance(sample_offset, bool) or not isinstance(sample_offset, numbers.Integral):
+        raise TypeError(f"sample_offset must be an int, got {type(sample_offset).__name__}")
+    if not 0 <= sample_offset <= SAMPLE_WORDS - max(batch, 1):
+        raise ValueError(f"sample_offset must be in [0, 2**32 - batch] = [0, {SAMPLE_WORDS - max(batch, 1)}] "
+                         f"(global sample indices are 32-bit), got {sample_offset}")
+    return int(sample_offset)
+
+
+def offset_word(sample_offset: int, batch: int) -> int:
+    """The checked ``sample_offset`` of a batch of ``batch`` samples as an int32 bit pattern (the kernels' argument)."""
+    return as_i32(check_sample_offset(sample_offset, batch))
+
+
 def _check_dtype(dtype: torch.dtype) -> None:
     if dtype not in (torch.float32, torch.float64):
         raise TypeError(f"counter-based normals are defined for float32 and float64, got {dtype}")
@@ -104,15 +128,17 @@ def group_size(dtype: torch.dtype) -> int:
 
 
 def philox_normal(B: int, N: int, seed: int, step: int, dtype: torch.dtype = torch.float32,
-                  device: torch.device | str = "cpu") -> torch.Tensor:
-    """The ``(B, N)`` standard normals of ``(seed, step)``: the specification of every backend."""
+                  device: torch.device | str = "cpu", sample_offset: int = 0) -> torch.Tensor:
+    """The ``(B, N)`` standard normals of ``(seed, step)`` for the global samples
+    ``[sample_offset, sample_offset + B)``: the specification of every backend."""
     G = group_size(dtype)
+    sample_offset = check_sample_offset(sample_offset, B)
     k0, k1 = split_seed(seed)
     s = int(step) % (1 << 64)
     Q = -(-N // G)
     shape = (B, Q)
     c0 = torch.arange(Q, device=device, dtype=torch.int64).expand(shape)
-    c1 = torch.arange(B, device=device, dtype=torch.int64)[:, None].expand(shape)
+    c1 = torch.arange(sample_offset, sample_offset + B, device=device, dtype=torch.int64)[:, None].expand(shape)
     c2 = torch.full(shape, s & MASK32, device=device, dtype=torch.int64)
     c3 = torch.full(shape, s >> 32, device=device, dtype=torch.int64)
     o0, o1, o2, o3 = philox4x32(c0, c1, c2, c3, k0, k1)
@@ -131,11 +157,12 @@ def philox_normal(B: int, N: int, seed: int, step: int, dtype: torch.dtype = tor
     return torch.stack(z, dim=-1).reshape(B, Q * G)[:, :N]
 
 
-def philox_normal_like(x: torch.Tensor, seed: int, step: int) -> torch.Tensor:
-    """Normals shaped like ``x`` (contiguous), with ``x.shape[0]`` as the sample axis."""
+def philox_normal_like(x: torch.Tensor, seed: int, step: int, sample_offset: int = 0) -> torch.Tensor:
+    """Normals shaped like ``x`` (contiguous), with ``x.shape[0]`` as the sample axis and
+    ``sample_offset`` the global index of its first sample."""
     B = x.shape[0] if x.dim() > 0 else 1
     N = x.numel() // B if B else 0
-    return philox_normal(B, N, seed, step, x.dtype, x.device).reshape(x.shape)
+    return philox_normal(B, N, seed, step, x.dtype, x.device, sample_offset).reshape(x.shape)
 
 
 # ----------------------------------------------------------------------------------------
@@ -160,17 +187,17 @@ try:  # pragma: no cover - exercised when triton is installed
         return c0, c1, c2, c3
 
     @triton.jit
-    def philox_normal_tl(q, b, k0, k1, s0, s1, IS_FP64: tl.constexpr):
-        """Box-Muller normals of group ``q`` (int64 tensor) of sample ``b``.
+    def philox_normal_tl(q, b, off, k0, k1, s0, s1, IS_FP64: tl.constexpr):
+        """Box-Muller normals of group ``q`` (int64 tensor) of the global sample ``off + b``.
 
         Returns four float32 tensors (z[4q], ..., z[4q+3]) or, in float64, two
         (z[2q], z[2q+1]); the caller places them.  ``k*``/``s*`` are the 32-bit halves
-        of seed and step.
+        of seed and step, ``off`` the sample offset's 32-bit word (see :func:`offset_word`).
         """
         c0 = q.to(tl.uint32)
         # Scalars arrive as int32 bit patterns (see as_i32): widen in int32, then bitcast.
         zero = tl.zeros(c0.shape, tl.int32)
-        c1 = (zero + b).to(tl.uint32, bitcast=True)
+        c1 = (zero + b).to(tl.uint32, bitcast=True) + (zero + off).to(tl.uint32, bitcast=True)
         c2 = (zero + s0).to(tl.uint32, bitcast=True)
         c3 = (zero + s1).to(tl.uint32, bitcast=True)
         k0 = (zero + k0).to(tl.uint32, bitcast=True)
@@ -200,25 +227,26 @@ try:  # pragma: no cover - exercised when triton is installed
             return ra * tl.cos(tha), ra * tl.sin(tha), rb * tl.cos(thb), rb * tl.sin(thb)
 
     @triton.jit
-    def philox_normal_at_tl(j, b, k0, k1, s0, s1, IS_FP64: tl.constexpr):
-        """The normal of element ``j`` (int64 tensor, any order) of sample ``b``.
+    def philox_normal_at_tl(j, b, off, k0, k1, s0, s1, IS_FP64: tl.constexpr):
+        """The normal of element ``j`` (int64 tensor, any order) of the global sample ``off + b``.
 
         Computes the Philox call of each element's group; used where elements are not
         laid out in whole groups (the generic strided path computes G-fold redundant calls).
         """
         if IS_FP64:
-            z0, z1, z2, z3 = philox_normal_tl(j // 2, b, k0, k1, s0, s1, IS_FP64)
+            z0, z1, z2, z3 = philox_normal_tl(j // 2, b, off, k0, k1, s0, s1, IS_FP64)
             z = tl.where((j % 2) == 0, z0, z1)
         else:
-            z0, z1, z2, z3 = philox_normal_tl(j // 4, b, k0, k1, s0, s1, IS_FP64)
+            z0, z1, z2, z3 = philox_normal_tl(j // 4, b, off, k0, k1, s0, s1, IS_FP64)
             r = j % 4
             z = tl.where(r == 0, z0, tl.where(r == 1, z1, tl.where(r == 2, z2, z3)))
         return z
 
     @triton.jit
-    def philox_normal_grouped_tl(q, b, k0, k1, s0, s1, IS_FP64: tl.constexpr):
-        """Normals of whole groups ``q`` (1-D int64 tensor of length Q) as a ``[Q, G]`` tile."""
-        z0, z1, z2, z3 = philox_normal_tl(q, b, k0, k1, s0, s1, IS_FP64)
+    def philox_normal_grouped_tl(q, b, off, k0, k1, s0, s1, IS_FP64: tl.constexpr):
+        """Normals of whole groups ``q`` (1-D int64 tensor of length Q) of the global sample
+        ``off + b`` as a ``[Q, G]`` tile."""
+        z0, z1, z2, z3 = philox_normal_tl(q, b, off, k0, k1, s0, s1, IS_FP64)
         if IS_FP64:
             col = tl.arange(0, 2)[None, :]
             z = tl.where(col == 0, z0[:, None], z1[:, None])
@@ -229,21 +257,22 @@ try:  # pragma: no cover - exercised when triton is installed
         return z
 
     @triton.jit
-    def _philox_normal_kernel(out_ptr, N, k0, k1, s0, s1, IS_FP64: tl.constexpr, BLOCK: tl.constexpr):
+    def _philox_normal_kernel(out_ptr, N, off, k0, k1, s0, s1, IS_FP64: tl.constexpr, BLOCK: tl.constexpr):
         b = tl.program_id(1)
         j = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        z = philox_normal_at_tl(j, b, k0, k1, s0, s1, IS_FP64)
+        z = philox_normal_at_tl(j, b, off, k0, k1, s0, s1, IS_FP64)
         tl.store(out_ptr + b.to(tl.int64) * N + j, z, mask=j < N)
 
 except ImportError:  # pragma: no cover
     pass
 
 
-def philox_normal_triton(B: int, N: int, seed: int, step: int, dtype=torch.float32, device="cpu") -> torch.Tensor:
+def philox_normal_triton(B: int, N: int, seed: int, step: int, dtype=torch.float32, device="cpu",
+                         sample_offset: int = 0) -> torch.Tensor:
     """:func:`philox_normal` drawn by the Triton twin (element-wise path; for tests)."""
     _check_dtype(dtype)
     out = torch.empty(B, N, dtype=dtype, device=device)
     BLOCK = 1024
     _philox_normal_kernel[(triton.cdiv(N, BLOCK), B)](
-        out, N, *kernel_words(seed, step), IS_FP64=dtype == torch.float64, BLOCK=BLOCK)
+        out, N, offset_word(sample_offset, B), *kernel_words(seed, step), IS_FP64=dtype == torch.float64, BLOCK=BLOCK)
     return out

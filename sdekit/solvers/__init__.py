@@ -11,6 +11,8 @@ with counter-based normals keyed by ``(seed, word, element)``, so the ``torch``,
 * :mod:`.loop`: the one loop that executes a plan (forward and reverse);
 * :mod:`.registry`: the names ``PredictorCorrector`` and ``DMPS`` accept;
 * :mod:`.complex_data`: complex data (sgmse's spectrograms) run as real pairs;
+* :mod:`.whole_batch`: statistics of the whole batch when a run holds one shard of it
+  (:mod:`sdekit.distributed`);
 * one module per family of samplers (equation, order and source in each class docstring).
 """
 from .adaptive import AdaptiveProbabilityFlow, DormandPrince, ODESolution

@@ -351,9 +351,10 @@ class AdaptiveProbabilityFlow:
         self.solver = DormandPrince(rtol, atol, norm=norm)
 
     def sample(self, score_fn, y=None, x_T=None, shape=None, seed=None, *, dtype=None, device=None,
-               denoise: bool = False, return_nfe: bool = False):
-        """Integrate from ``x_T`` (default: the prior draw of the fixed-step samplers for ``seed``)
-        to ``t_eps``.  Returns ``x``, or ``(x, nfe)`` with ``return_nfe`` (score_sde returns both).
+               denoise: bool = False, return_nfe: bool = False, sample_offset: int = 0):
+        """Integrate from ``x_T`` (default: the prior draw of the fixed-step samplers for ``seed``,
+        its rows the global samples from ``sample_offset``) to ``t_eps``.  Returns ``x``, or
+        ``(x, nfe)`` with ``return_nfe`` (score_sde returns both).
 
         ``score_fn(x, t)`` takes ``t`` of shape ``(B,)``; ``y`` is closed over, as for the other samplers.
         """
@@ -361,7 +362,8 @@ class AdaptiveProbabilityFlow:
             raise TypeError(f"score_fn must be callable as score_fn(x, t), got {type(score_fn).__name__}")
         denoise, return_nfe = check_bool("denoise", denoise), check_bool("return_nfe", return_nfe)
         # seed, dtype and device are checked as the fixed-step samplers' run options are
-        x = initial_state(self.sde, y, x_T, shape, with_drawn_seed(RunOptions(seed=seed, dtype=dtype, device=device)))
+        options = RunOptions(seed=seed, dtype=dtype, device=device, sample_offset=sample_offset)
+        x = initial_state(self.sde, y, x_T, shape, with_drawn_seed(options))
         y_arg = y if (y is not None and self.sde.has_y_drift) else None
         drift = probability_flow_drift(self.sde, score_fn, y_arg)
         with torch.no_grad():

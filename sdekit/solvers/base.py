@@ -57,7 +57,8 @@ def with_drawn_seed(options: RunOptions) -> RunOptions:
 
 def initial_state(sde, y, x_T, shape, options: RunOptions, *, allow_complex: bool = False) -> torch.Tensor:
     """``x_T`` copied (contiguous), or a prior draw ``prior_mean(y) + std(T) z`` with the
-    counter-based ``z`` of :data:`PRIOR_WORD`, of ``shape`` (default ``y.shape``).  ``y`` and
+    counter-based ``z`` of :data:`PRIOR_WORD` (row ``b``: global sample ``options.sample_offset + b``),
+    of ``shape`` (default ``y.shape``).  ``y`` and
     ``x_T`` are checked as themselves (dtype, finiteness) before they fix anything.  With
     ``allow_complex``, complex data is accepted and ``z`` is complex of unit variance
     (:mod:`sdekit.solvers.complex_data`)."""
@@ -90,7 +91,7 @@ def initial_state(sde, y, x_T, shape, options: RunOptions, *, allow_complex: boo
         check_finite("x_T", x_T)
         return x_T.resolve_conj().clone(memory_format=torch.contiguous_format)
     std = float(sde.marginal_std(sde.T))
-    z = standard_normal_like(x, options.seed, PRIOR_WORD)
+    z = standard_normal_like(x, options.seed, PRIOR_WORD, options.sample_offset)
     return (sde.prior_mean(y) + std * z).to(x.dtype).contiguous()
 
 
@@ -108,12 +109,13 @@ class Corrector(abc.ABC):
         """Per-step float64 constants for the updates at ``t`` (the predictor then goes to ``s``)."""
 
     @abc.abstractmethod
-    def step(self, x, score, constant, *, seed: int, step: int, noise_scale: float = 1.0, backend: str = "auto",
-             out=None, flags=None):
+    def step(self, x, score, constant, *, seed: int, step: int, sample_offset: int = 0, noise_scale: float = 1.0,
+             backend: str = "auto", out=None, flags=None):
         """One update of the real tensor ``x`` at fixed ``t`` with ``score = score_fn(x, t)``.
 
         The update's normals are ``noise_scale w`` with ``w`` the standard normals keyed by
-        ``(seed, step)``: ``noise_scale = 1/sqrt(2)`` when ``x`` is the real view of complex data
+        ``(seed, step)``, row ``b`` those of the global sample ``sample_offset + b``:
+        ``noise_scale = 1/sqrt(2)`` when ``x`` is the real view of complex data
         (:mod:`sdekit.solvers.complex_data`), so that each complex normal has unit variance.
         """
 

@@ -42,10 +42,12 @@ def real_dtype(dtype: torch.dtype) -> torch.dtype:
     return {torch.complex64: torch.float32, torch.complex128: torch.float64}.get(dtype, dtype)
 
 
-def standard_normal_like(x: torch.Tensor, seed: int, word: int) -> torch.Tensor:
-    """The normals of ``(seed, word)`` shaped like ``x``: real standard normals, or for complex
-    ``x`` complex normals of unit variance built from the real view's (module docstring)."""
+def standard_normal_like(x: torch.Tensor, seed: int, word: int, sample_offset: int = 0) -> torch.Tensor:
+    """The normals of ``(seed, word)`` shaped like ``x`` (row ``b``: global sample ``sample_offset + b``):
+    real standard normals, or for complex ``x`` complex normals of unit variance built from the real
+    view's (module docstring)."""
     if not x.is_complex():
-        return philox_normal_like(x, seed, word)
-    w = philox_normal_like(torch.empty(*x.shape, 2, dtype=real_dtype(x.dtype), device=x.device), seed, word)
+        return philox_normal_like(x, seed, word, sample_offset)
+    w = philox_normal_like(torch.empty(*x.shape, 2, dtype=real_dtype(x.dtype), device=x.device), seed, word,
+                           sample_offset)
     return torch.view_as_complex(w * NOISE_SCALE)

@@ -53,8 +53,9 @@ class EulerMaruyama(ReverseSampler):
         """Integrate the forward SDE from ``x0`` at ``t0`` to ``t1`` (default ``T``) in ``steps`` steps.
 
         Run options as for :meth:`sample` (``seed`` and ``backend`` may go positionally after
-        ``t1``); ``denoise`` does not apply (every forward step draws its normals).  Complex
-        ``x0`` (and ``y``) get complex normals of unit variance (:mod:`sdekit.solvers.complex_data`).
+        ``t1``; ``sample_offset``: the global index of ``x0``'s first row); ``denoise`` does not
+        apply (every forward step draws its normals).  Complex ``x0`` (and ``y``) get complex
+        normals of unit variance (:mod:`sdekit.solvers.complex_data`).
         """
         if "denoise" in kwargs:
             raise TypeError("simulate has no denoise option (every forward step draws its normals)")

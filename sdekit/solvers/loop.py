@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from .._checks import check_like
 from ..kernels import steps as _steps
 from .complex_data import noise_scale, real_pairs
+from ..kernels.rng import check_sample_offset
 from .options import RunOptions
 from .plan import Plan
 
@@ -74,8 +75,8 @@ class StepRecords:
 
 def rng_key(options: RunOptions, word: int) -> dict:
     """The counter-based generator's key of one update: the single place the run's RNG numbering
-    meets the kernels (issue 18's ``sample_offset`` joins ``seed`` and ``step`` here)."""
-    return {"seed": options.seed, "step": word}
+    (seed, RNG word, global index of the batch's first sample) meets the kernels."""
+    return {"seed": options.seed, "step": word, "sample_offset": options.sample_offset}
 
 
 def run(plan: Plan, x: torch.Tensor, score_fn: Callable | None, y, options: RunOptions):
@@ -83,6 +84,7 @@ def run(plan: Plan, x: torch.Tensor, score_fn: Callable | None, y, options: RunO
     complex; ``y``: the conditioning tensor or ``None``; ``options.seed`` already drawn).  Returns
     ``x``, or ``(x, trajectory)`` with ``options.return_trajectory``."""
     steps, K, device = plan.steps, plan.corrector_steps, x.device
+    check_sample_offset(options.sample_offset, x.shape[0])
     # the kernels' front door: score_fn's result is checked there, once per step, and nowhere else
     affine = functools.partial(_steps.affine_step, backend=options.backend)
     state, y, scale = real_pairs(x), real_pairs(y), noise_scale(x)  # what the kernels read and write

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from .._checks import check_backend, check_bool, check_device, check_dtype, check_int, check_seed
+from ..kernels.rng import check_sample_offset
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,10 @@ class RunOptions:
             the detail left to resolve at ``t_eps``; the mean is the better sample of the data.
             ``denoise=False`` returns a draw of the discretised chain's law at ``t_eps``, which
             is what a Monte Carlo check against the marginal at ``t_eps`` wants.
+        sample_offset: the global index of this batch's first sample: row ``b`` draws the normals
+            of sample ``sample_offset + b`` (:mod:`sdekit.kernels.rng`), so a process sampling rows
+            ``[k, k + B)`` of a larger run with ``sample_offset=k`` draws exactly those rows of
+            the one-process run (:mod:`sdekit.distributed`).  ``sample_offset + B <= 2**32``.
     """
 
     seed: int | None = None
@@ -52,8 +57,7 @@ class RunOptions:
     dtype: torch.dtype | None = None
     device: torch.device | None = None
     denoise: bool = True
-    # Issue 18 (distributed sampling) adds ``sample_offset: int = 0`` here: the global index of
-    # this batch's first sample.  It reaches the kernels through ``sdekit.solvers.loop.rng_key`` alone.
+    sample_offset: int = 0  # reaches the kernels through ``sdekit.solvers.loop.rng_key`` and the prior draw alone
 
     def __post_init__(self):
         fix = object.__setattr__
@@ -62,6 +66,7 @@ class RunOptions:
         for name in ("progress", "return_trajectory", "cuda_graph", "denoise"):
             check_bool(name, getattr(self, name))
         fix(self, "check_every", check_int("check_every", self.check_every, min=0))
+        fix(self, "sample_offset", check_sample_offset(self.sample_offset))
         fix(self, "dtype", check_dtype("dtype", self.dtype, allow_complex=True))
         fix(self, "device", check_device("device", self.device))
 

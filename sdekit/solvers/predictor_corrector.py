@@ -18,6 +18,7 @@ from .base import Corrector, ReverseSampler, check_sde, sqrt_clamped
 from .options import RunOptions
 from .plan import Plan, time_grid
 from .registry import CORRECTORS, SAMPLERS, lookup, register_corrector, register_sampler
+from .whole_batch import whole_batch_rows
 
 
 @register_sampler("reverse_diffusion")
@@ -123,12 +124,12 @@ class SnrCorrector(Corrector):
         return torch.full_like(t, self.alpha, dtype=torch.float64)
 
     @staticmethod
-    def langevin_update(x, score, eps, *, seed, step, noise_scale, backend, out, flags):
+    def langevin_update(x, score, eps, *, seed, step, sample_offset, noise_scale, backend, out, flags):
         """``x + eps score + sqrt(2 eps) noise_scale w`` (:func:`langevin_coefficients`): one fused kernel
         (``eps`` per sample or scalar)."""
         coef = langevin_coefficients(eps, noise_scale)
         return _steps.affine_step(x, coef.reshape(4, -1), backend=backend, score=score, seed=seed, step=step,
-                                  out=out, flags=flags)
+                                  sample_offset=sample_offset, out=out, flags=flags)
 
 
 @register_corrector("langevin")
@@ -166,26 +167,33 @@ class LangevinCorrector(SnrCorrector):
         """``alpha`` at each ``t`` (see :meth:`SnrCorrector.alpha_at`)."""
         return self.alpha_at(t, s)
 
-    def step(self, x, score, constant, *, seed: int, step: int, noise_scale: float = 1.0, backend: str = "auto",
-             out=None, flags=None):
+    def step(self, x, score, constant, *, seed: int, step: int, sample_offset: int = 0, noise_scale: float = 1.0,
+             backend: str = "auto", out=None, flags=None):
         """One Langevin update of ``x`` at fixed ``t`` (a norm reduction, then one fused kernel).
 
-        ``constant`` is ``alpha``, a scalar tensor (see :meth:`constants`); ``(seed, step)`` keys
-        the normals, the same ones the norm reduction saw (``||z||^2 = noise_scale^2 ||w||^2``).
+        ``constant`` is ``alpha``, a scalar tensor (see :meth:`constants`); ``(seed, step,
+        sample_offset)`` keys the normals, the same ones the norm reduction saw
+        (``||z||^2 = noise_scale^2 ||w||^2``).
         """
-        sq_norms = _steps.sample_sq_norms(score, backend=backend, seed=seed, step=step)
+        key = {"seed": seed, "step": step, "sample_offset": sample_offset}
+        sq_norms = _steps.sample_sq_norms(score, backend=backend, **key)
         eps = self.step_size(sq_norms, constant, noise_scale)
-        return self.langevin_update(x, score, eps, seed=seed, step=step, noise_scale=noise_scale, backend=backend,
-                                    out=out, flags=flags)
+        return self.langevin_update(x, score, eps, **key, noise_scale=noise_scale, backend=backend, out=out,
+                                    flags=flags)
 
     def step_size(self, sq_norms: torch.Tensor, alpha, noise_scale: float = 1.0) -> torch.Tensor:
-        """Per-sample ``eps`` from the ``(B, 2)`` squared norms ``(||score||^2, ||w||^2)``."""
+        """Per-sample ``eps`` from the ``(B, 2)`` squared norms ``(||score||^2, ||w||^2)``; the
+        ``"batch_mean"`` rule averages over the whole batch, all shards of a sharded run included
+        (:mod:`sdekit.solvers.whole_batch`)."""
+        B = sq_norms.shape[0]
+        if self.norm == "batch_mean":
+            sq_norms = whole_batch_rows(sq_norms)
         ss, zz = sq_norms[:, 0], sq_norms[:, 1]
         if noise_scale != 1.0:
             zz = zz * noise_scale**2
         if self.norm == "batch_mean":
             ratio2 = (zz.sqrt().mean() / ss.sqrt().mean()) ** 2
-            ratio2 = ratio2.expand_as(ss)
+            ratio2 = ratio2.expand(B)
         else:
             ratio2 = zz / ss
         return 2.0 * alpha * self.snr**2 * ratio2
@@ -213,11 +221,11 @@ class AnnealedLangevinCorrector(SnrCorrector):
         std = self.sde.marginal_std(t.to(torch.float64), check=False)
         return 2.0 * self.alpha_at(t, s) * (self.snr * std) ** 2
 
-    def step(self, x, score, constant, *, seed: int, step: int, noise_scale: float = 1.0, backend: str = "auto",
-             out=None, flags=None):
+    def step(self, x, score, constant, *, seed: int, step: int, sample_offset: int = 0, noise_scale: float = 1.0,
+             backend: str = "auto", out=None, flags=None):
         """One update of ``x`` at fixed ``t``; ``constant`` is ``eps`` (see :meth:`constants`)."""
-        return self.langevin_update(x, score, constant, seed=seed, step=step, noise_scale=noise_scale,
-                                    backend=backend, out=out, flags=flags)
+        return self.langevin_update(x, score, constant, seed=seed, step=step, sample_offset=sample_offset,
+                                    noise_scale=noise_scale, backend=backend, out=out, flags=flags)
 
 
 class PredictorCorrector(ReverseSampler):

@@ -152,7 +152,7 @@ void affine_block(const AffineStepArgs<T>& a, int64_t b, int64_t q0, int64_t q1,
   const T A = cp[0], C = HY ? cp[a.coef_sk] : T(0), S = HS ? cp[2 * a.coef_sk] : T(0),
           Nc = NZ ? cp[3 * a.coef_sk] : T(0);
   T z[kBlockGroups * G];
-  if (NZ) normals_block<T>((uint64_t)q0, q1 - q0, (uint32_t)b, a.seed, a.step, z);
+  if (NZ) normals_block<T>((uint64_t)q0, q1 - q0, (uint32_t)b + a.sample_offset, a.seed, a.step, z);
   const int64_t j0 = q0 * G, j1 = std::min(q1 * G, a.N);
   bool bs = false, bo = false;
   if (CONTIG) {  // inner stride 1 (or one element per sample)
@@ -227,7 +227,7 @@ Strides4 strides_at(at::IntArrayRef s, int k) { return Strides4{s[4 * k], s[4 * 
 void sde_affine_step_cpu(at::Tensor out, const at::Tensor& x, const c10::optional<at::Tensor>& score,
                          const c10::optional<at::Tensor>& y, const at::Tensor& coef,
                          const c10::optional<at::Tensor>& flags, at::IntArrayRef dims, at::IntArrayRef strides,
-                         int64_t seed, int64_t step, bool noise, bool contig) {
+                         int64_t seed, int64_t step, int64_t sample_offset, bool noise, bool contig) {
   TORCH_CHECK(dims.size() == 3 && strides.size() == 16, "sde_affine_step: dims must have 3 and strides 16 entries");
   TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
               "sde_affine_step: x must be float32 or float64, got ", x.scalar_type());
@@ -249,6 +249,7 @@ void sde_affine_step_cpu(at::Tensor out, const at::Tensor& x, const c10::optiona
     a.coef_sb = coef.size(1) > 1 ? coef.stride(1) : 0;
     a.seed = static_cast<uint64_t>(seed);
     a.step = static_cast<uint64_t>(step);
+    a.sample_offset = static_cast<uint32_t>(sample_offset);
     affine_dispatch<T>(a, B, score.has_value(), y.has_value(), noise, flags.has_value(), contig);
   });
 }
@@ -258,7 +259,7 @@ void sde_affine_step_cpu(at::Tensor out, const at::Tensor& x, const c10::optiona
 // result does not depend on the number of threads.
 template <typename T, bool CONTIG>
 void sq_norms_all(const T* score, T* res, int64_t B, int64_t N, int64_t D2, int64_t D3, const Strides4& ss,
-                  uint64_t seed, uint64_t step) {
+                  uint64_t seed, uint64_t step, uint32_t sample_offset) {
   constexpr int G = PhiloxGroup<T>::G;
   const int64_t Q = (N + G - 1) / G, per_sample = (Q + kBlockGroups - 1) / kBlockGroups;
   std::vector<double> part(B * per_sample * 2);
@@ -266,7 +267,7 @@ void sq_norms_all(const T* score, T* res, int64_t B, int64_t N, int64_t D2, int6
     T z[kBlockGroups * G];
     for (int64_t u = u0; u < u1; ++u) {
       const int64_t b = u / per_sample, q0 = (u % per_sample) * kBlockGroups, q1 = std::min(Q, q0 + kBlockGroups);
-      normals_block<T>((uint64_t)q0, q1 - q0, (uint32_t)b, seed, step, z);
+      normals_block<T>((uint64_t)q0, q1 - q0, (uint32_t)b + sample_offset, seed, step, z);
       const int64_t j0 = q0 * G, j1 = std::min(q1 * G, N);
       double acc_s = 0, acc_z = 0;
 #pragma omp simd reduction(+ : acc_s, acc_z)
@@ -292,7 +293,7 @@ void sq_norms_all(const T* score, T* res, int64_t B, int64_t N, int64_t D2, int6
 }
 
 at::Tensor sde_sample_sq_norms_cpu(const at::Tensor& score, at::IntArrayRef dims, at::IntArrayRef strides,
-                                   int64_t seed, int64_t step, bool contig) {
+                                   int64_t seed, int64_t step, int64_t sample_offset, bool contig) {
   TORCH_CHECK(dims.size() == 3 && strides.size() == 4, "sde_sample_sq_norms: dims must have 3 and strides 4 entries");
   const int64_t B = score.size(0), N = dims[0] * dims[1] * dims[2];
   at::Tensor res = at::zeros({B, 2}, score.options());
@@ -301,10 +302,10 @@ at::Tensor sde_sample_sq_norms_cpu(const at::Tensor& score, at::IntArrayRef dims
     const Strides4 ss = strides_at(strides, 0);
     if (contig)
       sq_norms_all<scalar_t, true>(score.data_ptr<scalar_t>(), res.data_ptr<scalar_t>(), B, N, dims[1], dims[2], ss,
-                                   (uint64_t)seed, (uint64_t)step);
+                                   (uint64_t)seed, (uint64_t)step, (uint32_t)sample_offset);
     else
       sq_norms_all<scalar_t, false>(score.data_ptr<scalar_t>(), res.data_ptr<scalar_t>(), B, N, dims[1], dims[2], ss,
-                                    (uint64_t)seed, (uint64_t)step);
+                                    (uint64_t)seed, (uint64_t)step, (uint32_t)sample_offset);
   });
   return res;
 }

@@ -3,7 +3,8 @@
     affine_step:     x_out[b] = A[b] x[b] + C[b] y[b] + S[b] score[b] + N[b] z[b](seed, step)
     sample_sq_norms: per sample (sum score[b]^2, sum z[b]^2), for the Langevin step size
 
-``z`` are the counter-based normals of :mod:`sdekit.kernels.rng`.  Files of this folder:
+``z`` are the counter-based normals of :mod:`sdekit.kernels.rng`, row ``b`` those of the global
+sample ``sample_offset + b``.  Files of this folder:
 ``reference.py`` (torch, the specification), ``triton.py``, ``cuda.py`` and ``cpu.py``
 (launchers of the compiled ops ``torch.ops.sdekit.sde_affine_step`` /
 ``sde_sample_sq_norms``, whose one schema is defined here and whose kernels are
@@ -16,7 +17,8 @@ Contract every backend honours (arguments are checked once, here, by :func:`chec
   empty samples allowed; the GPU launchers, Triton and CUDA, run one grid row per sample and
   refuse ``B > 65535`` with a ``ValueError``, the torch and CPU backends take any ``B``); ``score``, ``y``, ``out``: ``x``'s shape, dtype and device, any
   strides; ``coef``: ``(4, 1)`` or ``(4, B)`` rows ``(A, C, S, N)``, any strides.
-* ``seed``, ``step``: ints, taken modulo ``2^64``.
+* ``seed``, ``step``: ints, taken modulo ``2^64``; ``sample_offset``: an int in ``[0, 2^32 - B]``
+  (the global index of the batch's first sample; checked here, once).
 * ``flags``: an int32 tensor of 2 entries; ``flags[0]`` is set to 1 when ``score`` holds a
   non-finite value, ``flags[1]`` when the output does; never reset.
 * The result is ``out`` (written in place; ``out`` may be ``x``) or a new tensor shaped like ``x``.
@@ -30,25 +32,26 @@ import torch
 
 from ..._checks import check_batched_float, check_like
 from ..dispatch import resolve
+from ..rng import check_sample_offset
 
 __all__ = ["affine_step", "sample_sq_norms", "check_step_args", "resolve"]
 
 torch.library.define(
     "sdekit::sde_affine_step",
     "(Tensor(a!) out, Tensor x, Tensor? score, Tensor? y, Tensor coef, Tensor(b!)? flags, int[] dims, "
-    "int[] strides, int seed, int step, bool noise, bool contig) -> ()")
+    "int[] strides, int seed, int step, int sample_offset, bool noise, bool contig) -> ()")
 torch.library.define(
     "sdekit::sde_sample_sq_norms",
-    "(Tensor score, int[] dims, int[] strides, int seed, int step, bool contig) -> Tensor")
+    "(Tensor score, int[] dims, int[] strides, int seed, int step, int sample_offset, bool contig) -> Tensor")
 
 
 @torch.library.register_fake("sdekit::sde_affine_step")
-def _affine_step_fake(out, x, score, y, coef, flags, dims, strides, seed, step, noise, contig):
+def _affine_step_fake(out, x, score, y, coef, flags, dims, strides, seed, step, sample_offset, noise, contig):
     return None
 
 
 @torch.library.register_fake("sdekit::sde_sample_sq_norms")
-def _sample_sq_norms_fake(score, dims, strides, seed, step, contig):
+def _sample_sq_norms_fake(score, dims, strides, seed, step, sample_offset, contig):
     return score.new_empty(score.shape[0], 2)
 
 
@@ -73,18 +76,23 @@ def check_step_args(x, coef, score, y, out, flags) -> None:
         raise ValueError("flags must be an int32 tensor of 2 entries on x's device")
 
 
-def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, noise=True, out=None, flags=None, backend="auto"):
+def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, sample_offset=0, noise=True, out=None, flags=None,
+                backend="auto"):
     """``out = A x + C y + S score + N z(seed, step)`` (terms with ``None``, or ``noise=False``, skipped),
     by the backend ``backend`` picks for ``x``'s device; arguments as in the module docstring."""
     check_step_args(x, coef, score, y, out, flags)
+    sample_offset = check_sample_offset(sample_offset, x.shape[0])
     return resolve("affine_step", backend, x.device)(x, coef, score=score, y=y, seed=seed, step=step,
-                                                     noise=noise, out=out, flags=flags)
+                                                     sample_offset=sample_offset, noise=noise, out=out, flags=flags)
 
 
-def sample_sq_norms(score, *, seed=0, step=0, backend="auto"):
-    """``(B, 2)``: per sample, ``sum(score^2)`` and ``sum(z^2)`` of the normals of ``(seed, step)``."""
+def sample_sq_norms(score, *, seed=0, step=0, sample_offset=0, backend="auto"):
+    """``(B, 2)``: per sample, ``sum(score^2)`` and ``sum(z^2)`` of the normals of ``(seed, step)``
+    (row ``b``: the global sample ``sample_offset + b``)."""
     check_batched_float("score", score)
-    return resolve("sample_sq_norms", backend, score.device)(score, seed=seed, step=step)
+    sample_offset = check_sample_offset(sample_offset, score.shape[0])
+    return resolve("sample_sq_norms", backend, score.device)(score, seed=seed, step=step,
+                                                             sample_offset=sample_offset)
 
 
 # Every backend registers itself with the dispatcher on import.

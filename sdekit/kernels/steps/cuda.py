@@ -22,21 +22,22 @@ def _ops():
 
 
 @register("affine_step", "cuda")
-def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, noise=True, out=None, flags=None):
+def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, sample_offset=0, noise=True, out=None, flags=None):
     """CUDA twin of :func:`sdekit.kernels.steps.reference.affine_step` (one kernel launch)."""
     check_grid_rows(x.shape[0])
     target = torch.empty_like(x) if out is None else out
     (o, xx, s, yy), dims, strides, contig = step_layout([target, x, score, y])
     flat = [v for st in strides for v in st]
-    _ops().sde_affine_step(o, xx, s, yy, coef, flags, dims, flat, *launch_words(seed, step), bool(noise), contig)
+    _ops().sde_affine_step(o, xx, s, yy, coef, flags, dims, flat, *launch_words(seed, step, sample_offset),
+                           bool(noise), contig)
     if o is not target:
         target.copy_(o)
     return target
 
 
 @register("sample_sq_norms", "cuda")
-def sample_sq_norms(score, *, seed=0, step=0):
+def sample_sq_norms(score, *, seed=0, step=0, sample_offset=0):
     """CUDA twin of :func:`sdekit.kernels.steps.reference.sample_sq_norms` (deterministic)."""
     check_grid_rows(score.shape[0])
     (s,), dims, strides, contig = step_layout([score])
-    return _ops().sde_sample_sq_norms(s, dims, strides[0], *launch_words(seed, step), contig)
+    return _ops().sde_sample_sq_norms(s, dims, strides[0], *launch_words(seed, step, sample_offset), contig)

@@ -72,10 +72,11 @@ def _i64(v: int) -> int:
     return v - (1 << 64) if v >= (1 << 63) else v
 
 
-def launch_words(seed: int, step: int) -> tuple[int, int]:
-    """``(seed, step)`` as the int64 bit patterns the compiled ops receive (both taken modulo 2^64)."""
+def launch_words(seed: int, step: int, sample_offset: int = 0) -> tuple[int, int, int]:
+    """``(seed, step, sample_offset)`` as the int64s the compiled ops receive (seed and step as bit
+    patterns, taken modulo 2^64; the offset, already checked to lie in ``[0, 2^32)``, as is)."""
     k0, k1 = split_seed(seed)
-    return _i64(k0 | (k1 << 32)), _i64(int(step))
+    return _i64(k0 | (k1 << 32)), _i64(int(step)), int(sample_offset)
 
 
 GPU_MAX_BATCH = 65535  # CUDA's limit on the second grid dimension

@@ -6,7 +6,8 @@ one *affine step* with per-sample coefficients:
 
     x_out[b] = A[b] x[b] + C[b] y[b] + S[b] score[b] + N[b] z[b](seed, step)
 
-``z`` are the counter-based normals of :mod:`sdekit.kernels.rng`.  ``coef`` is a ``(4, Bc)``
+``z`` are the counter-based normals of :mod:`sdekit.kernels.rng`, row ``b`` those of the global
+sample ``sample_offset + b``.  ``coef is a ``(4, Bc)``
 tensor holding the rows ``(A, C, S, N)`` with ``Bc = 1`` (one scalar per row, shared by all
 samples) or ``Bc = B`` (per-sample).  The solver computes the coefficients from the SDE, the
 kernel does the arithmetic.  Memory traffic of the fused kernels: read x, y, score and the
@@ -35,8 +36,9 @@ def _per_sample(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 @register("affine_step", "torch")
-def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, noise=True, out=None, flags=None):
-    """``out = A x + C y + S score + N z(seed, step)``; terms with ``None`` (or ``noise=False``) are skipped."""
+def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, sample_offset=0, noise=True, out=None, flags=None):
+    """``out = A x + C y + S score + N z(seed, step)``; terms with ``None`` (or ``noise=False``) are skipped;
+    row ``b`` of ``z`` is the global sample ``sample_offset + b``'s."""
     A, C, S, N = (_per_sample(coef[k], x) for k in range(4))
     acc = A * x
     if y is not None:
@@ -44,7 +46,7 @@ def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, noise=True, out=
     if score is not None:
         acc = acc + S * score
     if noise:
-        acc = acc + N * philox_normal_like(x, seed, step)
+        acc = acc + N * philox_normal_like(x, seed, step, sample_offset)
     if flags is not None:
         if score is not None:
             flags[0] |= (~torch.isfinite(score)).any().to(torch.int32)
@@ -55,8 +57,9 @@ def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, noise=True, out=
 
 
 @register("sample_sq_norms", "torch")
-def sample_sq_norms(score, *, seed=0, step=0):
-    """``(B, 2)``: per sample, ``sum(score^2)`` and ``sum(z^2)`` of the normals of ``(seed, step)``."""
-    z = philox_normal_like(score, seed, step)
+def sample_sq_norms(score, *, seed=0, step=0, sample_offset=0):
+    """``(B, 2)``: per sample, ``sum(score^2)`` and ``sum(z^2)`` of the normals of ``(seed, step)``
+    (row ``b``: the global sample ``sample_offset + b``)."""
+    z = philox_normal_like(score, seed, step, sample_offset)
     B = score.shape[0]
     return torch.stack([score.reshape(B, -1).square().sum(1), z.reshape(B, -1).square().sum(1)], dim=1)

@@ -1,6 +1,7 @@
 """Triton fused sampling steps.
 
     x_out[b] = A[b] x[b] + C[b] y[b] + S[b] score[b] + N[b] z[b](seed, step)      (affine_step)
+    (z[b]: the normals of the global sample sample_offset + b)
     part[b, p] = (sum score[b]^2, sum z[b]^2) over tile p                      (sample_sq_norms)
 
 One program handles a tile of ``BLOCK`` consecutive logical elements of one sample, as a
@@ -20,7 +21,7 @@ import triton
 import triton.language as tl
 
 from ..dispatch import register, triton_interpreting
-from ..rng import group_size, kernel_words, philox_normal_grouped_tl
+from ..rng import as_i32, group_size, kernel_words, philox_normal_grouped_tl
 from .layout import check_grid_rows, step_layout
 
 
@@ -38,7 +39,7 @@ def _one_variant(*names: str) -> dict:
     return options
 
 
-_SEED_AND_STEP = ("k0", "k1", "t0", "t1")
+_SEED_AND_STEP = ("off", "k0", "k1", "t0", "t1")  # the RNG words: sample offset, seed, step
 
 
 @triton.jit
@@ -74,7 +75,7 @@ def _affine_step_kernel(
     s_sb, s_s1, s_s2, s_s3,
     y_sb, y_s1, y_s2, y_s3,
     coef_sk, coef_sb,
-    k0, k1, t0, t1,
+    off, k0, k1, t0, t1,
     HAS_SCORE: tl.constexpr, HAS_Y: tl.constexpr, NOISE: tl.constexpr, HAS_FLAGS: tl.constexpr,
     CONTIG: tl.constexpr, SB_UNIT: tl.constexpr, IS_FP64: tl.constexpr, G: tl.constexpr, BLOCK: tl.constexpr,
 ):
@@ -98,7 +99,7 @@ def _affine_step_kernel(
         acc += S * sv
     if NOISE:
         Nc = tl.load(cp + 3 * coef_sk)
-        z = philox_normal_grouped_tl(q, b, k0, k1, t0, t1, IS_FP64)
+        z = philox_normal_grouped_tl(q, b, off, k0, k1, t0, t1, IS_FP64)
         acc += Nc * z
     tl.store(out_ptr + _offsets(bb, j, D2, D3, o_sb, o_s1, o_s2, o_s3, CONTIG, SB_UNIT), acc, mask=mask)
     if HAS_FLAGS:
@@ -112,7 +113,7 @@ def _affine_step_kernel(
 
 @triton.jit(**_one_variant(*_SEED_AND_STEP))
 def _sq_norms_kernel(
-    s_ptr, part_ptr, N, D2, D3, s_sb, s_s1, s_s2, s_s3, k0, k1, t0, t1,
+    s_ptr, part_ptr, N, D2, D3, s_sb, s_s1, s_s2, s_s3, off, k0, k1, t0, t1,
     CONTIG: tl.constexpr, SB_UNIT: tl.constexpr, IS_FP64: tl.constexpr, G: tl.constexpr, BLOCK: tl.constexpr,
 ):
     Q: tl.constexpr = BLOCK // G
@@ -123,7 +124,7 @@ def _sq_norms_kernel(
     j = q[:, None] * G + tl.arange(0, G)[None, :]
     mask = _in_range(q, j, N, G, SB_UNIT)
     sv = tl.load(s_ptr + _offsets(bb, j, D2, D3, s_sb, s_s1, s_s2, s_s3, CONTIG, SB_UNIT), mask=mask, other=0.0)
-    z = philox_normal_grouped_tl(q, b, k0, k1, t0, t1, IS_FP64)
+    z = philox_normal_grouped_tl(q, b, off, k0, k1, t0, t1, IS_FP64)
     z = tl.where(mask, z, 0.0)
     ss = tl.sum(tl.sum(sv * sv, axis=1), axis=0)
     zz = tl.sum(tl.sum(z * z, axis=1), axis=0)
@@ -163,7 +164,7 @@ _OPTIONS = {"enable_fp_fusion": True, "maxnreg": 128}
 
 
 @register("affine_step", "triton")
-def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, noise=True, out=None, flags=None):
+def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, sample_offset=0, noise=True, out=None, flags=None):
     """Triton twin of :func:`sdekit.kernels.steps.reference.affine_step` (one kernel launch)."""
     B = x.shape[0]
     check_grid_rows(B)
@@ -181,7 +182,7 @@ def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, noise=True, out=
         flags if flags is not None else coef,
         N, dims[1], dims[2], *_launch_strides(strides, unit),
         coef.stride(0), coef.stride(1) if coef.shape[1] > 1 else 0,
-        *kernel_words(seed, step),
+        as_i32(sample_offset), *kernel_words(seed, step),
         HAS_SCORE=score is not None, HAS_Y=y is not None, NOISE=bool(noise), HAS_FLAGS=flags is not None,
         CONTIG=contig, SB_UNIT=unit, IS_FP64=x.dtype == torch.float64, G=G, BLOCK=BLOCK, num_warps=warps,
         **_OPTIONS,
@@ -192,7 +193,7 @@ def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, noise=True, out=
 
 
 @register("sample_sq_norms", "triton")
-def sample_sq_norms(score, *, seed=0, step=0):
+def sample_sq_norms(score, *, seed=0, step=0, sample_offset=0):
     """Triton twin of :func:`sdekit.kernels.steps.reference.sample_sq_norms` (deterministic: no atomics)."""
     B = score.shape[0]
     check_grid_rows(B)
@@ -205,7 +206,8 @@ def sample_sq_norms(score, *, seed=0, step=0):
     part = torch.zeros(B, P, 2, dtype=score.dtype, device=score.device)
     if score.numel():
         _sq_norms_kernel[(P, B)](
-            s, part, N, dims[1], dims[2], *_launch_strides(strides, unit), *kernel_words(seed, step),
+            s, part, N, dims[1], dims[2], *_launch_strides(strides, unit), as_i32(sample_offset),
+            *kernel_words(seed, step),
             CONTIG=contig, SB_UNIT=unit, IS_FP64=score.dtype == torch.float64, G=G,
             BLOCK=BLOCK, num_warps=warps, **_OPTIONS)
     return part.sum(1)
