@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import numbers
 
 import torch
 
-from .._checks import check_finite, check_float_batch, check_int, check_like, check_t_eps
+from .._checks import check_finite, check_float_batch, check_int, check_like, check_shape, check_t_eps
 from ..kernels.rng import philox_normal_like
 from . import loop
 from .loop import NonFiniteError, SolverError
@@ -70,6 +69,8 @@ def initial_state(sde, y, x_T, shape, options: RunOptions) -> torch.Tensor:
     """``x_T`` copied (contiguous), or a prior draw ``prior_mean(y) + std(T) z`` with the
     counter-based ``z`` of :data:`PRIOR_WORD`, of ``shape`` (default ``y.shape``).  ``y`` and
     ``x_T`` are checked as themselves (dtype, finiteness) before they fix anything."""
+    if shape is not None:
+        shape = check_shape("shape", shape)
     if y is not None:
         check_float_batch("y", y)
     if x_T is not None:
@@ -88,11 +89,8 @@ def initial_state(sde, y, x_T, shape, options: RunOptions) -> torch.Tensor:
         elif shape is None:
             raise ValueError("sample needs x_T, y or shape to know what to draw")
         else:
-            if not isinstance(shape, (tuple, list)) or any(
-                    isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 0 for d in shape):
-                raise ValueError(f"shape must be a tuple of ints >= 0, got {shape!r}")
             dtype, device = options.dtype or torch.float32, options.device or torch.device("cpu")
-        x = torch.empty(tuple(int(d) for d in shape), dtype=dtype, device=device)
+        x = torch.empty(tuple(shape), dtype=dtype, device=device)
         check_float_batch("the sample", x)
         check_conditioning(sde, x, y, "the sample")
     if y is not None:
