@@ -105,7 +105,10 @@ class DMPS:
 
         def score_fn(x, t):
             mx, std = mean_scale_and_std(t)
-            return torch.add(prior_score_fn(x, t), likelihood(x, mx, std), alpha=lam)  # one pass, not two
+            prior = prior_score_fn(x, t)
+            if not isinstance(prior, torch.Tensor):
+                raise TypeError(f"prior_score_fn returned {type(prior).__name__}, not a tensor like x")
+            return torch.add(prior, likelihood(x, mx, std), alpha=lam)  # one pass, not two
 
         return score_fn
 

@@ -88,8 +88,9 @@ def run(plan: Plan, x: torch.Tensor, score_fn: Callable | None, y, options: RunO
 
     def score(n: int) -> torch.Tensor:
         out = score_fn(x, t_rows[n])
-        if out is None:  # the kernels read score=None as "no score term": a silent prior-free run
-            raise SolverError(f"at {records.describe(plan.word(n, 0))}: score_fn returned None, not a tensor like x")
+        if not isinstance(out, torch.Tensor):  # the kernels read None as "no score term": a silent prior-free run
+            raise SolverError(f"at {records.describe(plan.word(n, 0))}: score_fn returned {type(out).__name__}, "
+                              "not a tensor like x")
         return out
 
     def launch(w: int, kernel: Callable, *args, **kwargs) -> None:
