@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from sdekit.inverse import (DMPS, Colorization, Denoising, DenseOperator, Inpainting, LikelihoodScore,
                             SeparableBlur, SuperResolution, WalshHadamardCS, likelihood_score)
+from sdekit.inverse.quantized import quantize
 from sdekit.losses import denoising_score_matching
 
 from test_inverse_operators import shared_vpsde
@@ -350,3 +351,40 @@ def test_loss_with_any_non_finite_score_entry_is_an_error_naming_score_fn(where,
 
     with raises_naming(ValueError, "score_fn"):
         denoising_score_matching(shared_vpsde(), score, x0, generator=torch.Generator().manual_seed(0))
+
+
+# ------------------------------------------------------------------ quantize (QCS-SGM's measurement bins)
+QUANTIZE_OWNED = "sdekit/inverse/quantized.py is being rewritten (QCS-SGM+); reported to the lead, not fixed here"
+
+
+@pytest.mark.parametrize("thresholds", [torch.tensor([math.nan, 0.0]), torch.tensor([0.0, math.nan]),
+                                        torch.tensor([0.5, 0.5]), torch.tensor([1.0, -1.0])], ids=repr)
+def test_quantize_refuses_nan_or_unsorted_thresholds_naming_them(thresholds):
+    with raises_naming(ValueError, "thresholds"):
+        quantize(torch.randn(2, 5), thresholds)
+
+
+@settings(max_examples=30, deadline=None)
+@given(z=st.lists(st.floats(-5, 5), min_size=1, max_size=8), cuts=st.lists(st.floats(-3, 3), min_size=1, max_size=4,
+                                                                            unique=True))
+def test_quantize_puts_every_finite_value_in_its_bin(z, cuts):
+    """The right answer: lower <= z < upper with lower, upper consecutive edges of (-inf, t..., inf)."""
+    t = torch.tensor(sorted(cuts), dtype=D64)
+    zt = torch.tensor(z, dtype=D64)
+    lo, up = quantize(zt, t)
+    edges = [-math.inf] + sorted(cuts) + [math.inf]
+    for v, a, b in zip(z, lo.tolist(), up.tolist()):
+        i = max(k for k in range(len(edges) - 1) if edges[k] <= v)
+        assert (a, b) == (edges[i], edges[i + 1])
+
+
+@pytest.mark.xfail(strict=True, reason=QUANTIZE_OWNED + ": a NaN measurement is placed in the top bin (t_K-1, inf)")
+def test_quantize_refuses_a_nan_input_naming_z():
+    with raises_naming(ValueError, "z"):
+        quantize(torch.tensor([math.nan, 1.0]), torch.tensor([0.0]))
+
+
+@pytest.mark.xfail(strict=True, reason=QUANTIZE_OWNED + ": numpy z fails inside torch.as_tensor(dtype=numpy dtype)")
+def test_quantize_refuses_numpy_input_naming_z():
+    with raises_naming(TypeError, "z"):
+        quantize(np.random.randn(5), np.array([0.0]))
