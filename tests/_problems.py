@@ -4,15 +4,23 @@
 * Gaussian data ``x0 ~ N(MU, S0^2)``: its exact score (:func:`gaussian_score`), the exact
   marginal (:func:`gaussian_truth`), a draw from it at ``T`` (:func:`exact_x_T`), and the exact
   output moments of a reverse sampler's chain (:func:`reverse_moments`: with an affine score the
-  chain is a linear Gaussian recursion, written here from the sampler's coefficient table).
+  chain is a linear Gaussian recursion, written here from the sampler's coefficient table);
+* :func:`fuzz_examples`: hypothesis settings for the fuzz suites (more examples under ``thorough``).
 """
 import functools
 import math
 
 import torch
+from hypothesis import settings
 
 F64 = torch.float64
 MU, S0 = 0.5, 0.3
+
+
+def fuzz_examples(n: int) -> settings:
+    """``n`` hypothesis examples without a deadline, or the loaded profile's count where larger
+    (``SDEKIT_HYPOTHESIS_PROFILE=thorough``: 300): an explicit ``max_examples`` would override it."""
+    return settings(max_examples=max(n, settings.default.max_examples), deadline=None)
 
 
 @functools.lru_cache(maxsize=None)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from sdekit.inverse import (DMPS, Colorization, Denoising, DenseOperator, Inpainting, LikelihoodScore,
@@ -20,6 +20,7 @@ from sdekit.inverse import (DMPS, Colorization, Denoising, DenseOperator, Inpain
 from sdekit.inverse.quantized import quantize
 from sdekit.losses import denoising_score_matching
 
+from _problems import fuzz_examples
 from test_inverse_operators import shared_vpsde
 
 D64 = torch.float64
@@ -67,7 +68,7 @@ with warnings.catch_warnings():  # conv2d's padding='same' with an even kernel: 
 
 
 # ------------------------------------------------------------------ layouts
-@settings(max_examples=60, deadline=None)
+@fuzz_examples(60)
 @given(name=st.sampled_from(SIZED), perm=st.permutations([0, 1, 2]), ones=st.lists(st.integers(0, 3), max_size=2),
        flat=st.booleans(), seed=st.integers(0, 2**16))
 def test_any_input_layout_is_read_correctly_or_refused(name, perm, ones, flat, seed):
@@ -138,7 +139,7 @@ def test_bad_sizes_are_refused_naming_size(make, size):
         make(size)
 
 
-@settings(max_examples=80, deadline=None)
+@fuzz_examples(80)
 @given(size=st.one_of(st.integers(-3, 9), st.floats(allow_nan=True), st.text(max_size=3),
                       st.tuples(st.integers(-2, 9), st.integers(-2, 9)),
                       st.tuples(st.floats(0, 9), st.integers(1, 9)), st.lists(st.integers(1, 4), max_size=3)))
@@ -254,7 +255,7 @@ def dense_reference_score(A, y, x, s, std, sigma_y):
     return r @ torch.linalg.pinv(A).T / std**2, 1.0  # A^T (std^2 A A^T)^+ = A^+ / std^2
 
 
-@settings(max_examples=60, deadline=None)
+@fuzz_examples(60)
 @given(name=st.sampled_from(SIZED + ["box_blur", "low_rank"]), s=st.sampled_from([0.0, 1e-3, 0.5, 1.0]),
        std=st.sampled_from([0.0, 1e-3, 0.7, 50.0]), sigma_y=st.sampled_from([0.0, 1e-4, 0.1, 1.0]),
        dtype=st.sampled_from([torch.float32, D64]), seed=st.integers(0, 2**16))
@@ -339,7 +340,7 @@ def test_loss_generator_must_be_a_torch_generator(generator):
         denoising_score_matching(shared_vpsde(), lambda x, t: -x, torch.randn(3, 2), generator=generator)
 
 
-@settings(max_examples=25, deadline=None)
+@fuzz_examples(25)
 @given(where=st.integers(0, 11), bad=st.sampled_from([float("nan"), float("inf"), -float("inf")]))
 def test_loss_with_any_non_finite_score_entry_is_an_error_naming_score_fn(where, bad):
     x0 = torch.randn(3, 4, generator=torch.Generator().manual_seed(where))
@@ -364,7 +365,7 @@ def test_quantize_refuses_nan_or_unsorted_thresholds_naming_them(thresholds):
         quantize(torch.randn(2, 5), thresholds)
 
 
-@settings(max_examples=30, deadline=None)
+@fuzz_examples(30)
 @given(z=st.lists(st.floats(-5, 5), min_size=1, max_size=8), cuts=st.lists(st.floats(-3, 3), min_size=1, max_size=4,
                                                                             unique=True))
 def test_quantize_puts_every_finite_value_in_its_bin(z, cuts):

@@ -12,7 +12,7 @@ import mpmath
 import numpy as np
 import pytest
 import torch
-from hypothesis import assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import sdekit.symbolic.moments as moments
@@ -20,6 +20,7 @@ from sdekit import EDM, CosineVP, DriftVE, LinearSDE, RectifiedFlow, VESDE, VPSD
 from sdekit.cli import main
 from sdekit.special import dawsn
 
+from _problems import fuzz_examples
 from mpmath_moments import assert_within_stated_bounds
 
 D64 = torch.float64
@@ -77,7 +78,7 @@ TOKENS = ["x", "y", "t", "k", "-", "+", "*", "/", "(", ")", "2", "0.5", ".", "sq
           "besselj(", "1e400", "nan", ",", " "]
 
 
-@settings(max_examples=40, deadline=None)
+@fuzz_examples(40)
 @given(tokens=st.lists(st.sampled_from(TOKENS), min_size=1, max_size=6), where=st.sampled_from(["drift", "diffusion"]))
 def test_any_token_soup_is_a_checked_sde_or_an_error_naming_its_argument(tokens, where):
     """Random token strings as drift or diffusion: either an SDE whose marginals pass the
@@ -137,7 +138,7 @@ def vp_reference(b0, b1, t):
         return {"mx": mpmath.exp(-B / 2), "my": mpmath.mpf(0), "v": -mpmath.expm1(-B), "kappa": 1 + B}
 
 
-@settings(max_examples=6, deadline=None)
+@fuzz_examples(6)
 @given(b0=st.floats(1e-6, 1e3), ratio=st.floats(1.0, 1e4), dtype=st.sampled_from([torch.float32, D64]))
 def test_vp_at_extreme_betas_matches_its_closed_form_near_zero_and_at_T(b0, ratio, dtype):
     """Within the stated bounds wherever mx(T) = exp(-B(T)/2) is a normal number of the dtype
@@ -148,7 +149,7 @@ def test_vp_at_extreme_betas_matches_its_closed_form_near_zero_and_at_T(b0, rati
     assert_within_stated_bounds(sde, lambda t: vp_reference(b0, b0 * ratio, t), times, dtype)
 
 
-@settings(max_examples=6, deadline=None)
+@fuzz_examples(6)
 @given(smin=st.floats(1e-8, 1.0), ratio=st.floats(1.001, 1e8), dtype=st.sampled_from([torch.float32, D64]))
 def test_ve_at_extreme_sigmas_has_std_sigma_min_r_to_the_t(smin, ratio, dtype):
     """score_sde's VE: v0 = sigma_min^2, so std(t) = sigma_min (sigma_max / sigma_min)^t exactly."""
@@ -205,7 +206,7 @@ def test_zoo_entries_from_marginals_match_mpmath_on_a_grid_dense_near_zero(built
 
 
 # ------------------------------------------------------------------ times
-@settings(max_examples=40, deadline=None)
+@fuzz_examples(40)
 @given(T=st.sampled_from([0.1, 1 / 3, 0.7, 1.0, 7.77]), k=st.integers(-12, 12), at_zero=st.booleans(),
        dtype=st.sampled_from([torch.float32, D64]))
 def test_times_within_4_ulp_of_the_ends_are_the_ends_and_beyond_are_refused(T, k, at_zero, dtype):
@@ -314,7 +315,7 @@ def test_dawsn_refuses_non_float_input_naming_x(x, exc):
         dawsn(x)
 
 
-@settings(max_examples=30, deadline=None)
+@fuzz_examples(30)
 @given(v=st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64),
                    st.sampled_from([0.0, -0.0, 5e-324, 1e-300, 1e300, 1.7976931348623157e308])))
 def test_dawsn_at_any_float64_is_mpmath_or_its_limit(v):

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from sdekit import LinearSDE
@@ -21,6 +21,8 @@ from sdekit.inverse import DMPS, SuperResolution
 from sdekit.solvers import (AdaptiveProbabilityFlow, AncestralDDPM, EulerMaruyama, ExponentialIntegrator,
                             LangevinCorrector, NonFiniteError, PredictorCorrector, ProbabilityFlow, ReverseDiffusion,
                             RunOptions, SolverError)
+
+from _problems import fuzz_examples
 
 D64 = torch.float64
 
@@ -107,7 +109,7 @@ def test_run_options_check_each_field_when_built(key, value, exc, name):
 
 
 # ------------------------------------------------------------------ seeds
-@settings(max_examples=20, deadline=None)
+@fuzz_examples(20)
 @given(seed=st.one_of(st.integers(-2**66, 2**66), st.sampled_from([0, 2**64 - 1, 2**64, 2**70, -1, 2**63])),
        sampler=st.sampled_from(sorted(FIXED_STEP)))
 def test_a_seed_is_refused_outside_0_to_2_64_minus_1_and_reproducible_inside(vp, seed, sampler):
@@ -131,7 +133,7 @@ def test_numpy_integer_seeds_are_the_same_key_as_python_ints(vp):
 
 
 # ------------------------------------------------------------------ x_T and y
-@settings(max_examples=30, deadline=None)
+@fuzz_examples(30)
 @given(sampler=st.sampled_from(sorted(ALL)), where=st.integers(0, 5), bad=st.sampled_from([math.nan, math.inf, -math.inf]),
        which=st.sampled_from(["x_T", "y", "y_only"]), drift_in_y=st.booleans(),
        dtype=st.sampled_from([torch.float32, D64]))
@@ -216,7 +218,7 @@ def test_bad_constructor_arguments_are_named(vp, make, exc, name):
         make(vp)
 
 
-@settings(max_examples=30, deadline=None)
+@fuzz_examples(30)
 @given(snr=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, -0.16, "0.16", None, True])))
 def test_snr_is_a_finite_positive_number_or_refused_naming_snr(vp, snr):
     """``snr=inf`` was accepted (an infinite Langevin step)."""
