@@ -189,7 +189,7 @@ def test_x_T_of_a_wrong_kind_is_named(vp, sampler, x_T, exc):
 ], ids=["None", "list", "numpy", "short", "float64", "broadcastable", "nan", "inf"])
 def test_a_bad_score_fn_result_is_a_solver_error_naming_score_fn_and_the_step(vp, sampler, returns, exc):
     """``None`` used to be read as "no score term": a silent run without the prior."""
-    with pytest.raises(exc, match=r"score_fn .*step 0|step 0.*score_fn|at step 0 .* score_fn"):
+    with pytest.raises(exc, match=r"step 0.*score_fn|score_fn.*step 0"):
         build(sampler, vp).sample(lambda x, t: returns(x), shape=(2, 3), seed=0)
 
 
@@ -347,10 +347,10 @@ def test_exponential_integrator_recursion_matches_a_seeded_run(vp):
     (lambda d: d.sample(unit_score, torch.zeros(1, 4), seed=0, device="gpu"), ValueError, "device"),
     (lambda d: d.sample(unit_score, torch.zeros(1, 4), seed=0, dtype=torch.int32), TypeError, "dtype"),
     (lambda d: d.sample(unit_score, torch.zeros(1, 4), seed=0, backend="jax"), ValueError, "backend"),
-    (lambda d: d.sample(lambda x, t: None, torch.zeros(1, 4), seed=0), TypeError, "prior_score_fn|score_fn"),
+    (lambda d: d.sample(lambda x, t: None, torch.zeros(1, 4), seed=0), TypeError, "prior_score_fn"),
 ], ids=["y_nan", "y_int", "y_list", "x_T_inf", "seed", "device", "dtype", "backend", "score_none"])
 def test_dmps_sample_names_its_bad_arguments(vp, call, exc, name):
-    with pytest.raises((exc, SolverError), match=rf"(^|\W)({name})(\W|$)"):
+    with raises_naming(exc, name):
         call(DMPS(vp, SuperResolution(2, 1, 4), 0.1, steps=2))
 
 
