@@ -134,7 +134,8 @@ def test_numpy_integer_seeds_are_the_same_key_as_python_ints(vp):
 
 # ------------------------------------------------------------------ x_T and y
 @fuzz_examples(30)
-@given(sampler=st.sampled_from(sorted(ALL)), where=st.integers(0, 5), bad=st.sampled_from([math.nan, math.inf, -math.inf]),
+@given(sampler=st.sampled_from(sorted(ALL)), where=st.integers(0, 5),
+       bad=st.sampled_from([math.nan, math.inf, -math.inf]),
        which=st.sampled_from(["x_T", "y", "y_only"]), drift_in_y=st.booleans(),
        dtype=st.sampled_from([torch.float32, D64]))
 def test_non_finite_x_T_or_y_is_blamed_on_itself_not_on_score_fn(vp, ouve, sampler, where, bad, which, drift_in_y,
@@ -159,7 +160,8 @@ def test_non_finite_x_T_or_y_is_blamed_on_itself_not_on_score_fn(vp, ouve, sampl
 @pytest.mark.parametrize("sampler", sorted(ALL))
 @pytest.mark.parametrize("y, x_T, exc", [
     (torch.ones(2, 3, dtype=torch.int64), None, TypeError), (torch.ones(2, 3, dtype=torch.float16), None, TypeError),
-    (torch.ones(2, 3, dtype=torch.complex64), None, TypeError), (torch.ones(2, 3, dtype=D64), torch.zeros(2, 3), TypeError),
+    (torch.ones(2, 3, dtype=torch.complex64), None, TypeError),
+    (torch.ones(2, 3, dtype=D64), torch.zeros(2, 3), TypeError),
     (torch.ones(2, 4), torch.zeros(2, 3), ValueError), ([[1.0, 2.0, 3.0]], None, TypeError),
     (np.ones((2, 3)), None, TypeError), (torch.tensor(1.0), None, ValueError),
 ], ids=["int", "half", "complex", "f64_vs_f32", "shape", "list", "numpy", "0-d"])
@@ -173,7 +175,8 @@ def test_y_of_a_wrong_kind_is_blamed_on_y_not_on_dtype(ouve, sampler, y, x_T, ex
 @pytest.mark.parametrize("sampler", sorted(ALL))
 @pytest.mark.parametrize("x_T, exc", [
     ([[0.0, 1.0]], TypeError), (np.zeros((2, 3)), TypeError), (torch.zeros(2, 3, dtype=torch.int64), TypeError),
-    (torch.zeros(2, 3, dtype=torch.complex64), TypeError), (torch.zeros(0, 3), ValueError), (torch.zeros(()), ValueError),
+    (torch.zeros(2, 3, dtype=torch.complex64), TypeError), (torch.zeros(0, 3), ValueError),
+    (torch.zeros(()), ValueError),
 ], ids=["list", "numpy", "int", "complex", "empty", "0-d"])
 def test_x_T_of_a_wrong_kind_is_named(vp, sampler, x_T, exc):
     with raises_naming(exc, "x_T"):
@@ -233,9 +236,11 @@ def test_snr_is_a_finite_positive_number_or_refused_naming_snr(vp, snr):
 
 # ------------------------------------------------------------------ simulate
 @pytest.mark.parametrize("kwargs, exc, name", [
-    (dict(t0=math.nan), ValueError, "t0"), (dict(t1=True), TypeError, "t1"), (dict(t0=torch.tensor(0.1)), TypeError, "t0"),
+    (dict(t0=math.nan), ValueError, "t0"), (dict(t1=True), TypeError, "t1"),
+    (dict(t0=torch.tensor(0.1)), TypeError, "t0"),
     (dict(t1=1.5), ValueError, "t1"), (dict(t0=0.5, t1=0.5), ValueError, "t1"), (dict(t0=-0.1), ValueError, "t0"),
-    (dict(seed=2**64), ValueError, "seed"), (dict(dtype=D64), ValueError, "dtype"), (dict(device="gpu"), ValueError, "device"),
+    (dict(seed=2**64), ValueError, "seed"), (dict(dtype=D64), ValueError, "dtype"),
+    (dict(device="gpu"), ValueError, "device"),
     (dict(denoise=True), TypeError, "denoise"),
 ], ids=lambda v: repr(v) if isinstance(v, dict) else "")
 def test_simulate_names_its_bad_arguments(vp, kwargs, exc, name):
@@ -342,7 +347,8 @@ def test_exponential_integrator_recursion_matches_a_seeded_run(vp):
     (lambda d: d.sample(unit_score, torch.full((1, 4), math.nan), seed=0), ValueError, "y"),
     (lambda d: d.sample(unit_score, torch.zeros(1, 4, dtype=torch.int64), seed=0), TypeError, "y"),
     (lambda d: d.sample(unit_score, [[0.0] * 4], seed=0), ValueError, "y"),
-    (lambda d: d.sample(unit_score, torch.zeros(1, 4), x_T=torch.full((1, 1, 4, 4), math.inf), seed=0), ValueError, "x_T"),
+    (lambda d: d.sample(unit_score, torch.zeros(1, 4), x_T=torch.full((1, 1, 4, 4), math.inf), seed=0),
+     ValueError, "x_T"),
     (lambda d: d.sample(unit_score, torch.zeros(1, 4), seed=2**70), ValueError, "seed"),
     (lambda d: d.sample(unit_score, torch.zeros(1, 4), seed=0, device="gpu"), ValueError, "device"),
     (lambda d: d.sample(unit_score, torch.zeros(1, 4), seed=0, dtype=torch.int32), TypeError, "dtype"),
@@ -356,7 +362,8 @@ def test_dmps_sample_names_its_bad_arguments(vp, call, exc, name):
 
 @pytest.mark.parametrize("kwargs, exc, name", [
     (dict(sigma_y=math.nan), ValueError, "sigma_y"), (dict(sigma_y=-0.1), ValueError, "sigma_y"),
-    (dict(lam=math.inf), ValueError, "lam"), (dict(steps=0), ValueError, "steps"), (dict(solver="heun"), ValueError, "solver"),
+    (dict(lam=math.inf), ValueError, "lam"), (dict(steps=0), ValueError, "steps"),
+    (dict(solver="heun"), ValueError, "solver"),
     (dict(op="superres"), ValueError, "op"),
 ], ids=lambda v: repr(v) if isinstance(v, dict) else "")
 def test_dmps_constructor_names_its_bad_arguments(vp, kwargs, exc, name):

@@ -33,7 +33,8 @@ from .._checks import (check_device, check_dtype, check_float_batch, check_gener
 from ..symbolic.display import derivation_latex
 from ..symbolic.marginals import FINITE_CHECK_POINTS, Marginals, compile_marginals
 from ..symbolic.moments import Derivation, derive, register_known_solution, v0 as V0
-from ..symbolic.parse import LinearCoefficients, check_expression_type, parse_linear_sde, t as T_SYM, x as X_SYM, y as Y_SYM
+from ..symbolic.parse import (LinearCoefficients, check_expression_type, parse_linear_sde, t as T_SYM, x as X_SYM,
+                              y as Y_SYM)
 from ..symbolic.stable import use_expm1
 from ..symbolic.codegen import torch_function
 from .batch import per_sample
