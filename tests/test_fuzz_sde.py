@@ -34,6 +34,8 @@ def raises_naming(exc, name):
 # ------------------------------------------------------------------ drift / diffusion text
 BAD_EXPRESSIONS = [  # (drift, diffusion, exception, the argument the message must name)
     ("x.y", "1", ValueError, "drift"),  # was AttributeError: 'Symbol' object has no attribute 'y'
+    ("-x if t else x", "1", ValueError, "drift"),  # was silently -x (sympify evaluates Python)
+    ("-x", "1 if t else 2", ValueError, "diffusion"),
     ("-x*sqrt(-1)", "1", ValueError, "drift"),  # was TypeError: must be real number, not complex
     ("-x", "sqrt(-t)", ValueError, "diffusion"),  # was accepted: g = I sqrt(t), v(0.5) = -0.092
     ("-x", "sqrt(-k)", ValueError, "diffusion"),

@@ -30,8 +30,8 @@ FUNCTIONS = frozenset({"exp", "log", "sqrt", "sin", "cos", "tan", "sinh", "cosh"
 
 
 def identifiers(expr: str) -> set[str]:
-    """Identifiers in an expression string that are not in :data:`FUNCTIONS`."""
-    return set(re.findall(r"[A-Za-z_]\w*", expr)) - FUNCTIONS
+    """Identifiers in an expression string that are neither in :data:`FUNCTIONS` nor Python keywords."""
+    return {n for n in re.findall(r"[A-Za-z_]\w*", expr) if not keyword.iskeyword(n)} - FUNCTIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +72,10 @@ def _to_expr(what: str, expr, namespace: dict) -> sp.Expr:
         if called:
             raise ValueError(f"the {what} {expr!r} calls {called[0]!r}, which sdekit does not support; "
                              f"the functions it knows are {', '.join(sorted(FUNCTIONS - {'pi', 'E'}))}")
+        keywords = sorted(n for n in re.findall(r"[A-Za-z_]\w*", expr) if keyword.iskeyword(n))
+        if keywords:  # sympify evaluates Python: "-x if t else x" silently became -x
+            raise ValueError(f"the {what} {expr!r} uses the Python keyword {keywords[0]!r}; "
+                             "write one expression in t, x, y and the parameters")
         names = {n: sp.Symbol(n) for n in identifiers(expr) if n not in namespace}
         try:
             parsed = sp.sympify(expr, locals={**names, **namespace})
