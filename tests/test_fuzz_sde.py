@@ -76,6 +76,14 @@ def test_sdekit_derive_refuses_the_same_expressions_with_exit_status_2(capsys, d
     assert err.startswith("sdekit: error:") and name in err
 
 
+@pytest.mark.parametrize("drift, diffusion", [("-x/t", "1"), ("-x", "1/t"), ("-x*t**(-2)", "1")])
+def test_sdekit_derive_refuses_a_diverging_integral_instead_of_printing_it(capsys, drift, diffusion):
+    """``-x/t`` printed ``mx(t): 0`` and ``g = 1/t`` printed ``v(t) = oo + ...``."""
+    assert main(["derive", f"--drift={drift}", f"--diffusion={diffusion}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sdekit: error:") and "drift or diffusion" in err and "diverges" in err
+
+
 TOKENS = ["x", "y", "t", "k", "-", "+", "*", "/", "(", ")", "2", "0.5", ".", "sqrt(", "exp(", "I", "[",
           "besselj(", "1e400", "nan", ",", " "]
 
