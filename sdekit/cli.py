@@ -19,7 +19,7 @@ from pathlib import Path
 
 import sympy as sp
 
-from .symbolic.moments import derive
+from .symbolic.moments import DIVERGES, derive
 from .symbolic.display import derivation_latex, derivation_text
 from .symbolic.parse import RESERVED, identifiers, parse_linear_sde
 
@@ -34,6 +34,10 @@ def _derive(args) -> int:
     coeffs = parse_linear_sde(args.drift, args.diffusion, names)
     d = derive(coeffs)
     numerical = [k for k, v in (("mx", d.mx), ("my", d.my), ("v", d.v)) if v is None]
+    diverging = [k for k in numerical if d.reasons.get(k) == DIVERGES]
+    if diverging:
+        raise ValueError(f"the drift or diffusion is not integrable from t = 0: the integral for "
+                         f"{', '.join(diverging)} diverges (LinearSDE refuses such coefficients)")
     print(derivation_latex(d) if args.latex else derivation_text(d))
     if numerical:
         why = "; ".join(f"{k}: {d.reasons.get(k, 'no closed form')}" for k in numerical)

@@ -12,15 +12,23 @@
   SVD factors materialised).  Built on first use, once per session.
 
 Peer transcriptions shared by tests and benchmarks live in ``tests/_references.py``.
+* :func:`fuzz_examples`: hypothesis settings for the fuzz suites (more examples under ``thorough``).
 """
 import functools
 import math
 
 import torch
 import torch.nn.functional as F
+from hypothesis import settings
 
 F64 = torch.float64
 MU, S0 = 0.5, 0.3
+
+
+def fuzz_examples(n: int) -> settings:
+    """``n`` hypothesis examples without a deadline, or the loaded profile's count where larger
+    (``SDEKIT_HYPOTHESIS_PROFILE=thorough``: 300): an explicit ``max_examples`` would override it."""
+    return settings(max_examples=max(n, settings.default.max_examples), deadline=None)
 
 
 @functools.lru_cache(maxsize=None)

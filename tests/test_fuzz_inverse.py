@@ -12,13 +12,15 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from sdekit.inverse import (DMPS, Colorization, Denoising, DenseOperator, Inpainting, LikelihoodScore,
                             SeparableBlur, SuperResolution, WalshHadamardCS, likelihood_score)
+from sdekit.inverse.quantized import quantize
 from sdekit.losses import denoising_score_matching
 
+from _problems import fuzz_examples
 from test_inverse_operators import shared_vpsde
 
 D64 = torch.float64
@@ -66,7 +68,7 @@ with warnings.catch_warnings():  # conv2d's padding='same' with an even kernel: 
 
 
 # ------------------------------------------------------------------ layouts
-@settings(max_examples=60, deadline=None)
+@fuzz_examples(60)
 @given(name=st.sampled_from(SIZED), perm=st.permutations([0, 1, 2]), ones=st.lists(st.integers(0, 3), max_size=2),
        flat=st.booleans(), seed=st.integers(0, 2**16))
 def test_any_input_layout_is_read_correctly_or_refused(name, perm, ones, flat, seed):
@@ -140,7 +142,7 @@ def test_bad_sizes_are_refused_naming_size(make, size):
         make(size)
 
 
-@settings(max_examples=80, deadline=None)
+@fuzz_examples(80)
 @given(size=st.one_of(st.integers(-3, 9), st.floats(allow_nan=True), st.text(max_size=3),
                       st.tuples(st.integers(-2, 9), st.integers(-2, 9)),
                       st.tuples(st.floats(0, 9), st.integers(1, 9)), st.lists(st.integers(1, 4), max_size=3)))
@@ -256,7 +258,7 @@ def dense_reference_score(A, y, x, s, std, sigma_y):
     return r @ torch.linalg.pinv(A).T / std**2, 1.0  # A^T (std^2 A A^T)^+ = A^+ / std^2
 
 
-@settings(max_examples=60, deadline=None)
+@fuzz_examples(60)
 @given(name=st.sampled_from(SIZED + ["box_blur", "low_rank"]), s=st.sampled_from([0.0, 1e-3, 0.5, 1.0]),
        std=st.sampled_from([0.0, 1e-3, 0.7, 50.0]), sigma_y=st.sampled_from([0.0, 1e-4, 0.1, 1.0]),
        dtype=st.sampled_from([torch.float32, D64]), seed=st.integers(0, 2**16))
@@ -341,7 +343,7 @@ def test_loss_generator_must_be_a_torch_generator(generator):
         denoising_score_matching(shared_vpsde(), lambda x, t: -x, torch.randn(3, 2), generator=generator)
 
 
-@settings(max_examples=25, deadline=None)
+@fuzz_examples(25)
 @given(where=st.integers(0, 11), bad=st.sampled_from([float("nan"), float("inf"), -float("inf")]))
 def test_loss_with_any_non_finite_score_entry_is_an_error_naming_score_fn(where, bad):
     x0 = torch.randn(3, 4, generator=torch.Generator().manual_seed(where))
@@ -353,3 +355,38 @@ def test_loss_with_any_non_finite_score_entry_is_an_error_naming_score_fn(where,
 
     with raises_naming(ValueError, "score_fn"):
         denoising_score_matching(shared_vpsde(), score, x0, generator=torch.Generator().manual_seed(0))
+
+
+# ------------------------------------------------------------------ quantize (QCS-SGM's measurement bins)
+
+
+@pytest.mark.parametrize("thresholds", [torch.tensor([math.nan, 0.0]), torch.tensor([0.0, math.nan]),
+                                        torch.tensor([0.5, 0.5]), torch.tensor([1.0, -1.0])], ids=repr)
+def test_quantize_refuses_nan_or_unsorted_thresholds_naming_them(thresholds):
+    with raises_naming(ValueError, "thresholds"):
+        quantize(torch.randn(2, 5), thresholds)
+
+
+@fuzz_examples(30)
+@given(z=st.lists(st.floats(-5, 5), min_size=1, max_size=8), cuts=st.lists(st.floats(-3, 3), min_size=1, max_size=4,
+                                                                            unique=True))
+def test_quantize_puts_every_finite_value_in_its_bin(z, cuts):
+    """The right answer: lower <= z < upper with lower, upper consecutive edges of (-inf, t..., inf)."""
+    t = torch.tensor(sorted(cuts), dtype=D64)
+    zt = torch.tensor(z, dtype=D64)
+    lo, up = quantize(zt, t)
+    edges = [-math.inf] + sorted(cuts) + [math.inf]
+    for v, a, b in zip(z, lo.tolist(), up.tolist()):
+        i = max(k for k in range(len(edges) - 1) if edges[k] <= v)
+        assert (a, b) == (edges[i], edges[i + 1])
+
+
+def test_quantize_refuses_a_nan_input_naming_z():
+    with raises_naming(ValueError, "z"):
+        quantize(torch.tensor([math.nan, 1.0]), torch.tensor([0.0]))
+
+
+def test_quantize_takes_numpy_input_as_the_same_tensor():
+    z, t = np.random.default_rng(0).standard_normal(5), np.array([-0.5, 0.0, 0.5])
+    got, want = quantize(z, t), quantize(torch.from_numpy(z), torch.from_numpy(t))
+    assert all(torch.equal(g, w) for g, w in zip(got, want)) if isinstance(got, tuple) else torch.equal(got, want)

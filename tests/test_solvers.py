@@ -397,7 +397,8 @@ def test_bad_run_options_are_refused_naming_the_argument(vp):
             em.sample(unit_score, shape=(2, 3), **{flag: 1})
     for shape, err, words in ((5, TypeError, "shape must be a tuple of ints"),
                               ((2.5, 3), TypeError, r"shape\[0\] must be an int"),
-                              ((2, -3), ValueError, r"shape\[1\] must be >= 1"), ((), ValueError, "shape must have")):
+                              ((2, -3), ValueError, r"shape\[1\] must be >= 1"), ((), ValueError, "shape must have"),
+                              ((0, 3), ValueError, r"shape\[0\] must be >= 1")):
         with pytest.raises(err, match=words):
             em.sample(unit_score, shape=shape)
 

@@ -151,6 +151,8 @@ class DMPS:
         def score_fn(x, t):
             mx, std = mean_scale_and_std(t)
             prior = prior_score_fn(x, t)
+            if not isinstance(prior, torch.Tensor):
+                raise TypeError(f"prior_score_fn returned {type(prior).__name__}, not a tensor like x")
             if clip is not None:  # score of the clipped Tweedie estimate: (a clip((x + b^2 s) / a) - x) / b^2
                 a, b2 = (c.to(x.dtype).reshape(-1, *([1] * (x.dim() - 1))) for c in (mx, std * std))
                 prior = (a * ((x + b2 * prior) / a).clamp_(*clip) - x) / b2

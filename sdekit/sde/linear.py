@@ -28,11 +28,13 @@ import numpy as np
 import sympy as sp
 import torch
 
-from .._checks import check_conditioning, check_real, check_t_eps, is_real
+from .._checks import (check_conditioning, check_device, check_dtype, check_float_batch, check_generator,
+                       check_real, check_shape, check_t_eps, is_real)
 from ..symbolic.display import derivation_latex
 from ..symbolic.marginals import FINITE_CHECK_POINTS, Marginals, compile_marginals
 from ..symbolic.moments import Derivation, derive, register_known_solution, v0 as V0
-from ..symbolic.parse import LinearCoefficients, parse_linear_sde, t as T_SYM, x as X_SYM, y as Y_SYM
+from ..symbolic.parse import (LinearCoefficients, check_expression_type, parse_linear_sde, t as T_SYM, x as X_SYM,
+                              y as Y_SYM)
 from ..symbolic.stable import use_expm1
 from ..symbolic.codegen import torch_function
 from .batch import per_sample
@@ -42,8 +44,14 @@ from .reverse import ReverseSDE
 END_POINT_ULPS = 4
 
 
-@functools.lru_cache(maxsize=256)
 def _parse(drift, diffusion, names: tuple[str, ...]) -> LinearCoefficients:
+    check_expression_type("drift", drift)  # before the cache, which cannot hash a list
+    check_expression_type("diffusion", diffusion)
+    return _parse_cached(drift, diffusion, names)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_cached(drift, diffusion, names: tuple[str, ...]) -> LinearCoefficients:
     return parse_linear_sde(drift, diffusion, names)
 
 
@@ -127,9 +135,9 @@ class LinearSDE:
         # 1 - exp(z) -> -expm1(z): sub-VP's g(t) would cancel near t = 0
         self._a, self._c, self._g = (torch_function(use_expm1(e), symbols)
                                      for e in (self.coeffs.a, self.coeffs.c, self.coeffs.g))
-        self._check_coefficients()
-        self.derivation: Derivation = derive(self.coeffs)
         try:
+            self._check_coefficients()  # DriftVE(1e300, 1): t**(10**300) overflows here
+            self.derivation: Derivation = derive(self.coeffs)
             self.marginals: Marginals = compile_marginals(self.coeffs, self.derivation, tuple(values.values()),
                                                           self.T, self.v0)
         except (ZeroDivisionError, OverflowError) as err:
@@ -275,6 +283,7 @@ class LinearSDE:
 
     def discretize(self, x: torch.Tensor, y, t, dt: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Euler-Maruyama increments ``(f dt, g sqrt(dt))`` (score_sde's ``discretize``)."""
+        dt = check_real("dt", dt)
         drift, diffusion = self.sde(x, y, t)
         return drift * dt, diffusion * math.sqrt(abs(dt))
 
@@ -298,6 +307,7 @@ class LinearSDE:
         ``x0``, ``z`` is complex of unit variance (real and imaginary parts ``N(0, 1/2)``: what
         ``torch.randn`` draws for a complex dtype, and sgmse's ``torch.randn_like``)."""
         mean, std = self.marginal_prob(x0, y, t)
+        check_generator("generator", generator, x0.device)
         z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
         return mean + per_sample(std, x0) * z, z
 
@@ -318,11 +328,15 @@ class LinearSDE:
                 raise ValueError("this SDE's drift depends on y: prior_sampling needs y")
             if shape is None:
                 raise ValueError("prior_sampling needs y or shape")
-            dtype = dtype or torch.get_default_dtype()
+            shape = check_shape("shape", shape)
+            dtype = check_dtype("dtype", dtype) or torch.get_default_dtype()
+            device = check_device("device", device)
         else:
-            if shape is not None and tuple(shape) != tuple(y.shape):
+            check_float_batch("y", y)
+            if shape is not None and tuple(check_shape("shape", shape)) != tuple(y.shape):
                 raise ValueError(f"shape {tuple(shape)} does not match y's shape {tuple(y.shape)}")
             shape, dtype, device = y.shape, y.dtype, y.device
+        check_generator("generator", generator, device or "cpu")
         z = torch.randn(tuple(shape), generator=generator, dtype=dtype, device=device)
         std = float(self.marginal_std(self.T))
         return self.prior_mean(y) + std * z

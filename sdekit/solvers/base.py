@@ -62,6 +62,8 @@ def initial_state(sde, y, x_T, shape, options: RunOptions, *, allow_complex: boo
     ``x_T`` are checked as themselves (dtype, finiteness) before they fix anything.  With
     ``allow_complex``, complex data is accepted and ``z`` is complex of unit variance
     (:mod:`sdekit.solvers.complex_data`)."""
+    if shape is not None:
+        shape = check_shape("shape", shape)
     if y is not None:
         check_float_batch("y", y, allow_complex=allow_complex)
     if x_T is not None:
@@ -80,9 +82,8 @@ def initial_state(sde, y, x_T, shape, options: RunOptions, *, allow_complex: boo
         elif shape is None:
             raise ValueError("sample needs x_T, y or shape to know what to draw")
         else:
-            shape = check_shape("shape", shape)
             dtype, device = options.dtype or torch.float32, options.device or torch.device("cpu")
-        x = torch.empty(tuple(int(d) for d in shape), dtype=dtype, device=device)
+        x = torch.empty(tuple(shape), dtype=dtype, device=device)
         check_float_batch("the sample", x, allow_complex=allow_complex)
         check_conditioning(y, x, "the sample", has_y_drift=sde.has_y_drift)
     if y is not None:

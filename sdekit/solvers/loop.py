@@ -106,6 +106,8 @@ def run(plan: Plan, x: torch.Tensor, score_fn: Callable | None, y, options: RunO
                               f"{err}") from err
 
     def kernel_score(s: torch.Tensor, w: int) -> torch.Tensor:
+        if not isinstance(s, torch.Tensor):  # the kernels read None as "no score term": a silent prior-free run
+            raise SolverError(f"at {records.describe(w)}: score_fn returned {type(s).__name__}, not a tensor like x")
         if state is not x:  # complex: the kernels would see a real score of the wrong shape, so check here
             launch(w, check_like, "score", s, x)
         return real_pairs(s)

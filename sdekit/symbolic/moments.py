@@ -52,6 +52,7 @@ DEFAULT_TIME_BUDGET = float(os.environ.get("SDEKIT_SYMPY_BUDGET", 20))
 
 OUT_OF_TIME = "sympy's time budget ran out"
 NOT_FOUND = "sympy found no closed form"
+DIVERGES = "the integral diverges (a coefficient is not integrable from t = 0)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +61,8 @@ class Derivation:
 
     ``A``, ``mx``, ``my``, ``v`` are sympy expressions in ``t``, the parameters and
     ``v0``, already in stable form (:mod:`~sdekit.symbolic.stable`), or ``None`` where
-    no closed form was found; ``reasons[name]`` then says why (:data:`OUT_OF_TIME` or
-    :data:`NOT_FOUND`).  ``my`` is ``0`` for SDEs without ``y``-drift.
+    no closed form was found; ``reasons[name]`` then says why (:data:`OUT_OF_TIME`,
+    :data:`NOT_FOUND` or :data:`DIVERGES`).  ``my`` is ``0`` for SDEs without ``y``-drift.
     """
 
     coefficients: LinearCoefficients
@@ -150,8 +151,10 @@ def _integrate(integrand: sp.Expr, deadline: float | None) -> tuple[sp.Expr | No
         return None, OUT_OF_TIME
     except (NotImplementedError, ValueError, TypeError, sp.SympifyError):  # sympy gives up in these ways too
         return None, NOT_FOUND
-    if result is None or result.has(sp.Integral) or result.has(sp.nan, sp.zoo):
+    if result is None or result.has(sp.Integral) or result.has(sp.nan):
         return None, NOT_FOUND
+    if result.has(sp.oo, -sp.oo, sp.zoo):  # int_0^t ds/s: "mx(t) = 0" and "v(t) = oo + ..." were printed
+        return None, DIVERGES
     return result.xreplace(undo), ""
 
 

@@ -31,8 +31,8 @@ FUNCTIONS = frozenset({"exp", "log", "sqrt", "sin", "cos", "tan", "sinh", "cosh"
 
 
 def identifiers(expr: str) -> set[str]:
-    """Identifiers in an expression string that are not in :data:`FUNCTIONS`."""
-    return set(re.findall(r"[A-Za-z_]\w*", expr)) - FUNCTIONS
+    """Identifiers in an expression string that are neither in :data:`FUNCTIONS` nor Python keywords."""
+    return {n for n in re.findall(r"[A-Za-z_]\w*", expr) if not keyword.iskeyword(n)} - FUNCTIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +58,14 @@ def param_symbol(name: str) -> sp.Symbol:
     return sp.Symbol(name, positive=True)
 
 
+def check_expression_type(what: str, expr) -> None:
+    """``expr`` must be a string, a number or a sympy expression (``TypeError`` naming ``what``)."""
+    if not isinstance(expr, (str, int, float, sp.Basic)):
+        raise TypeError(f"the {what} must be a string or a sympy expression, got {type(expr).__name__}")
+
+
 def _to_expr(what: str, expr, namespace: dict) -> sp.Expr:
+    check_expression_type(what, expr)
     if is_real(expr):
         return sp.nsimplify(expr)
     if isinstance(expr, str):
@@ -66,18 +73,22 @@ def _to_expr(what: str, expr, namespace: dict) -> sp.Expr:
         if called:
             raise ValueError(f"the {what} {expr!r} calls {called[0]!r}, which sdekit does not support; "
                              f"the functions it knows are {', '.join(sorted(FUNCTIONS - {'pi', 'E'}))}")
+        keywords = sorted(n for n in re.findall(r"[A-Za-z_]\w*", expr) if keyword.iskeyword(n))
+        if keywords:  # sympify evaluates Python: "-x if t else x" silently became -x
+            raise ValueError(f"the {what} {expr!r} uses the Python keyword {keywords[0]!r}; "
+                             "write one expression in t, x, y and the parameters")
         names = {n: sp.Symbol(n) for n in identifiers(expr) if n not in namespace}
         try:
             parsed = sp.sympify(expr, locals={**names, **namespace})
-        except (sp.SympifyError, SyntaxError, TypeError) as err:
+        except (sp.SympifyError, SyntaxError, TypeError, AttributeError) as err:  # "x.y": AttributeError
             raise ValueError(f"cannot parse the {what} {expr!r}: {err}") from None
-    elif isinstance(expr, sp.Basic):
+    else:
         # Re-bind symbols by name so user symbols with other assumptions still match ours.
         parsed = expr.xreplace({s: namespace[s.name] for s in expr.free_symbols if s.name in namespace})
-    else:
-        raise TypeError(f"the {what} must be a string or a sympy expression, got {type(expr).__name__}")
     if not isinstance(parsed, sp.Expr):
         raise ValueError(f"the {what} {expr!r} is not a scalar expression")
+    if parsed.has(sp.I):  # sqrt(-t) = I*sqrt(t): g^2 < 0, a negative "variance"
+        raise ValueError(f"the {what} {expr!r} = {parsed} is complex; sdekit needs real coefficients")
     unknown = sorted(s.name for s in parsed.free_symbols if s.name not in namespace)
     if unknown:
         raise ValueError(
