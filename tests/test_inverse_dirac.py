@@ -109,9 +109,10 @@ def test_sdp_rejects_a_non_increasing_noise_schedule():
 
 
 # ------------------------------------------------------------------- update rules vs the code
-def reference_reverse_diff(y, x0_predictor, fwd, std, steps, rule, del_t, z, stop_t=0.0, dc=None):
+def reference_reverse_diff(y, x0_predictor, fwd, std, steps, rule, del_t, z, stop_t=0.0, dc=None, x=None):
     """The authors' ReverseDiffusion.reverse_diff loop, transcribed (exact grid times t = 1 - i/steps,
-    ``z[i]`` the step's normals, the guidance step negated: sdekit steps down the error)."""
+    ``z[i]`` the step's normals, the guidance step negated: sdekit steps down the error; ``x`` the
+    ground truth that ``dc["noiseless_meas_available"]`` measures without noise)."""
     dt = 1.0 / steps
     y_recon = y.clone()
     for i in range(steps):
@@ -122,7 +123,11 @@ def reference_reverse_diff(y, x0_predictor, fwd, std, steps, rule, del_t, z, sto
             y_recon.requires_grad = True
         x0_pred = x0_predictor(y_recon, torch.full((y.shape[0],), t_this, dtype=y.dtype))
         if dc is not None:
-            error = y - fwd(x0_pred, 1.0)
+            if dc.get("noiseless_meas_available"):
+                y_noiseless = fwd(x, 1.0)
+                error = y_noiseless - fwd(x0_pred, 1.0)
+            else:
+                error = y - fwd(x0_pred, 1.0)
             dc_loss = error.pow(2).sum()
             grad_y = torch.autograd.grad(dc_loss, y_recon)[0]
             y_recon = y_recon.detach()
@@ -184,6 +189,24 @@ def test_each_update_rule_matches_the_authors_reverse_diffusion(rule, del_t, dc)
         want = reference_reverse_diff(y, smooth_predictor, fam.apply, proc.sigma, steps, rule, del_t or 0.0, z,
                                       stop_t=0.3, dc=dc)
         torch.testing.assert_close(got, want, rtol=0, atol=1e-12 if rule != "look_back_exact" else 1e-7)
+
+
+@pytest.mark.parametrize("relative", [False, True])
+def test_guidance_towards_the_noiseless_measurement_matches_the_authors_oracle_option(relative):
+    """``y1_noiseless = A_1 x0`` replaces ``y_1`` in the guidance, as the code's ``noiseless_meas_available``
+    (which measures the ground truth ``x`` itself), and changes the result."""
+    dc = {"step": 0.4, "scale_relative": relative, "noiseless_meas_available": True}
+    for fam in (BlurFamily(1.5, 1, H), BoxInpaintingFamily(1, 6, max_side=4)):
+        proc = StochasticDegradation(fam, 0.02, 0.4)
+        x = torch.rand(1, *fam.shape, dtype=torch.float64) * 2 - 1     # the code runs batch 1
+        y = proc.sample(x, 1.0, seed=1)
+        sampler = Dirac(proc, 8, "look_ahead", stop_t=0.3, guidance=DataConsistencyGuidance(0.4, relative=relative))
+        got = sampler.sample(smooth_predictor, y, seed=5, y1_noiseless=fam.apply(x, 1.0))
+        z = [philox_normal_like(y, 5, i) for i in range(8)]
+        want = reference_reverse_diff(y, smooth_predictor, fam.apply, proc.sigma, 8, "look_ahead", 0.0, z,
+                                      stop_t=0.3, dc=dc, x=x)
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+        assert (got - sampler.sample(smooth_predictor, y, seed=5)).abs().max() > 1e-4
 
 
 @pytest.mark.parametrize("make", [lambda: BlurFamily(1.5, 2, (4, 5)), lambda: BoxInpaintingFamily(2, 7, max_side=5),
@@ -429,5 +452,10 @@ def test_dirac_rejects_bad_arguments_with_errors_naming_them():
         Dirac(proc, 10).sample(lambda y, t: y[:, :, :2], y, seed=0)
     with pytest.raises(ValueError, match="y must be"):
         Dirac(proc, 10).sample(lambda y, t: y, torch.zeros(2, 1, H, H + 1), seed=0)
+    with pytest.raises(ValueError, match="y1_noiseless"):
+        Dirac(proc, 10).sample(lambda y, t: y, y, seed=0, y1_noiseless=y)
+    with pytest.raises(ValueError, match="y1_noiseless"):
+        Dirac(proc, 10, guidance=DataConsistencyGuidance(0.1)).sample(lambda y, t: y, y, seed=0,
+                                                                      y1_noiseless=y[:1])
     with pytest.raises(NonFiniteError, match="step 0"):
         Dirac(proc, 10).sample(lambda y, t: y * float("nan"), y, seed=0)
