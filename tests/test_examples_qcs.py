@@ -5,6 +5,7 @@ prior score + sdekit's quantized likelihood score) must beat the prior mean, the
 optimally scaled back-projection and the dequantized-Gaussian DMPS score by stated margins.
 """
 import importlib
+import math
 import os
 import sys
 
@@ -136,3 +137,26 @@ def test_qcs_sgm_annealed_langevin_runs_and_needs_the_ve_sde(qcs, capsys):
     with pytest.raises(SystemExit):
         qcs.main(["--solver", "annealed_langevin", "--sde", "vp"])
     assert "--sde ve" in capsys.readouterr().err
+
+
+def test_the_sir_reference_likelihood_matches_mpmath_in_both_tails(qcs):
+    """``log(Phi(b) - Phi(a))`` of the exact-posterior reference against mpmath (the plain difference at 1500 digits), for 1-bit and
+    finite bins, in the bulk and 40 noise stds into either tail (where ``Phi(b) - Phi(a)`` underflows
+    or rounds to 1 in float64 if formed directly)."""
+    mpmath = pytest.importorskip("mpmath")
+    import torch
+    mpmath.mp.dps = 1500      # Phi(80) = 1 - 1e-1393: the plain difference needs that many digits
+    inf = float("inf")
+    cases = [(-inf, 0.0, 0.3), (0.0, inf, 0.3), (-inf, 0.0, 2.0), (0.0, inf, -2.0), (-inf, 0.0, -2.0),
+             (0.0, inf, 2.0), (-inf, 0.0, 40.0), (0.0, inf, -40.0), (-inf, 0.0, -40.0), (0.0, inf, 40.0),
+             (0.5, 1.0, 0.7), (0.5, 1.0, -30.0), (-1.0, -0.5, 30.0), (0.5, 0.5001, 0.2), (-0.3, 0.6, 0.1)]
+    noise = 0.5
+    lower, upper, z = (torch.tensor(c, dtype=torch.float64) for c in zip(*cases))
+    got = qcs.log_bin_probability(z, lower, upper, noise)
+
+    def ncdf(v):
+        return mpmath.ncdf(mpmath.mpf(v)) if math.isfinite(v) else mpmath.mpf(1 if v > 0 else 0)
+
+    for (lo, hi, zz), g in zip(cases, got.tolist()):
+        want = float(mpmath.log(ncdf((hi - zz) / noise) - ncdf((lo - zz) / noise)))
+        assert g == pytest.approx(want, rel=1e-12, abs=1e-14), (lo, hi, zz)
