@@ -160,3 +160,29 @@ def test_the_sir_reference_likelihood_matches_mpmath_in_both_tails(qcs):
     for (lo, hi, zz), g in zip(cases, got.tolist()):
         want = float(mpmath.log(ncdf((hi - zz) / noise) - ncdf((lo - zz) / noise)))
         assert g == pytest.approx(want, rel=1e-12, abs=1e-14), (lo, hi, zz)
+
+
+SIR = "exact posterior (SIR)"
+
+
+def test_qcs_sgm_exact_posterior_reference_on_small_patches(qcs):
+    """``--size 4 --sir 100000`` (4 x 4 patches, 8 signs of 16, correlated rho 0.8, 32 patches, 50 steps)
+    adds the exact-posterior row.  Margins from seeds 0-5 at this size, worst value in brackets: effective
+    sample size at least 100 per patch [126]; the exact samples' energy in (0.65, 1.2) [0.79-0.95; 1 in
+    expectation], and QCS-SGM+'s and QCS-SGM diag's above it by 0.1 [+0.17]: their samples are too large
+    where the exact ones are not; the exact samples' NMSE_s below the prior mean's - 0.08 [-0.11]; they keep
+    more signs than the dequantized DMPS score's + 0.02 [+0.039] and no fewer than QCS-SGM+'s - 0.02 [0.000].
+    (Per seed, NMSE_s of one exact sample per patch is not reliably below QCS-SGM+'s at 32 patches:
+    -0.14 to +0.09.)"""
+    out = qcs.main(["--size", "4", "--sir", "100000", "--samples", "32", "--steps", "50", "--quiet", "--no-figure",
+                    "--matrix", "correlated", "--rho", "0.8"])
+    rows = out["rows"]
+    assert out["d"] == 16 and out["m"] == 8 and out["sir_ess"].shape == (32,)
+    assert float(out["sir_ess"].min()) > 100
+    s = rows[SIR]
+    assert 0.65 < s["energy_ratio"] < 1.2
+    for name in (DIAG, PLUS):
+        assert rows[name]["energy_ratio"] > s["energy_ratio"] + 0.1, name
+    assert s["nmse_scaled"] < rows[PRIOR]["nmse_scaled"] - 0.08
+    assert s["signs"] > rows[DEQ]["signs"] + 0.02
+    assert s["signs"] > rows[PLUS]["signs"] - 0.02
