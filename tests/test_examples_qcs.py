@@ -186,3 +186,32 @@ def test_qcs_sgm_exact_posterior_reference_on_small_patches(qcs):
     assert s["nmse_scaled"] < rows[PRIOR]["nmse_scaled"] - 0.08
     assert s["signs"] > rows[DEQ]["signs"] + 0.02
     assert s["signs"] > rows[PLUS]["signs"] - 0.02
+
+
+def test_the_sir_reference_samples_the_exact_posterior_in_the_narrow_bin_limit(qcs):
+    """Bins ``[v - h, v + h]`` with ``h = 0.01 noise`` make the quantized likelihood the Gaussian one times
+    ``(2h)^m`` (to relative ``O(h^2)``), so the posterior is the Kalman-updated mixture
+    (``GaussianMixture.posterior``, independent of the SIR code).  200 copies of one measurement
+    (2 orthonormal rows, 4 x 4 patches), each resampled from the same 40 000 prior draws (10 chunks of
+    the reservoir): the samples' mean is within 4.5 standard errors of the exact posterior mean in every
+    pixel, and their variance within 15 % of the exact one (on average over pixels).  Measured over data
+    seeds 0-3: largest |z| over pixels 1.4-2.7, variance ratio 0.97-1.00, effective sample size >= 6700."""
+    import torch
+    from _mixture import patch_mixture
+    prior = patch_mixture(4)
+    op = qcs.measurement_operator("orthogonal", 16, 2, seed=3)
+    g = torch.Generator().manual_seed(0)
+    noise = 0.3
+    x0 = prior.sample(1, g)
+    v = op(x0.reshape(1, 1, 4, 4)) + noise * torch.randn(1, 2, generator=g, dtype=torch.float64)
+    h = 0.01 * noise
+    n = 200
+    lower, upper = (v - h).expand(n, 2), (v + h).expand(n, 2)
+    x, ess = qcs.sir_posterior(prior, op, lower, upper, noise, 40_000, torch.Generator().manual_seed(1))
+    A = op(torch.eye(16, dtype=torch.float64).reshape(16, 1, 4, 4)).T
+    post = prior.posterior(A, noise, v)
+    mean, var = post.mean()[0], post.variance()[0]
+    assert float(ess.min()) > 1000
+    z = (x.mean(0) - mean) / (x.std(0) / math.sqrt(n))
+    assert float(z.abs().max()) < 4.5
+    assert float(x.var(0).mean() / var.mean()) == pytest.approx(1.0, abs=0.15)
