@@ -140,9 +140,9 @@ def test_qcs_sgm_annealed_langevin_runs_and_needs_the_ve_sde(qcs, capsys):
 
 
 def test_the_sir_reference_likelihood_matches_mpmath_in_both_tails(qcs):
-    """``log(Phi(b) - Phi(a))`` of the exact-posterior reference against mpmath (the plain difference at 1500 digits), for 1-bit and
-    finite bins, in the bulk and 40 noise stds into either tail (where ``Phi(b) - Phi(a)`` underflows
-    or rounds to 1 in float64 if formed directly)."""
+    """``log(Phi(b) - Phi(a))`` of the exact-posterior reference against mpmath (the plain difference at
+    1500 digits), for 1-bit and finite bins, in the bulk and 40 noise stds into either tail (where
+    ``Phi(b) - Phi(a)`` underflows or rounds to 1 in float64 if formed directly)."""
     mpmath = pytest.importorskip("mpmath")
     import torch
     mpmath.mp.dps = 1500      # Phi(80) = 1 - 1e-1393: the plain difference needs that many digits
