@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from _figures import pyplot, save_figure
+from _figures import OUT_DIR, pyplot, save_figure
 
 __all__ = [
     "TRAIN_GRAY", "TEST_GRAY", "TRAIN_RGB", "TEST_RGB", "CHECKPOINTS", "OUT_DIR",
@@ -39,7 +39,6 @@ __all__ = [
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHECKPOINTS = os.path.join(HERE, "checkpoints")
-OUT_DIR = os.path.join(HERE, "out")
 
 # Disjoint train / test images from skimage.data (all bundled with the wheel).
 TRAIN_GRAY = ("astronaut", "brick", "chelsea", "coffee", "grass", "gravel", "hubble_deep_field",

@@ -55,6 +55,7 @@ import os
 import time
 
 import _imaging as im  # examples/ is on sys.path when this runs as a script
+from _figures import add_output_options, example_parser, finish_run
 import torch
 from tqdm.auto import tqdm
 
@@ -77,10 +78,8 @@ CODE_SCALE, CODE_CLIP = 1.75, (-1.0, 1.0)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Tasks, methods and metrics: see the module docstring.")
-    p.add_argument("--device", default="cpu", help="torch device for the net and the samplers (default: cpu)")
+    p = example_parser(__doc__, "torch device for the net and the samplers",
+                       epilog="Tasks, methods and metrics: see the module docstring.")
     p.add_argument("--steps", type=int, default=100, help="DDPM ancestral steps of DPS and DMPS (default: 100)")
     p.add_argument("--images", type=int, default=16,
                    help="number of 32x32 test patches of astronaut, chosen with the seed (default: 16)")
@@ -98,9 +97,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--train-steps", type=int, default=2500, help="training steps (default: 2500)")
     p.add_argument("--width", type=int, default=32, help="U-Net width, a multiple of 8 (default: 32)")
     p.add_argument("--batch", type=int, default=64, help="training batch size (default: 64)")
-    p.add_argument("--no-figure", action="store_true", help="do not write examples/out/dmps_restore.png")
-    p.add_argument("--out", default=im.OUT_DIR, help="folder for the figure (default: examples/out)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars and no table")
+    add_output_options(p, "dmps_restore.png")
     args = p.parse_args(argv)
     for name in ("steps", "images", "threads", "train_steps", "width", "batch"):
         if getattr(args, name) < 1:
@@ -328,11 +325,7 @@ def main(argv=None) -> dict:
         restored[task] = {m: x.detach().cpu() for m, (x, _) in runs.items()}
 
     out = {"rows": rows, "clean": x0.cpu(), "y": ys, "restored": restored, "prior": prior, "config": vars(args)}
-    out["figure"] = None if args.no_figure else figure(args, out)
-    out["seconds"] = time.perf_counter() - start
-    if not args.quiet:
-        report(out, args)
-    return out
+    return finish_run(out, args, start, lambda: figure(args, out), report)
 
 
 def report(out: dict, args) -> None:
