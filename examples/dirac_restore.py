@@ -123,28 +123,14 @@ def predictor(net):
 
 
 def train_net(args, task: str, process) -> tuple[im.ScoreUNet, dict]:
-    """Train ``ScoreUNet(3, width)`` with the incremental reconstruction loss (eq. 14); save it."""
-    device = torch.device(args.device)
-    data = im.image_patches(im.TRAIN_RGB, PATCH, color=True, stride=STRIDE).to(device)
-    flips, noise = torch.Generator().manual_seed(args.seed + 1), torch.Generator(device).manual_seed(args.seed + 2)
-    net = im.ScoreUNet(3, width=args.width).to(device)
-
-    def loss_fn(model, idx):
-        x0, = im.random_crops([data[idx.to(device)]], PATCH, flips)
+    """Train ``ScoreUNet(3, width)`` with the incremental reconstruction loss (eq. 14) on random flipped
+    patches; save it."""
+    def loss(model, x0, noise):
         return incremental_reconstruction_loss(process, predictor(model), x0, 1.0 / args.steps, steps=args.steps,
                                                generator=noise)
 
-    with im.Stopwatch(device) as w:
-        avg, losses = im.train(net, loss_fn, data, args.train_steps, batch=args.batch, seed=args.seed,
-                               progress=not args.quiet, desc=f"train {task}")
-    every = max(1, len(losses) // 50)
-    tail = losses[-50:]
-    meta = {"config": train_config(args, task), "seed": args.seed, "patches": len(data), "seconds": w.seconds,
-            "device": str(device), "threads": torch.get_num_threads(), "torch": str(torch.__version__),
-            "final_loss": sum(tail) / len(tail),
-            "loss_curve": [sum(losses[i:i + every]) / len(losses[i:i + every]) for i in range(0, len(losses), every)]}
-    im.save_checkpoint(checkpoint_path(args.checkpoints, task), avg, meta)
-    return avg, meta
+    return im.train_rgb_net(args, loss, patch=PATCH, stride=STRIDE, crop=PATCH, config=train_config(args, task),
+                            path=checkpoint_path(args.checkpoints, task), desc=f"train {task}")
 
 
 def load_net(args, task: str, process) -> tuple[im.ScoreUNet, dict]:

@@ -131,26 +131,11 @@ def train_config(args) -> dict:
 
 def train_prior(args, sde) -> tuple[im.ScoreUNet, dict]:
     """Train ``ScoreUNet(3, width)`` by denoising score matching on random flipped crops; save it."""
-    device = torch.device(args.device)
-    data = im.image_patches(im.TRAIN_RGB, PATCH, color=True, stride=STRIDE).to(device)
-    # train() draws the rows; these draw the crops (on the CPU) and the loss's t and noise (on the device)
-    crops, noise = torch.Generator().manual_seed(args.seed + 1), torch.Generator(device).manual_seed(args.seed + 2)
-    net = im.ScoreUNet(3, width=args.width).to(device)
-
-    def loss_fn(model, idx):
-        x0, = im.random_crops([data[idx.to(device)]], CROP, crops)
+    def loss(model, x0, noise):
         return denoising_score_matching(sde, im.score_from_noise(sde, model), x0, generator=noise)
 
-    with im.Stopwatch(device) as w:
-        avg, losses = im.train(net, loss_fn, data, args.train_steps, batch=args.batch, seed=args.seed,
-                               progress=not args.quiet, desc="train prior")
-    every = max(1, len(losses) // 50)
-    meta = {"config": train_config(args), "seed": args.seed, "patches": len(data),
-            "seconds": w.seconds, "device": str(device), "threads": torch.get_num_threads(),
-            "torch": str(torch.__version__), "final_loss": sum(losses[-100:]) / len(losses[-100:]),
-            "loss_curve": [sum(losses[i:i + every]) / len(losses[i:i + every]) for i in range(0, len(losses), every)]}
-    im.save_checkpoint(args.checkpoint, avg, meta)
-    return avg, meta
+    return im.train_rgb_net(args, loss, patch=PATCH, stride=STRIDE, crop=CROP, config=train_config(args),
+                            path=args.checkpoint, desc="train prior", final_window=100)
 
 
 def load_prior(args, sde) -> tuple[im.ScoreUNet, dict]:
