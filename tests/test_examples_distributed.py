@@ -1,5 +1,6 @@
 """Smoke test of ``examples/distributed_sampling.py``: its exact score is right, and it runs."""
 import math
+import sys
 
 import pytest
 import torch
