@@ -27,12 +27,7 @@ def _x(n, dtype, device="cpu"):
     return torch.randn(n, generator=g, dtype=dtype, device=device) * 4
 
 
-@pytest.fixture(autouse=True)
-def _one_cpu_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")  # benchmarks/conftest.py
 
 
 @pytest.mark.parametrize("n", CPU_SIZES)

@@ -75,7 +75,7 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _figures import pyplot, save_figure  # noqa: E402
+from _figures import add_output_options, example_parser, finish_run, pyplot, save_figure  # noqa: E402
 from _mixture import patch_mixture  # noqa: E402
 
 from sdekit import VESDE, VPSDE, EulerMaruyama, PredictorCorrector, ReverseDiffusion  # noqa: E402
@@ -88,7 +88,6 @@ from sdekit.inverse.hadamard import sylvester_hadamard  # noqa: E402
 
 SIZE = 8                       # default patch side: SIZE x SIZE, one channel (d = 64); --size
 SIR_CHUNK = 4096               # prior draws per chunk of the SIR reference
-OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 SOLVERS = ("reverse_diffusion", "euler_maruyama", "pc", "annealed_langevin")
 ALD_STEPS_EACH, ALD_STEP_LR = 5, 2e-5   # annealed Langevin: steps per level, NCSNv2's step_lr
 ROW_ORTHOGONAL = ("orthogonal", "hadamard", "hadamard-low")
@@ -99,10 +98,8 @@ METHODS = {"qcs": "QCS-SGM (prior + quantized score)",
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Metrics and baselines: see the module docstring.")
-    p.add_argument("--device", default="cpu", help="torch device for the samplers (default: cpu)")
+    p = example_parser(__doc__, "torch device for the samplers",
+                       epilog="Metrics and baselines: see the module docstring.")
     p.add_argument("--steps", type=int, default=100, help="reverse steps per sampler (default: 100)")
     p.add_argument("--samples", type=int, default=64,
                    help="number of signals, each measured once and restored once (default: 64)")
@@ -143,9 +140,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of the data, the operator and the samplers (default: 0)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default: 1; the tensors are tiny, more threads only contend)")
-    p.add_argument("--no-figure", action="store_true", help="do not write examples/out/qcs_sgm.png")
-    p.add_argument("--out", default=OUT_DIR, help="folder for the figure (default: examples/out)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    add_output_options(p, "qcs_sgm.png", progress="progress bar")
     args = p.parse_args(argv)
     for name in ("steps", "samples", "threads", "ep_iters"):
         if getattr(args, name) < 1:
@@ -364,11 +359,7 @@ def main(argv=None) -> dict:
     restored["back-projection A^T y (scaled)"] = op.adjoint(y_sign)
 
     out = {"rows": rows, "m": m, "d": d, "sigma_eff": sigma_eff, "sir_ess": ess, "config": vars(args)}
-    out["figure"] = None if args.no_figure else figure(args, out, x0, restored)
-    out["seconds"] = time.perf_counter() - start
-    if not args.quiet:
-        report(out, args)
-    return out
+    return finish_run(out, args, start, lambda: figure(args, out, x0, restored), report)
 
 
 def report(out: dict, args) -> None:

@@ -4,15 +4,12 @@ It checks the example's numbers, not just that it ran: QCS-SGM (exact Gaussian-m
 prior score + sdekit's quantized likelihood score) must beat the prior mean, the
 optimally scaled back-projection and the dequantized-Gaussian DMPS score by stated margins.
 """
-import importlib
 import math
 import os
-import sys
 
 import pytest
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
-sys.path.insert(0, EXAMPLES)
+from _examples import assert_help_lists, load_example
 
 pytestmark = pytest.mark.examples
 
@@ -25,16 +22,12 @@ CLEAN = "clean x0 (reference)"
 
 @pytest.fixture(scope="module")
 def qcs():
-    return importlib.import_module("qcs_sgm")
+    return load_example("qcs_sgm")
 
 
 def test_qcs_sgm_help(qcs, capsys):
-    with pytest.raises(SystemExit) as exc:
-        qcs.main(["--help"])
-    assert exc.value.code == 0
-    text = capsys.readouterr().out
-    for flag in ("--device", "--steps", "--seed", "--samples", "--measurements-fraction", "--no-figure", "--quiet"):
-        assert flag in text
+    assert_help_lists(qcs.main, ("--device", "--steps", "--seed", "--samples", "--measurements-fraction",
+                                 "--no-figure", "--quiet"), capsys)
 
 
 def test_qcs_sgm_beats_the_baselines(qcs, tmp_path, capsys):

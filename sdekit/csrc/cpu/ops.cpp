@@ -33,8 +33,8 @@
 #include <vector>
 
 #include "../dawson.cuh"
-#include "../sde_steps.cuh"
-#include "../spectral_scale.cuh"
+#include "../sde_steps_args.h"
+#include "../spectral_scale_args.h"
 
 namespace {
 
@@ -222,8 +222,6 @@ void affine_dispatch(const AffineStepArgs<T>& a, int64_t B, bool hs, bool hy, bo
   }
 }
 
-Strides4 strides_at(at::IntArrayRef s, int k) { return Strides4{s[4 * k], s[4 * k + 1], s[4 * k + 2], s[4 * k + 3]}; }
-
 void sde_affine_step_cpu(at::Tensor out, const at::Tensor& x, const c10::optional<at::Tensor>& score,
                          const c10::optional<at::Tensor>& y, const at::Tensor& coef,
                          const c10::optional<at::Tensor>& flags, at::IntArrayRef dims, at::IntArrayRef strides,
@@ -235,21 +233,8 @@ void sde_affine_step_cpu(at::Tensor out, const at::Tensor& x, const c10::optiona
   if (B == 0 || N == 0) return;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sde_affine_step_cpu", [&] {
     using T = scalar_t;
-    AffineStepArgs<T> a;
-    a.out = out.data_ptr<T>();
-    a.x = x.data_ptr<T>();
-    a.score = score ? score->data_ptr<T>() : nullptr;
-    a.y = y ? y->data_ptr<T>() : nullptr;
-    a.coef = coef.data_ptr<T>();
-    a.flags = flags ? flags->data_ptr<int32_t>() : nullptr;
-    a.N = N; a.D2 = dims[1]; a.D3 = dims[2];
-    a.so = strides_at(strides, 0); a.sx = strides_at(strides, 1);
-    a.ss = strides_at(strides, 2); a.sy = strides_at(strides, 3);
-    a.coef_sk = coef.stride(0);
-    a.coef_sb = coef.size(1) > 1 ? coef.stride(1) : 0;
-    a.seed = static_cast<uint64_t>(seed);
-    a.step = static_cast<uint64_t>(step);
-    a.sample_offset = static_cast<uint32_t>(sample_offset);
+    const AffineStepArgs<T> a =
+        sdekit::affine_step_args<T>(out, x, score, y, coef, flags, dims, strides, seed, step, sample_offset);
     affine_dispatch<T>(a, B, score.has_value(), y.has_value(), noise, flags.has_value(), contig);
   });
 }
@@ -299,7 +284,7 @@ at::Tensor sde_sample_sq_norms_cpu(const at::Tensor& score, at::IntArrayRef dims
   at::Tensor res = at::zeros({B, 2}, score.options());
   if (B == 0 || N == 0) return res;
   AT_DISPATCH_FLOATING_TYPES(score.scalar_type(), "sde_sample_sq_norms_cpu", [&] {
-    const Strides4 ss = strides_at(strides, 0);
+    const Strides4 ss = sdekit::strides_at(strides, 0);
     if (contig)
       sq_norms_all<scalar_t, true>(score.data_ptr<scalar_t>(), res.data_ptr<scalar_t>(), B, N, dims[1], dims[2], ss,
                                    (uint64_t)seed, (uint64_t)step, (uint32_t)sample_offset);
@@ -348,18 +333,7 @@ void spectral_scale_all(const T* z, const T* uy, const T* S, const T* coef, sdek
 
 at::Tensor spectral_scale_cpu(const at::Tensor& z, const at::Tensor& uy, const at::Tensor& S,
                               const c10::optional<at::Tensor>& coef, double s, double a, double c) {
-  TORCH_CHECK(z.dim() == 2 && uy.sizes() == z.sizes() && S.dim() == 1 && S.size(0) == z.size(1),
-              "sdekit::spectral_scale: expected z, uy of shape (B, k) and S of shape (k,), got ", z.sizes(), ", ",
-              uy.sizes(), ", ", S.sizes());
-  TORCH_CHECK(z.scalar_type() == at::kFloat || z.scalar_type() == at::kDouble,
-              "sdekit::spectral_scale: expected float32 or float64, got ", z.scalar_type());
-  TORCH_CHECK(uy.scalar_type() == z.scalar_type() && S.scalar_type() == z.scalar_type(),
-              "sdekit::spectral_scale: z, uy and S must share one dtype");
-  if (coef) {
-    TORCH_CHECK(coef->scalar_type() == z.scalar_type() && coef->dim() == 2 && coef->size(0) == z.size(0) &&
-                    coef->size(1) == 3,
-                "sdekit::spectral_scale: coef must be a (B, 3) tensor of the data's dtype");
-  }
+  sdekit::check_spectral_scale_args(z, uy, S, coef);
   const at::Tensor zc = z.contiguous(), uc = uy.contiguous(), Sc = S.contiguous();
   const at::Tensor cc = coef ? coef->contiguous() : at::Tensor();
   at::Tensor w = at::empty_like(zc, at::MemoryFormat::Contiguous);
@@ -367,7 +341,7 @@ at::Tensor spectral_scale_cpu(const at::Tensor& z, const at::Tensor& uy, const a
   if (B == 0 || k == 0) return w;
   AT_DISPATCH_FLOATING_TYPES(zc.scalar_type(), "sdekit_spectral_scale_cpu", [&] {
     using T = scalar_t;
-    const sdekit::SpectralCoef<T> shared{static_cast<T>(s), static_cast<T>(a), static_cast<T>(c)};
+    const sdekit::SpectralCoef<T> shared = sdekit::shared_spectral_coef<T>(s, a, c);
     spectral_scale_all<T>(zc.data_ptr<T>(), uc.data_ptr<T>(), Sc.data_ptr<T>(), coef ? cc.data_ptr<T>() : nullptr,
                           shared, w.data_ptr<T>(), B, k);
   });

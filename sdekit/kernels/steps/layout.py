@@ -1,4 +1,5 @@
-"""Memory layout of the tensors a fused step reads and writes, shared by the Triton, CUDA and CPU launchers.
+"""Memory layout of the tensors a fused step reads and writes, shared by the Triton, CUDA and CPU launchers
+(and the call of the compiled ops, shared by the CUDA and CPU ones).
 
 A step sees every tensor as ``(B, D1, D2, D3)``: the batch axis and at most three inner axes,
 each tensor with its own strides.  Inner axes of size 1 are dropped and adjacent axes that
@@ -86,3 +87,25 @@ def check_grid_rows(B: int) -> None:
     """The GPU launchers (Triton, CUDA) run one grid row per sample: at most 65535 samples."""
     if B > GPU_MAX_BATCH:
         raise ValueError(f"the GPU fused steps launch one grid row per sample; batch {B} exceeds {GPU_MAX_BATCH}")
+
+
+def run_affine_step_op(ops, x, coef, *, score, y, seed, step, sample_offset, noise, out, flags):
+    """``torch.ops.sdekit.sde_affine_step`` called through ``ops`` (the CPU and CUDA backends' launcher).
+
+    Lays the tensors out as ``(B, D1, D2, D3)`` (:func:`step_layout`), passes the 64-bit words of
+    :func:`launch_words`, and writes back the output when the layout had to copy it.
+    """
+    target = torch.empty_like(x) if out is None else out
+    (o, xx, s, yy), dims, strides, contig = step_layout([target, x, score, y])
+    flat = [v for st in strides for v in st]
+    ops.sde_affine_step(o, xx, s, yy, coef, flags, dims, flat, *launch_words(seed, step, sample_offset),
+                        bool(noise), contig)
+    if o is not target:
+        target.copy_(o)
+    return target
+
+
+def run_sample_sq_norms_op(ops, score, *, seed, step, sample_offset):
+    """``torch.ops.sdekit.sde_sample_sq_norms`` called through ``ops`` (the CPU and CUDA backends' launcher)."""
+    (s,), dims, strides, contig = step_layout([score])
+    return ops.sde_sample_sq_norms(s, dims, strides[0], *launch_words(seed, step, sample_offset), contig)
