@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "../dawson.cuh"
+#include "dawson_avx512.h"
 #include "../sde_steps.cuh"
 #include "../spectral_scale.cuh"
 
@@ -313,8 +314,12 @@ at::Tensor sde_sample_sq_norms_cpu(const at::Tensor& score, at::IntArrayRef dims
 template <typename T>
 void dawsn_all(const T* x, T* y, int64_t n) {
   at::parallel_for(0, n, kGrain, [&](int64_t i0, int64_t i1) {
+#if defined(__AVX512F__)
+    sdekit::dawson::avx512::dawsn_avx512(x + i0, y + i0, i1 - i0);
+#else
 #pragma omp simd
     for (int64_t i = i0; i < i1; ++i) y[i] = sdekit::dawson::dawsn(x[i]);
+#endif
   });
 }
 
