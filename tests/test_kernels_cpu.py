@@ -199,6 +199,46 @@ def _assert_within_rounding(got, z, uy, S, s, a, c):
     assert got.dtype == z.dtype and ((got - want).abs() <= bound).all()
 
 
+def _dawsn_boundary_points(dtype):
+    """Every place where the vector kernel's lookup or branch changes, in ``dtype``, with both signs:
+    each Taylor grid point ``i h`` and each row boundary ``(i + 1/2) h`` (where the row index, and in
+    float32 the register and the register pair holding the row, switch) with their 3 neighbours on
+    each side, the split between table and tail likewise, and the special values."""
+    from sdekit.kernels.dawsn.reference import dawson_coefficients
+    split, step, rows, _, _ = dawson_coefficients(dtype)
+    npdt = np.float32 if dtype == torch.float32 else np.float64
+    centres = [i * step for i in range(len(rows))] + [(i + 0.5) * step for i in range(len(rows))] + [split]
+    pts = []
+    for c in centres:
+        v = lo = npdt(c)
+        for _ in range(4):
+            pts += [v, lo]
+            v, lo = np.nextafter(v, npdt(np.inf)), np.nextafter(lo, npdt(0))
+    fin = np.finfo(npdt)
+    pts += [fin.tiny, fin.smallest_subnormal, fin.max, np.inf, np.nan, 1e-12, 1e12]
+    x = torch.from_numpy(np.unique(np.array(pts, dtype=npdt)))
+    return torch.cat([x, -x])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dawsn_is_bitwise_the_reference_at_every_table_row_and_branch_boundary(dtype):
+    x = _dawsn_boundary_points(dtype)
+    got, want = sdekit.special.dawsn(x, backend="cpu"), sdekit.special.dawsn(x, backend="torch")
+    assert torch.equal(got.isnan(), want.isnan())
+    assert torch.equal(got.nan_to_num(), want.nan_to_num()) and torch.equal(got.signbit(), want.signbit())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dawsn_is_bitwise_the_reference_for_every_length_and_offset_of_a_partial_vector(dtype):
+    # whole vectors plus a masked remainder of every length, from aligned and unaligned starts
+    x = torch.linspace(-7, 7, 97, dtype=dtype)
+    want = sdekit.special.dawsn(x, backend="torch")
+    for start in (0, 1, 3):
+        for n in range(0, 40):
+            got = sdekit.special.dawsn(x[start:start + n], backend="cpu")
+            assert torch.equal(got, want[start:start + n]), (start, n)
+
+
 def test_dawsn_gradcheck_and_gradgradcheck():
     x = torch.tensor([-12.0, -4.7, -0.3, 1e-9, 0.92, 3.9, 4.1, 5.2, 40.0], dtype=torch.float64, requires_grad=True)
     f = lambda v: sdekit.special.dawsn(v, backend="cpu")  # noqa: E731

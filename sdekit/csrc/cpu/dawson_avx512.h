@@ -1,13 +1,21 @@
-// Dawson's integral on whole AVX-512 vectors: the arithmetic of sdekit::dawson::eval
-// (sdekit/csrc/dawson.cuh) operation for operation -- the same Taylor table, tail rational,
-// select and sign, one IEEE rounding per multiply, add and divide, no contraction -- so the
-// results are bitwise those of the scalar code and of the torch reference.  Only the table
-// lookup differs, because GCC does not vectorise the scalar loop's table loads:
+// Dawson's integral on whole AVX-512 vectors (GCC leaves the scalar loop over
+// sdekit::dawson::eval unvectorised: it does not vectorise the Taylor-table loads).
 //
-//   float32 (65 rows): the rows 0..63 of a column sit in four registers and are picked by two
-//     two-register permutes (vpermt2ps, bits 0-4 of the row) and a blend (bit 5); row 64 by a
-//     blend.  No memory access per element.
-//   float64 (81 rows): one hardware gather (vgatherdpd) per column.
+//   float32: the arithmetic of sdekit::dawson::eval (sdekit/csrc/dawson.cuh) operation for
+//     operation -- the same table (65 rows, h = 1/16), tail rational, select and sign, one IEEE
+//     rounding per multiply, add and divide, no FMA -- so the results are bitwise the scalar
+//     code's and the torch reference's.  Only the lookup differs: rows 0..63 of a column sit in
+//     four registers and are picked by two two-register permutes (vpermt2ps, bits 0-4 of the
+//     row) and a blend (bit 5), row 64 by a blend.  No memory access per element.
+//   float64: the reference's 81-row table needs gathers, which cost more than the arithmetic on
+//     the CPUs measured (benchmarks/RESULTS.md), so the same two forms with other constants:
+//       a <  5: D = hi + (s (c_1 + s (c_2 + ... + s c_16)) + lo) around the nearest of 16 grid
+//               points x0 = i h, h = 21/64 (i h and s = a - i h exact, |s| <= 0.165), each
+//               coefficient's 16 rows in two registers picked by one permute (vpermt2pd);
+//       a >= 5: the reference's tail with two divisions instead of three, D = (1/(2a)) h,
+//               h = 1 + y (1/2 + y P(y)/Q(y)), y = (1/a)^2,
+//     Horner steps fused (FMA).  Not bitwise the reference: each within the stated 4-ulp
+//     bound of the exact value (measured in benchmarks/RESULTS.md, asserted by the tests).
 //
 // dawsn_avx512(x, y, n): y[i] = D(x[i]) for i < n; the last partial vector with masked loads
 // and stores.
@@ -35,7 +43,7 @@ inline __m512 horner(const float (&c)[N], __m512 z) {
 template <int N>
 inline __m512d horner(const double (&c)[N], __m512d z) {
   __m512d acc = _mm512_set1_pd(c[N - 1]);
-  for (int k = N - 2; k >= 0; --k) acc = _mm512_add_pd(_mm512_mul_pd(acc, z), _mm512_set1_pd(c[k]));
+  for (int k = N - 2; k >= 0; --k) acc = _mm512_fmadd_pd(acc, z, _mm512_set1_pd(c[k]));
   return acc;
 }
 
@@ -78,28 +86,35 @@ inline __m512 dawsn16(__m512 x) {
   return _mm512_mask_blend_ps(keep, _mm512_or_ps(d, _mm512_and_ps(x, sign)), x);
 }
 
+// Coefficient k of the float64 vector table at the rows idx (bits 0-3 of each 64-bit lane).
+inline __m512d column_f64(int k, __m512i idx) {
+  static_assert(SDEKIT_DAWSON_F64_VEC_ROWS == 16, "the float64 lookup holds 16 rows in two registers");
+  const double* c = sdekit_dawson_f64_vec_taylor_host + k * SDEKIT_DAWSON_F64_VEC_ROWS;
+  return _mm512_permutex2var_pd(_mm512_loadu_pd(c), idx, _mm512_loadu_pd(c + 8));
+}
+
 inline __m512d dawsn8(__m512d x) {
-  constexpr int ROWS = SDEKIT_DAWSON_F64_ROWS, COLS = SDEKIT_DAWSON_F64_COLS;
-  const double* tab = sdekit_dawson_f64_taylor_host;
+  constexpr int COLS = SDEKIT_DAWSON_F64_VEC_COLS;
   const double tp[] = SDEKIT_DAWSON_F64_TAIL_P, tq[] = SDEKIT_DAWSON_F64_TAIL_Q;
   const __m512d sign = _mm512_set1_pd(-0.0);
   const __m512d a = _mm512_andnot_pd(sign, x);
   const __mmask8 inner = _mm512_cmp_pd_mask(a, _mm512_set1_pd(SDEKIT_DAWSON_F64_SPLIT), _CMP_LT_OQ);
+  // Taylor series around the nearest of the 16 grid points x0 = i h (i h and s = a - i h exact)
   const __m512d ai = _mm512_maskz_mov_pd(inner, a);
   const __m512d i = _mm512_roundscale_pd(
-      _mm512_add_pd(_mm512_mul_pd(ai, _mm512_set1_pd(1.0 / SDEKIT_DAWSON_F64_STEP)), _mm512_set1_pd(0.5)),
+      _mm512_add_pd(_mm512_mul_pd(ai, _mm512_set1_pd(1.0 / SDEKIT_DAWSON_F64_VEC_STEP)), _mm512_set1_pd(0.5)),
       _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-  const __m512d s = _mm512_sub_pd(ai, _mm512_mul_pd(i, _mm512_set1_pd(SDEKIT_DAWSON_F64_STEP)));
-  const __m256i idx = _mm512_cvttpd_epi32(i);
-  __m512d acc = _mm512_i32gather_pd(idx, tab + (COLS - 1) * ROWS, 8);
-  for (int k = COLS - 2; k >= 2; --k)
-    acc = _mm512_add_pd(_mm512_mul_pd(acc, s), _mm512_i32gather_pd(idx, tab + k * ROWS, 8));
-  const __m512d d_inner = _mm512_add_pd(_mm512_i32gather_pd(idx, tab, 8),
-                                        _mm512_add_pd(_mm512_mul_pd(acc, s), _mm512_i32gather_pd(idx, tab + ROWS, 8)));
-  const __m512d y = _mm512_div_pd(_mm512_set1_pd(1.0), _mm512_mul_pd(a, a));
+  const __m512d s = _mm512_sub_pd(ai, _mm512_mul_pd(i, _mm512_set1_pd(SDEKIT_DAWSON_F64_VEC_STEP)));
+  const __m512i idx = _mm512_castpd_si512(_mm512_add_pd(i, _mm512_set1_pd(0x1p52)));  // i in the low bits
+  __m512d acc = column_f64(COLS - 1, idx);
+  for (int k = COLS - 2; k >= 2; --k) acc = _mm512_fmadd_pd(acc, s, column_f64(k, idx));
+  const __m512d d_inner = _mm512_add_pd(column_f64(0, idx), _mm512_fmadd_pd(acc, s, column_f64(1, idx)));
+  // rational tail D = (1/(2a)) (1 + y (1/2 + y P(y)/Q(y))), y = (1/a)^2: two divisions, not three
+  const __m512d ia = _mm512_div_pd(_mm512_set1_pd(1.0), a);
+  const __m512d y = _mm512_mul_pd(ia, ia);
   const __m512d r = _mm512_div_pd(horner(tp, y), horner(tq, y));
-  const __m512d h = _mm512_add_pd(_mm512_set1_pd(1.0), _mm512_mul_pd(y, _mm512_add_pd(_mm512_set1_pd(0.5), _mm512_mul_pd(y, r))));
-  const __m512d d_tail = _mm512_div_pd(_mm512_mul_pd(_mm512_set1_pd(0.5), h), a);
+  const __m512d h = _mm512_fmadd_pd(y, _mm512_fmadd_pd(y, r, _mm512_set1_pd(0.5)), _mm512_set1_pd(1.0));
+  const __m512d d_tail = _mm512_mul_pd(_mm512_mul_pd(_mm512_set1_pd(0.5), ia), h);
   const __m512d d = _mm512_mask_blend_pd(inner, d_tail, d_inner);
   const __mmask8 keep = _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_EQ_UQ);
   return _mm512_mask_blend_pd(keep, _mm512_or_pd(d, _mm512_and_pd(x, sign)), x);
