@@ -16,6 +16,7 @@
 #include <Python.h>
 
 #include <ATen/Dispatch.h>
+#include <ATen/EmptyTensor.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty_like.h>
@@ -327,7 +328,7 @@ at::Tensor dawsn_cpu(const at::Tensor& x) {
   TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
               "sdekit::dawsn (CPU): x must be float32 or float64, got ", x.scalar_type());
   const at::Tensor xc = x.contiguous();
-  at::Tensor out = at::empty_like(xc, at::MemoryFormat::Contiguous);
+  at::Tensor out = at::detail::empty_cpu(xc.sizes(), xc.options());  // not through the dispatcher: small calls
   AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "sdekit_dawsn_cpu", [&] {
     dawsn_all<scalar_t>(xc.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), xc.numel());
   });
