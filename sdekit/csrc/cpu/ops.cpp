@@ -7,7 +7,8 @@
 //   sdekit::spectral_scale(z, uy, S, coef?, s, a, c) -> w               (spectral_scale.cuh)
 //
 // Built by setup.py as the extension sdekit._cpu (importing it registers the kernels) with
-// -ffp-contract=off, so the element-wise arithmetic is bitwise the torch reference's.
+// -ffp-contract=off, so the element-wise arithmetic is bitwise the torch reference's (except
+// float64 dawsn on AVX-512 builds: dawson_avx512.h, its own table with explicit FMAs).
 // Threads (at::parallel_for, torch's OpenMP pool) only above kGrain elements of work, so small
 // tensors pay no wake-up.  The normals: Philox4x32-10 evaluated for a block of groups at a time
 // in a loop the compiler vectorises across groups, then Box-Muller with SLEEF's 1-ulp vector
