@@ -2,7 +2,9 @@
 
 CPU, one intra-op thread: ``sdekit.special.dawsn`` on the compiled ``"cpu"`` backend and the
 eager torch reference, against ``scipy.special.dawsn`` and, when jax is installed,
-``jax.scipy.special.dawsn`` (jitted; compiled outside the timing).
+``jax.scipy.special.dawsn`` (jitted; compiled outside the timing).  Run it pinned to one core
+(``taskset -c 0 python -m pytest benchmarks/bench_dawson.py -k "cpu and not eager" --benchmark-only``):
+XLA spreads large calls over every core, torch here uses one thread.
 GPU (skipped without CUDA): the Triton and CUDA kernels against the plain torch-op
 composition (the reference, eager) and against a device-to-device copy of the same
 tensor, whose time is the memory-bandwidth floor (a kernel reads and writes the

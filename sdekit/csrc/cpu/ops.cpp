@@ -7,7 +7,8 @@
 //   sdekit::spectral_scale(z, uy, S, coef?, s, a, c) -> w               (spectral_scale.cuh)
 //
 // Built by setup.py as the extension sdekit._cpu (importing it registers the kernels) with
-// -ffp-contract=off, so the element-wise arithmetic is bitwise the torch reference's.
+// -ffp-contract=off, so the element-wise arithmetic is bitwise the torch reference's (except
+// float64 dawsn on AVX-512 builds: dawson_avx512.h, its own table with explicit FMAs).
 // Threads (at::parallel_for, torch's OpenMP pool) only above kGrain elements of work, so small
 // tensors pay no wake-up.  The normals: Philox4x32-10 evaluated for a block of groups at a time
 // in a loop the compiler vectorises across groups, then Box-Muller with SLEEF's 1-ulp vector
@@ -16,6 +17,7 @@
 #include <Python.h>
 
 #include <ATen/Dispatch.h>
+#include <ATen/EmptyTensor.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty_like.h>
@@ -33,6 +35,7 @@
 #include <vector>
 
 #include "../dawson.cuh"
+#include "dawson_avx512.h"
 #include "../sde_steps_args.h"
 #include "../spectral_scale_args.h"
 
@@ -299,8 +302,12 @@ at::Tensor sde_sample_sq_norms_cpu(const at::Tensor& score, at::IntArrayRef dims
 template <typename T>
 void dawsn_all(const T* x, T* y, int64_t n) {
   at::parallel_for(0, n, kGrain, [&](int64_t i0, int64_t i1) {
+#if defined(__AVX512F__)
+    sdekit::dawson::avx512::dawsn_avx512(x + i0, y + i0, i1 - i0);
+#else
 #pragma omp simd
     for (int64_t i = i0; i < i1; ++i) y[i] = sdekit::dawson::dawsn(x[i]);
+#endif
   });
 }
 
@@ -308,7 +315,7 @@ at::Tensor dawsn_cpu(const at::Tensor& x) {
   TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
               "sdekit::dawsn (CPU): x must be float32 or float64, got ", x.scalar_type());
   const at::Tensor xc = x.contiguous();
-  at::Tensor out = at::empty_like(xc, at::MemoryFormat::Contiguous);
+  at::Tensor out = at::detail::empty_cpu(xc.sizes(), xc.options());  // not through the dispatcher: small calls
   AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "sdekit_dawsn_cpu", [&] {
     dawsn_all<scalar_t>(xc.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), xc.numel());
   });
