@@ -305,10 +305,13 @@ def test_sample_marginal_is_mean_plus_std_times_the_generators_normals():
     (lambda s, x: s.prior_sampling(shape=(2, 3), dtype=torch.int64), TypeError, "dtype"),  # normal_kernel_cpu
     (lambda s, x: s.prior_sampling(shape=(2, 3), device="gpu"), ValueError, "device"),
     (lambda s, x: s.prior_sampling(shape=(2, 3), generator=0), TypeError, "generator"),
+    (lambda s, x: s.prior_sampling(shape=(2, 3), device="meta"), ValueError, "device"),  # meta: no data
+    (lambda s, x: s.prior_sampling(x.to("meta")), ValueError, "y"),
+    (lambda s, x: s.sample_marginal(x.to("meta"), None, 0.5), ValueError, "x0"),
     (lambda s, x: s.discretize(x, None, 0.5, float("nan")), ValueError, "dt"),
     (lambda s, x: s.discretize(x, None, 0.5, "0.1"), TypeError, "dt"),
 ], ids=["gen0", "gen_numpy", "x0_int", "x0_list", "t_shape", "t_range", "shape5", "shape_float", "shape_neg",
-        "dtype_int", "device_gpu", "prior_gen0", "dt_nan", "dt_str"])
+        "dtype_int", "device_gpu", "prior_gen0", "prior_meta", "prior_y_meta", "x0_meta", "dt_nan", "dt_str"])
 def test_bad_sampling_arguments_of_the_sde_name_themselves(vp, call, exc, name):
     with raises_naming(exc, name):
         call(vp, torch.randn(3, 2))

@@ -65,6 +65,7 @@ COMMON_BAD = [  # (keyword, value, exception, the name the message must carry)
     ("dtype", torch.int64, TypeError, "dtype"), ("dtype", torch.float16, TypeError, "dtype"),
     ("dtype", "float32", TypeError, "dtype"), ("dtype", np.float32, TypeError, "dtype"),
     ("device", "gpu", ValueError, "device"), ("device", 5, TypeError, "device"), ("device", "", ValueError, "device"),
+    ("device", "meta", ValueError, "device"),  # was RuntimeError: Tensor.item() cannot be called on meta tensors
     ("shape", 5, TypeError, "shape"), ("shape", "23", TypeError, "shape"), ("shape", (), ValueError, "shape"),
     ("shape", (2.5, 3), TypeError, r"shape\[0\]"), ("shape", (-1, 3), ValueError, r"shape\[0\]"),
     ("shape", (0, 3), ValueError, r"shape\[0\]"), ("shape", (2, 3.0), TypeError, r"shape\[1\]"),
@@ -181,6 +182,23 @@ def test_y_of_a_wrong_kind_is_blamed_on_y_not_on_dtype(ouve, sampler, y, x_T, ex
 def test_x_T_of_a_wrong_kind_is_named(vp, sampler, x_T, exc):
     with raises_naming(exc, "x_T"):
         build(sampler, vp).sample(unit_score, x_T=x_T, seed=0)
+
+
+@pytest.mark.parametrize("sampler", sorted(ALL))
+@pytest.mark.parametrize("which", ["x_T", "y", "device"])
+def test_the_meta_device_is_refused_naming_the_argument_before_score_fn_runs(ouve, sampler, which):
+    """Meta tensors carry no data: ``x_T`` or ``y`` on the meta device, or ``device="meta"``, was a
+    ``RuntimeError`` from ``Tensor.item()`` deep in the run."""
+    sde = ouve if sampler != "ddpm" else LinearSDE("-x", "1")
+    where = {which: "meta"}
+    y = torch.zeros(2, 3, device=where.get("y", "cpu"))
+    x_T = torch.zeros(2, 3, device=where.get("x_T", "cpu")) if which != "device" else None
+    kwargs = {"device": "meta"} if which == "device" else {}
+    calls = []
+    with pytest.raises(ValueError, match=rf"^{which}('s device)? is 'meta': meta tensors carry no data"):
+        build(sampler, sde).sample(lambda x, t: calls.append(t) or -x, y=y,
+                                   x_T=x_T, seed=0, **kwargs)
+    assert not calls
 
 
 # ------------------------------------------------------------------ what score_fn returns
