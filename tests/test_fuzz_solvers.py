@@ -267,8 +267,9 @@ def test_simulate_names_its_bad_arguments(vp, kwargs, exc, name):
 
 
 @pytest.mark.parametrize("x0, exc", [([[0.0]], TypeError), (torch.zeros(2, 3, dtype=torch.int64), TypeError),
-                                     (torch.zeros(0, 3), ValueError), (torch.full((2, 3), math.nan), ValueError)],
-                         ids=["list", "int", "empty", "nan"])
+                                     (torch.zeros(0, 3), ValueError), (torch.full((2, 3), math.nan), ValueError),
+                                     (torch.zeros(2, 3, device="meta"), ValueError)],
+                         ids=["list", "int", "empty", "nan", "meta"])
 def test_simulate_names_a_bad_x0(vp, x0, exc):
     with raises_naming(exc, "x0"):
         EulerMaruyama(vp, 2).simulate(x0)
@@ -372,7 +373,12 @@ def test_exponential_integrator_recursion_matches_a_seeded_run(vp):
     (lambda d: d.sample(unit_score, torch.zeros(1, 4), seed=0, dtype=torch.int32), TypeError, "dtype"),
     (lambda d: d.sample(unit_score, torch.zeros(1, 4), seed=0, backend="jax"), ValueError, "backend"),
     (lambda d: d.sample(lambda x, t: None, torch.zeros(1, 4), seed=0), TypeError, "prior_score_fn"),
-], ids=["y_nan", "y_int", "y_list", "x_T_inf", "seed", "device", "dtype", "backend", "score_none"])
+    (lambda d: d.sample(unit_score, torch.zeros(1, 4, device="meta"), seed=0), ValueError, "y"),
+    (lambda d: d.sample(unit_score, torch.zeros(1, 4), x_T=torch.zeros(1, 1, 4, 4, device="meta"), seed=0),
+     ValueError, "x_T"),
+    (lambda d: d.sample(unit_score, torch.zeros(1, 4), seed=0, device="meta"), ValueError, "device"),
+], ids=["y_nan", "y_int", "y_list", "x_T_inf", "seed", "device", "dtype", "backend", "score_none", "y_meta",
+        "x_T_meta", "device_meta"])
 def test_dmps_sample_names_its_bad_arguments(vp, call, exc, name):
     with raises_naming(exc, name):
         call(DMPS(vp, SuperResolution(2, 1, 4), 0.1, steps=2))
