@@ -119,7 +119,9 @@ def check_dtype(name: str, dtype, *, allow_complex: bool = False) -> torch.dtype
 
 
 def check_device(name: str, device) -> torch.device | None:
-    """``device`` must be ``None`` or a device torch knows and this build can use."""
+    """``device`` must be ``None`` or a device torch knows and this build can use, and not
+    ``"meta"`` (meta tensors carry shapes but no data; sdekit computes numbers).  For a tensor's
+    device, ``name`` is ``"x_T's device"`` and the like (:func:`check_float_batch`)."""
     if device is None:
         return None
     if not isinstance(device, (str, torch.device)):
@@ -128,6 +130,9 @@ def check_device(name: str, device) -> torch.device | None:
         device = torch.device(device)
     except RuntimeError as err:
         raise ValueError(f"{name}={device!r} is not a torch device ('cpu', 'cuda', 'cuda:1', ...): {err}") from None
+    if device.type == "meta":
+        raise ValueError(f"{name} is 'meta': meta tensors carry no data and sdekit computes numbers; "
+                         f"use 'cpu' or 'cuda'")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"{name}={str(device)!r} but this torch build sees no CUDA device "
                          f"(torch.cuda.is_available() is False)")
@@ -137,9 +142,11 @@ def check_device(name: str, device) -> torch.device | None:
 def check_float_batch(name: str, x, *, allow_empty: bool = False, allow_complex: bool = False) -> torch.Tensor:
     """``x`` must be a float32/float64 tensor (complex64/complex128 too with ``allow_complex``)
     with a leading batch dimension (non-empty unless ``allow_empty``).  A complex ``x`` where it
-    is not allowed gets an error that says where complex data is taken."""
+    is not allowed gets an error that says where complex data is taken.  A tensor on the meta
+    device (no data) is refused by :func:`check_device`."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a tensor, got {type(x).__name__}")
+    check_device(f"{name}'s device", x.device)
     if x.is_complex() and not allow_complex:
         raise TypeError(f"{name} is complex ({x.dtype}) but this takes real float32/float64 data ({COMPLEX_SUPPORT})")
     if x.dtype not in FLOAT_DTYPES + (COMPLEX_DTYPES if allow_complex else ()):

@@ -7,6 +7,7 @@ closed forms or quadrature, the moment ODEs integrated by scipy in ``self_check`
 wrong number, never a cryptic error from deep inside sympy or torch.
 """
 import math
+import warnings
 
 import mpmath
 import numpy as np
@@ -162,6 +163,18 @@ def test_vp_at_extreme_betas_matches_its_closed_form_near_zero_and_at_T(u, share
     assert_within_stated_bounds(sde, lambda t: vp_reference(b0, b1, t), times, dtype)
 
 
+def test_vp_with_beta_max_1e300_builds_without_warnings_and_matches_its_closed_form():
+    """VPSDE(0.1, 1e300): the Taylor recursion of its integrals overflows float64 (handled: no
+    series branch); construction emits no RuntimeWarning, and the marginals hold where
+    ``B(t) = 0.05 t + 5e299 t^2`` crosses 1 (t ~ 1.4e-150) and at T."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sde = VPSDE(0.1, 1e300)
+    times = [1e-151, 1.4e-150, 5e-150, 2e-149, 1e-6, 1.0]
+    worst = assert_within_stated_bounds(sde, lambda t: vp_reference(0.1, 1e300, t), times)
+    assert worst["std"] < 1e-13
+
+
 @fuzz_examples(6)
 @given(smin=st.floats(1e-8, 1.0), ratio=st.floats(1.001, 1e8), dtype=st.sampled_from([torch.float32, D64]))
 def test_ve_at_extreme_sigmas_has_std_sigma_min_r_to_the_t(smin, ratio, dtype):
@@ -292,10 +305,13 @@ def test_sample_marginal_is_mean_plus_std_times_the_generators_normals():
     (lambda s, x: s.prior_sampling(shape=(2, 3), dtype=torch.int64), TypeError, "dtype"),  # normal_kernel_cpu
     (lambda s, x: s.prior_sampling(shape=(2, 3), device="gpu"), ValueError, "device"),
     (lambda s, x: s.prior_sampling(shape=(2, 3), generator=0), TypeError, "generator"),
+    (lambda s, x: s.prior_sampling(shape=(2, 3), device="meta"), ValueError, "device"),  # meta: no data
+    (lambda s, x: s.prior_sampling(x.to("meta")), ValueError, "y"),
+    (lambda s, x: s.sample_marginal(x.to("meta"), None, 0.5), ValueError, "x0"),
     (lambda s, x: s.discretize(x, None, 0.5, float("nan")), ValueError, "dt"),
     (lambda s, x: s.discretize(x, None, 0.5, "0.1"), TypeError, "dt"),
 ], ids=["gen0", "gen_numpy", "x0_int", "x0_list", "t_shape", "t_range", "shape5", "shape_float", "shape_neg",
-        "dtype_int", "device_gpu", "prior_gen0", "dt_nan", "dt_str"])
+        "dtype_int", "device_gpu", "prior_gen0", "prior_meta", "prior_y_meta", "x0_meta", "dt_nan", "dt_str"])
 def test_bad_sampling_arguments_of_the_sde_name_themselves(vp, call, exc, name):
     with raises_naming(exc, name):
         call(vp, torch.randn(3, 2))

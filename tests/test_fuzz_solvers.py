@@ -65,6 +65,7 @@ COMMON_BAD = [  # (keyword, value, exception, the name the message must carry)
     ("dtype", torch.int64, TypeError, "dtype"), ("dtype", torch.float16, TypeError, "dtype"),
     ("dtype", "float32", TypeError, "dtype"), ("dtype", np.float32, TypeError, "dtype"),
     ("device", "gpu", ValueError, "device"), ("device", 5, TypeError, "device"), ("device", "", ValueError, "device"),
+    ("device", "meta", ValueError, "device"),  # was RuntimeError: Tensor.item() cannot be called on meta tensors
     ("shape", 5, TypeError, "shape"), ("shape", "23", TypeError, "shape"), ("shape", (), ValueError, "shape"),
     ("shape", (2.5, 3), TypeError, r"shape\[0\]"), ("shape", (-1, 3), ValueError, r"shape\[0\]"),
     ("shape", (0, 3), ValueError, r"shape\[0\]"), ("shape", (2, 3.0), TypeError, r"shape\[1\]"),
@@ -183,6 +184,23 @@ def test_x_T_of_a_wrong_kind_is_named(vp, sampler, x_T, exc):
         build(sampler, vp).sample(unit_score, x_T=x_T, seed=0)
 
 
+@pytest.mark.parametrize("sampler", sorted(ALL))
+@pytest.mark.parametrize("which", ["x_T", "y", "device"])
+def test_the_meta_device_is_refused_naming_the_argument_before_score_fn_runs(ouve, sampler, which):
+    """Meta tensors carry no data: ``x_T`` or ``y`` on the meta device, or ``device="meta"``, was a
+    ``RuntimeError`` from ``Tensor.item()`` deep in the run."""
+    sde = ouve if sampler != "ddpm" else LinearSDE("-x", "1")
+    where = {which: "meta"}
+    y = torch.zeros(2, 3, device=where.get("y", "cpu"))
+    x_T = torch.zeros(2, 3, device=where.get("x_T", "cpu")) if which != "device" else None
+    kwargs = {"device": "meta"} if which == "device" else {}
+    calls = []
+    with pytest.raises(ValueError, match=rf"^{which}('s device)? is 'meta': meta tensors carry no data"):
+        build(sampler, sde).sample(lambda x, t: calls.append(t) or -x, y=y,
+                                   x_T=x_T, seed=0, **kwargs)
+    assert not calls
+
+
 # ------------------------------------------------------------------ what score_fn returns
 @pytest.mark.parametrize("sampler", sorted(FIXED_STEP))
 @pytest.mark.parametrize("returns, exc", [
@@ -249,8 +267,9 @@ def test_simulate_names_its_bad_arguments(vp, kwargs, exc, name):
 
 
 @pytest.mark.parametrize("x0, exc", [([[0.0]], TypeError), (torch.zeros(2, 3, dtype=torch.int64), TypeError),
-                                     (torch.zeros(0, 3), ValueError), (torch.full((2, 3), math.nan), ValueError)],
-                         ids=["list", "int", "empty", "nan"])
+                                     (torch.zeros(0, 3), ValueError), (torch.full((2, 3), math.nan), ValueError),
+                                     (torch.zeros(2, 3, device="meta"), ValueError)],
+                         ids=["list", "int", "empty", "nan", "meta"])
 def test_simulate_names_a_bad_x0(vp, x0, exc):
     with raises_naming(exc, "x0"):
         EulerMaruyama(vp, 2).simulate(x0)
@@ -354,7 +373,12 @@ def test_exponential_integrator_recursion_matches_a_seeded_run(vp):
     (lambda d: d.sample(unit_score, torch.zeros(1, 4), seed=0, dtype=torch.int32), TypeError, "dtype"),
     (lambda d: d.sample(unit_score, torch.zeros(1, 4), seed=0, backend="jax"), ValueError, "backend"),
     (lambda d: d.sample(lambda x, t: None, torch.zeros(1, 4), seed=0), TypeError, "prior_score_fn"),
-], ids=["y_nan", "y_int", "y_list", "x_T_inf", "seed", "device", "dtype", "backend", "score_none"])
+    (lambda d: d.sample(unit_score, torch.zeros(1, 4, device="meta"), seed=0), ValueError, "y"),
+    (lambda d: d.sample(unit_score, torch.zeros(1, 4), x_T=torch.zeros(1, 1, 4, 4, device="meta"), seed=0),
+     ValueError, "x_T"),
+    (lambda d: d.sample(unit_score, torch.zeros(1, 4), seed=0, device="meta"), ValueError, "device"),
+], ids=["y_nan", "y_int", "y_list", "x_T_inf", "seed", "device", "dtype", "backend", "score_none", "y_meta",
+        "x_T_meta", "device_meta"])
 def test_dmps_sample_names_its_bad_arguments(vp, call, exc, name):
     with raises_naming(exc, name):
         call(DMPS(vp, SuperResolution(2, 1, 4), 0.1, steps=2))

@@ -221,11 +221,12 @@ class LinearSDE:
     _per_sample = staticmethod(per_sample)
 
     def _check_xy(self, x: torch.Tensor, y, what: str = "x") -> None:
-        """``x`` (called ``what``) a floating-point or complex tensor, ``y`` its conditioning
-        (:func:`sdekit._checks.check_conditioning`)."""
+        """``x`` (called ``what``) a floating-point or complex tensor with data (not on the meta
+        device), ``y`` its conditioning (:func:`sdekit._checks.check_conditioning`)."""
         if not isinstance(x, torch.Tensor) or not (x.is_floating_point() or x.is_complex()):
             raise TypeError(f"{what} must be a floating-point or complex tensor, "
                             f"got {getattr(x, 'dtype', type(x).__name__)}")
+        check_device(f"{what}'s device", x.device)
         check_conditioning(y, x, what, has_y_drift=self.has_y_drift)
 
     # ------------------------------------------------------------------ coefficients

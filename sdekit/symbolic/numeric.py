@@ -41,8 +41,12 @@ class ChebyshevTable:
     sqrt_map: bool = False
     order: float = 1.0
 
-    def q(self, t: np.ndarray) -> np.ndarray:
-        return np.polynomial.chebyshev.chebval(_to_unit(np.asarray(t), self.T, self.sqrt_map), self.coeffs)
+    def q(self, t) -> np.ndarray:
+        """``q(t) = sum_k c_k T_k(x)``, ``x = _to_unit(t)``, for a float or numpy array ``t``, as
+        ``cos(k arccos x) @ c``: one vectorised pass over the coefficients (the quadrature of
+        the next integral calls :meth:`integral` at one ``t`` at a time, thousands of times)."""
+        x = np.clip(_to_unit(np.asarray(t, dtype=np.float64), self.T, self.sqrt_map), -1.0, 1.0)
+        return np.cos(np.multiply.outer(np.arccos(x), np.arange(self.coeffs.size))) @ self.coeffs
 
     def integral(self, t: float) -> float:
         """``I(t)`` at one float ``t``."""
@@ -110,10 +114,10 @@ def tabulate_integral(h: Callable[[float, float], float], T: float, sqrt_map: bo
     dropped = np.abs(c[last:]).sum()
     c = c[:last]
 
+    table = ChebyshevTable(T=float(T), coeffs=c, rel_error_bound=math.inf, sqrt_map=sqrt_map, order=order)
     check_t = (_cheb_points(2 * n, T, sqrt_map)[1::2])[:: max(1, n // 32)]
     exact = np.array([q(ti) for ti in check_t])
-    approx = np.polynomial.chebyshev.chebval(_to_unit(check_t, T, sqrt_map), c)
     floor = np.abs(values).min()
-    measured = np.max(np.abs(approx - exact)) / floor if floor > 0 else math.inf
+    measured = np.max(np.abs(table.q(check_t) - exact)) / floor if floor > 0 else math.inf
     bound = 4.0 * max(measured, dropped / floor if floor > 0 else math.inf, QUAD_RTOL)
-    return ChebyshevTable(T=float(T), coeffs=c, rel_error_bound=float(bound), sqrt_map=sqrt_map, order=order)
+    return dataclasses.replace(table, rel_error_bound=float(bound))

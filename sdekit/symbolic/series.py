@@ -10,7 +10,8 @@ lose ``log10(term / v)`` digits.  There the series is exact to rounding instead.
     (m + 1) I_{m+1} = K sum_{j=0}^{m} a_j I_{m-j} + h_m.
 
 :func:`taylor_integral` returns ``I_0 .. I_N`` and a *candidate* radius ``t_c``: below it
-every computed term beyond the leading one is smaller than ``2^-56`` of it.  That says
+every computed term beyond the leading one is smaller than ``2^-56`` of it (``0``, no
+series branch, when a term overflows float64).  That says
 nothing about the terms beyond ``N``, so the candidate is only an estimate:
 :mod:`sdekit.symbolic.marginals` verifies it against a 50-digit evaluation of the closed
 form and shrinks it until they agree, and treats a series as terminating only when the
@@ -68,8 +69,12 @@ def taylor_integral(a: np.ndarray, h: np.ndarray, K: float) -> tuple[np.ndarray,
     """Coefficients ``I_0..I_N`` (``I_0 = 0``) of ``I`` and the radius ``t_c`` of accuracy."""
     n = min(a.size, h.size)
     coeffs = np.zeros(n + 1)
-    for m in range(n):
-        coeffs[m + 1] = (K * np.dot(a[: m + 1], coeffs[m::-1][: m + 1]) + h[m]) / (m + 1)
+    # Huge coefficients (VPSDE(0.1, 1e300): a_1 = -5e299) overflow the recursion; handled below.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for m in range(n):
+            coeffs[m + 1] = (K * np.dot(a[: m + 1], coeffs[m::-1][: m + 1]) + h[m]) / (m + 1)
+    if not np.all(np.isfinite(coeffs)):
+        return coeffs, 0.0  # terms beyond float64's range: no series branch, the closed form alone
     nonzero = np.nonzero(coeffs)[0]
     if nonzero.size == 0:
         return coeffs, 0.0
