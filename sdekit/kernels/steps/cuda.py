@@ -13,7 +13,7 @@ import torch
 
 from .. import cuda_ext
 from ..dispatch import register
-from .layout import check_grid_rows, launch_words, step_layout
+from .layout import batch_chunks, launch_words, step_layout
 
 
 def _ops():
@@ -23,13 +23,14 @@ def _ops():
 
 @register("affine_step", "cuda")
 def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, sample_offset=0, noise=True, out=None, flags=None):
-    """CUDA twin of :func:`sdekit.kernels.steps.reference.affine_step` (one kernel launch)."""
-    check_grid_rows(x.shape[0])
+    """CUDA twin of :func:`sdekit.kernels.steps.reference.affine_step` (one kernel launch per
+    65535 samples, see :func:`.layout.batch_chunks`)."""
     target = torch.empty_like(x) if out is None else out
     (o, xx, s, yy), dims, strides, contig = step_layout([target, x, score, y])
     flat = [v for st in strides for v in st]
-    _ops().sde_affine_step(o, xx, s, yy, coef, flags, dims, flat, *launch_words(seed, step, sample_offset),
-                           bool(noise), contig)
+    for (o_b, x_b, s_b, y_b), coef_b, first in batch_chunks([o, xx, s, yy], coef, sample_offset):
+        _ops().sde_affine_step(o_b, x_b, s_b, y_b, coef_b, flags, dims, flat, *launch_words(seed, step, first),
+                               bool(noise), contig)
     if o is not target:
         target.copy_(o)
     return target
@@ -37,7 +38,9 @@ def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, sample_offset=0,
 
 @register("sample_sq_norms", "cuda")
 def sample_sq_norms(score, *, seed=0, step=0, sample_offset=0):
-    """CUDA twin of :func:`sdekit.kernels.steps.reference.sample_sq_norms` (deterministic)."""
-    check_grid_rows(score.shape[0])
+    """CUDA twin of :func:`sdekit.kernels.steps.reference.sample_sq_norms` (deterministic; one kernel
+    launch per 65535 samples)."""
     (s,), dims, strides, contig = step_layout([score])
-    return _ops().sde_sample_sq_norms(s, dims, strides[0], *launch_words(seed, step, sample_offset), contig)
+    norms = [_ops().sde_sample_sq_norms(s_b, dims, strides[0], *launch_words(seed, step, first), contig)
+             for (s_b,), _, first in batch_chunks([s], None, sample_offset)]
+    return norms[0] if len(norms) == 1 else torch.cat(norms)

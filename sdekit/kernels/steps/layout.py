@@ -1,4 +1,5 @@
-"""Memory layout of the tensors a fused step reads and writes, shared by the Triton, CUDA and CPU launchers.
+"""Memory layout of the tensors a fused step reads and writes, shared by the Triton, CUDA and CPU launchers,
+and the batch chunks the GPU launchers (Triton, CUDA) launch.
 
 A step sees every tensor as ``(B, D1, D2, D3)``: the batch axis and at most three inner axes,
 each tensor with its own strides.  Inner axes of size 1 are dropped and adjacent axes that
@@ -10,9 +11,11 @@ than three inner axes are copied to contiguous memory first.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 
 import torch
 
+from ..grid import row_chunks
 from ..rng import split_seed
 
 
@@ -79,10 +82,17 @@ def launch_words(seed: int, step: int, sample_offset: int = 0) -> tuple[int, int
     return _i64(k0 | (k1 << 32)), _i64(int(step)), int(sample_offset)
 
 
-GPU_MAX_BATCH = 65535  # CUDA's limit on the second grid dimension
+def batch_chunks(tensors: list[torch.Tensor | None], coef: torch.Tensor | None,
+                 sample_offset: int) -> Iterator[tuple[list[torch.Tensor | None], torch.Tensor | None, int]]:
+    """The launches of a GPU step: per chunk of at most ``MAX_GRID_ROWS`` samples (one grid row
+    each, see :mod:`..grid`), ``(row views of tensors, coef's columns, first sample)``.
 
-
-def check_grid_rows(B: int) -> None:
-    """The GPU launchers (Triton, CUDA) run one grid row per sample: at most 65535 samples."""
-    if B > GPU_MAX_BATCH:
-        raise ValueError(f"the GPU fused steps launch one grid row per sample; batch {B} exceeds {GPU_MAX_BATCH}")
+    ``tensors`` (``None`` kept) have the batch on their first axis; ``coef`` is ``(4, B)`` (its
+    columns of the chunk's samples) or ``(4, 1)``/``None`` (shared, passed as is); the first sample
+    is the chunk's global index ``sample_offset + start``, so that row ``b`` of a chunk draws the
+    normals of the sample it would draw in one launch.  A flags word is shared by all chunks.
+    """
+    per_sample = coef is not None and coef.shape[1] > 1
+    for rows in row_chunks(tensors[0].shape[0]):
+        views = [None if t is None else t[rows] for t in tensors]
+        yield views, coef[:, rows] if per_sample else coef, sample_offset + rows.start
