@@ -308,9 +308,10 @@ class _GridRecorder:
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the interpreter's numpy on NaN
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_triton_steps_in_chunks_equal_one_launch_bitwise_and_the_reference(monkeypatch, dtype, triton_device):
-    """The Triton launchers past the grid limit, with the limit lowered to 4 rows (the interpreter runs
-    one grid program in about 40 ms here, so 70001 rows would take most of an hour; the GPU test below
-    takes 70001): 11 samples in launches of 4, 4 and 3 rows give bitwise the numbers of one launch."""
+    """The Triton launchers past the grid limit, with the limit lowered to 4 rows (the interpreter takes
+    20-40 ms a grid program on this machine, so 70001 rows would take 25-45 min; the GPU test below takes
+    70001): 11 samples in launches of 4, 4 and 3 rows give bitwise the numbers of one launch and the
+    reference's, one flags word shared by the launches."""
     from sdekit.kernels import grid
 
     B, off = 11, 2**32 - 11 - 5                                         # near the top of the sample word

@@ -6,7 +6,8 @@
 
 One program handles a tile of ``BLOCK`` consecutive logical elements of one sample, as a
 ``[BLOCK / G, G]`` tile whose rows are the generator's groups (G = 4 float32, 2 float64), so
-each Philox call serves G elements.  Bytes moved by ``affine_step``: read x, score, y once,
+each Philox call serves G elements; the grid is (tiles, samples), at most 65535 samples a launch
+(larger batches go in chunks: ``layout.batch_chunks``).  Bytes moved by ``affine_step``: read x, score, y once,
 write x_out once (``4 * numel * itemsize``; 3 without y) plus 4 coefficients per sample;
 ``sample_sq_norms`` reads score once and writes 2 numbers per tile.  Strided tensors are read
 in place through per-tensor ``(B, D1, D2, D3)`` strides (see ``layout.py``).  The torch
