@@ -2,7 +2,9 @@
 
 CPU, one intra-op thread: ``sdekit.special.dawsn`` on the compiled ``"cpu"`` backend and the
 eager torch reference, against ``scipy.special.dawsn`` and, when jax is installed,
-``jax.scipy.special.dawsn`` (jitted; compiled outside the timing).
+``jax.scipy.special.dawsn`` (jitted; compiled outside the timing).  Run it pinned to one core
+(``taskset -c 0 python -m pytest benchmarks/bench_dawson.py -k "cpu and not eager" --benchmark-only``):
+XLA spreads large calls over every core, torch here uses one thread.
 GPU (skipped without CUDA): the Triton and CUDA kernels against the plain torch-op
 composition (the reference, eager) and against a device-to-device copy of the same
 tensor, whose time is the memory-bandwidth floor (a kernel reads and writes the
@@ -27,12 +29,7 @@ def _x(n, dtype, device="cpu"):
     return torch.randn(n, generator=g, dtype=dtype, device=device) * 4
 
 
-@pytest.fixture(autouse=True)
-def _one_cpu_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")  # benchmarks/conftest.py
 
 
 @pytest.mark.parametrize("n", CPU_SIZES)

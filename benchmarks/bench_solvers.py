@@ -32,6 +32,7 @@ import math
 import pytest
 import torch
 
+from _common import capture_cuda_graph  # benchmarks/_common.py
 from sdekit.kernels import resolve
 from sdekit.kernels.dispatch import backend_unavailable_reason
 from sdekit.sde import OUVE
@@ -49,12 +50,7 @@ GPU_ONLY = {"fused_triton", "fused_cuda", "copy"}
 FUSED = {"fused_triton": "triton", "fused_cuda": "cuda", "fused_cpu": "cpu", "torch_reference": "torch"}
 
 
-@pytest.fixture(autouse=True)
-def _one_cpu_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")  # benchmarks/conftest.py
 
 
 @functools.lru_cache(maxsize=1)
@@ -273,14 +269,7 @@ def test_bench_em_loop_replayed_from_a_cuda_graph(benchmark, impl):
         for k in range(steps):
             step(x, table[k], score=torch.neg(x), y=y, seed=1, step=k, out=x)
 
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):  # every kernel variant compiled before the capture
-        loop()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        loop()
+    graph = capture_cuda_graph(loop)
 
     def timed():
         graph.replay()

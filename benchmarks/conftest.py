@@ -20,3 +20,13 @@ for _name in ("recompile_limit", "cache_size_limit"):  # the name changed across
 def pytest_collect_file(parent, file_path):
     if file_path.suffix == ".py" and file_path.name.startswith("bench_") and not parent.session.isinitpath(file_path):
         return pytest.Module.from_parent(parent, path=file_path)
+
+
+@pytest.fixture
+def one_cpu_thread():
+    """CPU timings on one intra-op thread (restored afterwards); modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_cpu_thread")``."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -28,18 +28,17 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from _figures import pyplot, save_figure
+from _figures import OUT_DIR, pyplot, save_figure
 
 __all__ = [
     "TRAIN_GRAY", "TEST_GRAY", "TRAIN_RGB", "TEST_RGB", "CHECKPOINTS", "OUT_DIR",
     "load_image", "cut_patches", "image_patches", "jpeg_compress", "random_crops",
-    "ScoreUNet", "score_from_noise", "train", "save_checkpoint", "load_checkpoint",
+    "ScoreUNet", "score_from_noise", "train", "save_checkpoint", "load_checkpoint", "train_rgb_net",
     "psnr", "ssim", "sliced_wasserstein", "patch_swd", "save_grid", "Stopwatch",
 ]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHECKPOINTS = os.path.join(HERE, "checkpoints")
-OUT_DIR = os.path.join(HERE, "out")
 
 # Disjoint train / test images from skimage.data (all bundled with the wheel).
 TRAIN_GRAY = ("astronaut", "brick", "chelsea", "coffee", "grass", "gravel", "hubble_deep_field",
@@ -256,6 +255,39 @@ def load_checkpoint(path: str, device="cpu") -> tuple[ScoreUNet, dict]:
     net = ScoreUNet(**ckpt["config"])
     net.load_state_dict(ckpt["state"])
     return net.to(device).eval().requires_grad_(False), ckpt["meta"]
+
+
+def train_rgb_net(args, loss: Callable[[nn.Module, torch.Tensor, torch.Generator], torch.Tensor], *, patch: int,
+                  stride: int, crop: int, config: dict, path: str, desc: str,
+                  final_window: int = 50) -> tuple[ScoreUNet, dict]:
+    """Train ``ScoreUNet(3, args.width)`` on ``args.device`` (``args.train_steps`` steps of
+    ``args.batch``) on random flipped ``crop`` x ``crop`` crops of the ``patch`` x ``patch`` (``stride``)
+    patches of :data:`TRAIN_RGB`, minimising ``loss(model, x0, noise)``; save it to ``path``.
+
+    Seeds: :func:`train` draws the rows with ``args.seed``, the crops are drawn on the CPU with
+    ``args.seed + 1`` and ``noise`` (the loss's t and noise) lives on the device with ``args.seed + 2``.
+    Returns the EMA net and its ``meta``: ``config``, the run's size, time and place, the mean loss
+    of the last ``final_window`` steps and a 50-point loss curve."""
+    device = torch.device(args.device)
+    data = image_patches(TRAIN_RGB, patch, color=True, stride=stride).to(device)
+    crops, noise = torch.Generator().manual_seed(args.seed + 1), torch.Generator(device).manual_seed(args.seed + 2)
+    net = ScoreUNet(3, width=args.width).to(device)
+
+    def loss_fn(model, idx):
+        x0, = random_crops([data[idx.to(device)]], crop, crops)
+        return loss(model, x0, noise)
+
+    with Stopwatch(device) as w:
+        avg, losses = train(net, loss_fn, data, args.train_steps, batch=args.batch, seed=args.seed,
+                            progress=not args.quiet, desc=desc)
+    every = max(1, len(losses) // 50)
+    tail = losses[-final_window:]
+    meta = {"config": config, "seed": args.seed, "patches": len(data), "seconds": w.seconds,
+            "device": str(device), "threads": torch.get_num_threads(), "torch": str(torch.__version__),
+            "final_loss": sum(tail) / len(tail),
+            "loss_curve": [sum(losses[i:i + every]) / len(losses[i:i + every]) for i in range(0, len(losses), every)]}
+    save_checkpoint(path, avg, meta)
+    return avg, meta
 
 
 # ----------------------------------------------------------------------------------------------

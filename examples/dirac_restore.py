@@ -42,7 +42,7 @@ import time
 
 import _imaging as im  # examples/ is on sys.path when this runs as a script
 import torch
-from _figures import pyplot, save_figure
+from _figures import add_output_options, example_parser, finish_run, pyplot, save_figure
 
 from sdekit.inverse import BlurFamily, BoxInpaintingFamily, Dirac, StochasticDegradation
 from sdekit.losses import incremental_reconstruction_loss
@@ -65,9 +65,7 @@ def make_process(task: str) -> StochasticDegradation:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p = example_parser(__doc__)
     p.add_argument("--steps", type=int, default=20, help="Dirac steps from t = 1 to 0 (default: 20)")
     p.add_argument("--images", type=int, default=16, help="number of 32x32 test patches of astronaut (default: 16)")
     p.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS), help="tasks to run (default: both)")
@@ -81,9 +79,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=32, help="training batch size (default: 32)")
     p.add_argument("--dmps-steps", type=int, default=100, help="DDPM steps of the DPS / DMPS rows (default: 100)")
     p.add_argument("--no-baselines", action="store_true", help="skip the DPS and DMPS rows")
-    p.add_argument("--no-figure", action="store_true", help="do not write examples/out/dirac_restore.png")
-    p.add_argument("--out", default=im.OUT_DIR, help="folder for the figure (default: examples/out)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars and no table")
+    add_output_options(p, "dirac_restore.png")
     args = p.parse_args(argv)
     for name in ("steps", "images", "threads", "train_steps", "width", "batch", "dmps_steps"):
         if getattr(args, name) < 1:
@@ -127,28 +123,14 @@ def predictor(net):
 
 
 def train_net(args, task: str, process) -> tuple[im.ScoreUNet, dict]:
-    """Train ``ScoreUNet(3, width)`` with the incremental reconstruction loss (eq. 14); save it."""
-    device = torch.device(args.device)
-    data = im.image_patches(im.TRAIN_RGB, PATCH, color=True, stride=STRIDE).to(device)
-    flips, noise = torch.Generator().manual_seed(args.seed + 1), torch.Generator(device).manual_seed(args.seed + 2)
-    net = im.ScoreUNet(3, width=args.width).to(device)
-
-    def loss_fn(model, idx):
-        x0, = im.random_crops([data[idx.to(device)]], PATCH, flips)
+    """Train ``ScoreUNet(3, width)`` with the incremental reconstruction loss (eq. 14) on random flipped
+    patches; save it."""
+    def loss(model, x0, noise):
         return incremental_reconstruction_loss(process, predictor(model), x0, 1.0 / args.steps, steps=args.steps,
                                                generator=noise)
 
-    with im.Stopwatch(device) as w:
-        avg, losses = im.train(net, loss_fn, data, args.train_steps, batch=args.batch, seed=args.seed,
-                               progress=not args.quiet, desc=f"train {task}")
-    every = max(1, len(losses) // 50)
-    tail = losses[-50:]
-    meta = {"config": train_config(args, task), "seed": args.seed, "patches": len(data), "seconds": w.seconds,
-            "device": str(device), "threads": torch.get_num_threads(), "torch": str(torch.__version__),
-            "final_loss": sum(tail) / len(tail),
-            "loss_curve": [sum(losses[i:i + every]) / len(losses[i:i + every]) for i in range(0, len(losses), every)]}
-    im.save_checkpoint(checkpoint_path(args.checkpoints, task), avg, meta)
-    return avg, meta
+    return im.train_rgb_net(args, loss, patch=PATCH, stride=STRIDE, crop=PATCH, config=train_config(args, task),
+                            path=checkpoint_path(args.checkpoints, task), desc=f"train {task}")
 
 
 def load_net(args, task: str, process) -> tuple[im.ScoreUNet, dict]:
@@ -234,11 +216,7 @@ def main(argv=None) -> dict:
         restored[task] = {label: x.detach().cpu() for label, (x, _) in outs.items()}
     out = {"rows": rows, "clean": x0.cpu(), "y": ys, "restored": restored, "trajectory": trajectories,
            "meta": metas, "config": vars(args)}
-    out["figure"] = None if args.no_figure else figure(args, out)
-    out["seconds"] = time.perf_counter() - start
-    if not args.quiet:
-        report(out, args)
-    return out
+    return finish_run(out, args, start, lambda: figure(args, out), report)
 
 
 def report(out: dict, args) -> None:

@@ -55,6 +55,7 @@ import os
 import time
 
 import _imaging as im  # examples/ is on sys.path when this runs as a script
+from _figures import add_output_options, example_parser, finish_run
 import torch
 from tqdm.auto import tqdm
 
@@ -77,10 +78,8 @@ CODE_SCALE, CODE_CLIP = 1.75, (-1.0, 1.0)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Tasks, methods and metrics: see the module docstring.")
-    p.add_argument("--device", default="cpu", help="torch device for the net and the samplers (default: cpu)")
+    p = example_parser(__doc__, "torch device for the net and the samplers",
+                       epilog="Tasks, methods and metrics: see the module docstring.")
     p.add_argument("--steps", type=int, default=100, help="DDPM ancestral steps of DPS and DMPS (default: 100)")
     p.add_argument("--images", type=int, default=16,
                    help="number of 32x32 test patches of astronaut, chosen with the seed (default: 16)")
@@ -98,9 +97,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--train-steps", type=int, default=2500, help="training steps (default: 2500)")
     p.add_argument("--width", type=int, default=32, help="U-Net width, a multiple of 8 (default: 32)")
     p.add_argument("--batch", type=int, default=64, help="training batch size (default: 64)")
-    p.add_argument("--no-figure", action="store_true", help="do not write examples/out/dmps_restore.png")
-    p.add_argument("--out", default=im.OUT_DIR, help="folder for the figure (default: examples/out)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars and no table")
+    add_output_options(p, "dmps_restore.png")
     args = p.parse_args(argv)
     for name in ("steps", "images", "threads", "train_steps", "width", "batch"):
         if getattr(args, name) < 1:
@@ -134,26 +131,11 @@ def train_config(args) -> dict:
 
 def train_prior(args, sde) -> tuple[im.ScoreUNet, dict]:
     """Train ``ScoreUNet(3, width)`` by denoising score matching on random flipped crops; save it."""
-    device = torch.device(args.device)
-    data = im.image_patches(im.TRAIN_RGB, PATCH, color=True, stride=STRIDE).to(device)
-    # train() draws the rows; these draw the crops (on the CPU) and the loss's t and noise (on the device)
-    crops, noise = torch.Generator().manual_seed(args.seed + 1), torch.Generator(device).manual_seed(args.seed + 2)
-    net = im.ScoreUNet(3, width=args.width).to(device)
-
-    def loss_fn(model, idx):
-        x0, = im.random_crops([data[idx.to(device)]], CROP, crops)
+    def loss(model, x0, noise):
         return denoising_score_matching(sde, im.score_from_noise(sde, model), x0, generator=noise)
 
-    with im.Stopwatch(device) as w:
-        avg, losses = im.train(net, loss_fn, data, args.train_steps, batch=args.batch, seed=args.seed,
-                               progress=not args.quiet, desc="train prior")
-    every = max(1, len(losses) // 50)
-    meta = {"config": train_config(args), "seed": args.seed, "patches": len(data),
-            "seconds": w.seconds, "device": str(device), "threads": torch.get_num_threads(),
-            "torch": str(torch.__version__), "final_loss": sum(losses[-100:]) / len(losses[-100:]),
-            "loss_curve": [sum(losses[i:i + every]) / len(losses[i:i + every]) for i in range(0, len(losses), every)]}
-    im.save_checkpoint(args.checkpoint, avg, meta)
-    return avg, meta
+    return im.train_rgb_net(args, loss, patch=PATCH, stride=STRIDE, crop=CROP, config=train_config(args),
+                            path=args.checkpoint, desc="train prior", final_window=100)
 
 
 def load_prior(args, sde) -> tuple[im.ScoreUNet, dict]:
@@ -328,11 +310,7 @@ def main(argv=None) -> dict:
         restored[task] = {m: x.detach().cpu() for m, (x, _) in runs.items()}
 
     out = {"rows": rows, "clean": x0.cpu(), "y": ys, "restored": restored, "prior": prior, "config": vars(args)}
-    out["figure"] = None if args.no_figure else figure(args, out)
-    out["seconds"] = time.perf_counter() - start
-    if not args.quiet:
-        report(out, args)
-    return out
+    return finish_run(out, args, start, lambda: figure(args, out), report)
 
 
 def report(out: dict, args) -> None:

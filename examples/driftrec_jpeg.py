@@ -39,6 +39,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _imaging as im  # noqa: E402
+from _figures import add_output_options, example_parser, finish_run  # noqa: E402
 
 from sdekit import OUVE, TSDVE, EulerMaruyama  # noqa: E402
 from sdekit.losses import denoising_score_matching  # noqa: E402
@@ -49,9 +50,7 @@ METHODS = ("L2", "OUVE", "TSDVE")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p = example_parser(__doc__)
     p.add_argument("--steps", type=int, default=100, help="Euler-Maruyama steps (default: 100, DriftRec's N)")
     p.add_argument("--images", type=int, default=48, help="test patches per quality (default: 48)")
     p.add_argument("--seed", type=int, default=0, help="seed of the test selection and the samplers (default: 0)")
@@ -64,9 +63,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--width", type=int, default=32, help="U-Net width when training (default: 32)")
     p.add_argument("--checkpoints", default=im.CHECKPOINTS,
                    help="folder of the checkpoints driftrec_{l2,ouve,tsdve}.pt (default: examples/checkpoints)")
-    p.add_argument("--no-figure", action="store_true", help="do not write examples/out/driftrec_jpeg.png")
-    p.add_argument("--out", default=im.OUT_DIR, help="folder for the figure (default: examples/out)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars and no table")
+    add_output_options(p, "driftrec_jpeg.png")
     args = p.parse_args(argv)
     for name in ("steps", "images", "threads", "train_steps", "batch"):
         if getattr(args, name) < 1:
@@ -167,15 +164,12 @@ def main(argv=None) -> dict:
                                      "ms_per_image": 1e3 * seconds.get((quality, name), 0.0) / args.images}
         restored[quality] = out
     result = {"rows": rows, "config": vars(args), "test_patches": pick.tolist()}
-    result["figure"] = None if args.no_figure else im.save_grid(
+    return finish_run(result, args, start, lambda: im.save_grid(
         os.path.join(args.out, "driftrec_jpeg.png"),
         [(f"JPEG q{q}" if name == "JPEG" else f"{name} (q{q})", restored[q][name])
          for q in QUALITIES for name in ("JPEG", *METHODS)] + [("clean", clean)],
-        title=f"JPEG artifact removal, {args.steps} Euler-Maruyama steps (OUVE, TSDVE); L2: posterior-mean regression")
-    result["seconds"] = time.perf_counter() - start
-    if not args.quiet:
-        report(result, args)
-    return result
+        title=f"JPEG artifact removal, {args.steps} Euler-Maruyama steps (OUVE, TSDVE); L2: posterior-mean regression"),
+        report)
 
 
 def report(result: dict, args) -> None:

@@ -48,7 +48,7 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _figures import pyplot, save_figure  # noqa: E402
+from _figures import add_output_options, example_parser, finish_run, pyplot, save_figure  # noqa: E402
 from _mixture import GaussianMixture, patch_mixture  # noqa: E402
 
 from sdekit import OUVE, TSDVE, VPSDE, EulerMaruyama, FlowODE, RectifiedFlow  # noqa: E402
@@ -59,14 +59,11 @@ SIZE = 4                      # patches are SIZE x SIZE, one channel
 SIGMA_BLUR = 0.05             # measurement noise std, part (a)
 SIGMA_INPAINT = 0.05          # measurement noise std, part (b)
 STD_TIMES = (0.0, 0.25, 0.5, 0.75, 1.0)
-OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="All errors are against the exact posterior; see the module docstring.")
-    p.add_argument("--device", default="cpu", help="torch device for the samplers (default: cpu)")
+    p = example_parser(__doc__, "torch device for the samplers",
+                       epilog="All errors are against the exact posterior; see the module docstring.")
     p.add_argument("--steps", type=int, default=100, help="reverse steps per sampler (default: 100, DriftRec's N)")
     p.add_argument("--samples", type=int, default=200, help="restorations per measurement (default: 200)")
     p.add_argument("--measurements", type=int, default=4, help="number of measured patches (default: 4)")
@@ -75,9 +72,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="sdekit kernel backend (default: auto)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default: 1; the tensors are tiny, more threads only contend)")
-    p.add_argument("--no-figure", action="store_true", help="do not write examples/out/gaussian_mixture.png")
-    p.add_argument("--out", default=OUT_DIR, help="folder for the figure (default: examples/out)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    add_output_options(p, "gaussian_mixture.png", progress="progress bar")
     args = p.parse_args(argv)
     for name in ("steps", "samples", "measurements", "threads"):
         if getattr(args, name) < (2 if name == "samples" else 1):
@@ -238,12 +233,8 @@ def main(argv=None) -> dict:
            "t_eps_gap": gaps, "marginal_std": marginal_table(sdes),
            "posterior_std": {"a": float(post_a.variance().mean().sqrt()), "b": float(post_b.variance().mean().sqrt())},
            "config": vars(args)}
-    out["figure"] = None if args.no_figure else figure(args, out, sdes, trajectories, x0, y_a, post_a,
-                                                        inpaint, y_b, post_b)
-    out["seconds"] = time.perf_counter() - start
-    if not args.quiet:
-        report(out, args)
-    return out
+    return finish_run(out, args, start,
+                      lambda: figure(args, out, sdes, trajectories, x0, y_a, post_a, inpaint, y_b, post_b), report)
 
 
 def report(out: dict, args) -> None:

@@ -48,11 +48,18 @@ Compared with:
   * "dequantized DMPS": replace each sign by the Gaussian-approximate conditional mean
     ``E[(A x0 + n)_m | sign]`` under the prior's mean and covariance (Bussgang-style
     dequantisation) and use DMPS's Gaussian likelihood score with the conditional
-    variance folded into an effective noise std, with the same prior score and solver.
+    variance folded into an effective noise std, with the same prior score and solver;
+  * with ``--sir DRAWS``, the **exact posterior**: one sample per patch by sampling-importance-
+    resampling (``sir_posterior``) from ``DRAWS`` prior draws, weighted by the exact quantized
+    likelihood ``prod_m Phi(b_m) - Phi(a_m)`` (``log_bin_probability``, stable in the tails); its
+    effective sample size per patch is printed.  It is affordable on 4 x 4 patches (``--size 4``,
+    ``d = 16``, 8 signs); at ``d = 64`` with 32 signs a few hundred thousand prior draws leave some
+    patches with an effective sample size near 1 (examples/README.md).
 
     python examples/qcs_sgm.py                      # seconds on a CPU
     python examples/qcs_sgm.py --matrix ill-conditioned --kappa 1000 --method qcs-diag qcs-plus
     python examples/qcs_sgm.py --steps 500 --samples 256 --measurements-fraction 0.25 --no-figure
+    python examples/qcs_sgm.py --size 4 --sir 400000 --matrix correlated     # with the exact posterior
 """
 from __future__ import annotations
 
@@ -68,7 +75,7 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _figures import pyplot, save_figure  # noqa: E402
+from _figures import add_output_options, example_parser, finish_run, pyplot, save_figure  # noqa: E402
 from _mixture import patch_mixture  # noqa: E402
 
 from sdekit import VESDE, VPSDE, EulerMaruyama, PredictorCorrector, ReverseDiffusion  # noqa: E402
@@ -79,8 +86,8 @@ from sdekit.inverse import (DenseOperator, QCSPlus, WalshHadamardCS, correlated_
                             truncated_normal_mean)
 from sdekit.inverse.hadamard import sylvester_hadamard  # noqa: E402
 
-SIZE = 8                       # patches are SIZE x SIZE, one channel (d = 64)
-OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+SIZE = 8                       # default patch side: SIZE x SIZE, one channel (d = 64); --size
+SIR_CHUNK = 4096               # prior draws per chunk of the SIR reference
 SOLVERS = ("reverse_diffusion", "euler_maruyama", "pc", "annealed_langevin")
 ALD_STEPS_EACH, ALD_STEP_LR = 5, 2e-5   # annealed Langevin: steps per level, NCSNv2's step_lr
 ROW_ORTHOGONAL = ("orthogonal", "hadamard", "hadamard-low")
@@ -91,10 +98,8 @@ METHODS = {"qcs": "QCS-SGM (prior + quantized score)",
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Metrics and baselines: see the module docstring.")
-    p.add_argument("--device", default="cpu", help="torch device for the samplers (default: cpu)")
+    p = example_parser(__doc__, "torch device for the samplers",
+                       epilog="Metrics and baselines: see the module docstring.")
     p.add_argument("--steps", type=int, default=100, help="reverse steps per sampler (default: 100)")
     p.add_argument("--samples", type=int, default=64,
                    help="number of signals, each measured once and restored once (default: 64)")
@@ -127,16 +132,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--solver", default="reverse_diffusion", choices=SOLVERS,
                    help="reverse_diffusion, euler_maruyama, pc (reverse diffusion + Langevin), or annealed_langevin "
                         "(NCSNv2, VE only: steps/5 levels of 5 steps) (default: reverse_diffusion)")
+    p.add_argument("--size", type=int, default=SIZE, choices=(4, 8),
+                   help="patch side, d = size^2 (default: 8; 4 makes the --sir reference affordable)")
+    p.add_argument("--sir", type=int, default=0, metavar="DRAWS",
+                   help="add the exact-posterior reference: sampling-importance-resampling from DRAWS prior draws "
+                        "with the exact quantized likelihood, effective sample size reported (default: 0, off)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data, the operator and the samplers (default: 0)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default: 1; the tensors are tiny, more threads only contend)")
-    p.add_argument("--no-figure", action="store_true", help="do not write examples/out/qcs_sgm.png")
-    p.add_argument("--out", default=OUT_DIR, help="folder for the figure (default: examples/out)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    add_output_options(p, "qcs_sgm.png", progress="progress bar")
     args = p.parse_args(argv)
     for name in ("steps", "samples", "threads", "ep_iters"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.sir < 0:
+        p.error("--sir must be >= 0")
     if not 0 < args.measurements_fraction <= 1:
         p.error("--measurements-fraction must be in (0, 1]")
     if not args.noise > 0:
@@ -157,21 +167,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def low_sequency_rows(m: int) -> torch.Tensor:
+def low_sequency_rows(m: int, size: int = SIZE) -> torch.Tensor:
     """The ``m`` Walsh-Hadamard rows of lowest 2-D sequency (sign changes along rows plus
-    along columns; ties by index).  ``WalshHadamardCS`` transforms an 8 x 8 patch as
-    ``H_8 X H_8``, so its coefficient ``8 i + j`` pairs row ``i`` of ``H_8`` with column ``j``."""
-    h = sylvester_hadamard(SIZE)
-    seq = (h[:, 1:] != h[:, :-1]).sum(1)                      # sign changes of each row of H_8
+    along columns; ties by index).  ``WalshHadamardCS`` transforms a ``size x size`` patch as
+    ``H X H``, so its coefficient ``size i + j`` pairs row ``i`` of ``H`` with column ``j``."""
+    h = sylvester_hadamard(size)
+    seq = (h[:, 1:] != h[:, :-1]).sum(1)                      # sign changes of each row of H
     total = (seq[:, None] + seq[None, :]).reshape(-1)
-    order = sorted(range(SIZE * SIZE), key=lambda r: (int(total[r]), r))
+    order = sorted(range(size * size), key=lambda r: (int(total[r]), r))
     return torch.tensor(sorted(order[:m]))
 
 
 def measurement_operator(kind: str, d: int, m: int, seed: int, kappa: float = 1000.0, rho: float = 0.8):
     """``m`` orthonormal rows: of a Haar-random orthogonal matrix (a dense matrix; sdekit
     checks that its rows are orthogonal) or of the Walsh-Hadamard transform; or a general
-    ``m x d`` matrix scaled to mean squared row norm 1."""
+    ``m x d`` matrix scaled to mean squared row norm 1 (``d = size^2``)."""
+    size = math.isqrt(d)
     if kind in ("gaussian", "ill-conditioned", "correlated"):
         if kind == "gaussian":
             A = torch.randn(m, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
@@ -181,9 +192,9 @@ def measurement_operator(kind: str, d: int, m: int, seed: int, kappa: float = 10
             A = correlated_matrix(m, d, rho, seed=seed).matrix
         return DenseOperator(A * math.sqrt(m / float((A * A).sum())))
     if kind == "hadamard":
-        return WalshHadamardCS(1, SIZE, m, seed=seed)
+        return WalshHadamardCS(1, size, m, seed=seed)
     if kind == "hadamard-low":
-        return WalshHadamardCS(1, SIZE, low_sequency_rows(m))
+        return WalshHadamardCS(1, size, low_sequency_rows(m, size))
     g = torch.Generator().manual_seed(seed)
     q, r = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
     q = q * torch.sign(torch.diagonal(r))          # Haar measure
@@ -199,7 +210,7 @@ def dequantize(prior, op, lower, upper, noise: float):
     ``(y_deq (B, m), sigma_eff)``.
     """
     d = prior.d
-    A = op(torch.eye(d, dtype=torch.float64).reshape(d, 1, SIZE, SIZE)).T            # (m, d)
+    A = op(torch.eye(d, dtype=torch.float64).reshape(d, 1, math.isqrt(d), math.isqrt(d))).T   # (m, d)
     w, mu = prior.log_w.exp(), prior.mean()
     second = (w[:, None, None] * (prior.covs + prior.means[:, :, None] * prior.means[:, None, :])).sum(0)
     cov = second - mu[:, None] * mu[None, :]
@@ -214,6 +225,49 @@ def dequantize(prior, op, lower, upper, noise: float):
     return mean_z + std_z * r, math.sqrt(float((std_z**2 * var).mean()))
 
 
+def log_bin_probability(z: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, noise: float) -> torch.Tensor:
+    """``log P(lower <= z + n < upper) = log(Phi(b) - Phi(a))``, ``a, b = (lower - z, upper - z) / noise``,
+    ``n ~ N(0, noise^2)``: the exact quantized likelihood of one measurement, stable in both tails.
+
+    A bin above the mean (``a > 0``) is mirrored to ``(-b, -a)`` (same mass), so the upper end
+    ``hi`` is where ``Phi`` is not close to 1; then ``log Phi(hi) + log(1 - Phi(lo) / Phi(hi))``
+    with ``log_ndtr`` (accurate far into the lower tail) and ``log(-expm1(.))``.
+    """
+    a, b = (lower - z) / noise, (upper - z) / noise
+    flip = a > 0
+    lo, hi = torch.where(flip, -b, a), torch.where(flip, -a, b)
+    log_hi = torch.special.log_ndtr(hi)
+    return log_hi + torch.log(-torch.expm1(torch.special.log_ndtr(lo) - log_hi))
+
+
+def sir_posterior(prior, op, lower, upper, noise: float, draws: int, gen: torch.Generator):
+    """Exact posterior samples by sampling-importance-resampling, one per measurement.
+
+    ``x^(j) ~ p(x0)`` (``draws`` of them, shared by all measurements), weights
+    ``w_ij = p(y_i | x^(j)) = prod_m (Phi(b_im) - Phi(a_im))`` (:func:`log_bin_probability` of
+    ``A x^(j)``), and ``x^(J_i)`` with ``P(J_i = j) = w_ij / sum_j w_ij``: exact as ``draws -> inf``
+    for a fixed ``y_i``, the error governed by the effective sample size
+    ``ESS_i = (sum_j w_ij)^2 / sum_j w_ij^2``.  The draws come in chunks of ``SIR_CHUNK`` and
+    ``J_i`` is kept by weighted reservoir sampling (a chunk's pick replaces the current one with
+    probability chunk weight / running total).  Returns ``(samples (N, d), ESS (N,))``.
+    """
+    N, size = lower.shape[0], math.isqrt(prior.d)
+    picked = torch.zeros(N, prior.d, dtype=torch.float64)
+    log_total = torch.full((N,), -math.inf, dtype=torch.float64)
+    log_total_sq = torch.full((N,), -math.inf, dtype=torch.float64)
+    for start in range(0, draws, SIR_CHUNK):
+        x = prior.sample(min(SIR_CHUNK, draws - start), gen)                          # (c, d)
+        z = op(x.reshape(-1, 1, size, size))                                          # (c, m)
+        log_w = log_bin_probability(z[None], lower[:, None], upper[:, None], noise).sum(-1)   # (N, c)
+        log_chunk = torch.logsumexp(log_w, 1)
+        pick = torch.multinomial(torch.softmax(log_w, 1), 1, generator=gen).squeeze(1)
+        log_new = torch.logaddexp(log_total, log_chunk)
+        take = torch.rand(N, generator=gen, dtype=torch.float64) < torch.exp(log_chunk - log_new)
+        picked[take] = x[pick[take]]
+        log_total, log_total_sq = log_new, torch.logaddexp(log_total_sq, torch.logsumexp(2 * log_w, 1))
+    return picked, torch.exp(2 * log_total - log_total_sq)
+
+
 def metrics(x: torch.Tensor, x0: torch.Tensor, op, y_sign: torch.Tensor, rescale: bool = False) -> dict:
     """Per-sample metrics, averaged (module docstring); ``rescale``: apply the optimal scale
     before the plain NMSE too (for estimates with no scale of their own)."""
@@ -222,7 +276,8 @@ def metrics(x: torch.Tensor, x0: torch.Tensor, op, y_sign: torch.Tensor, rescale
     if rescale:
         x = x * ((x * x0).sum(1) / (x * x).sum(1).clamp_min(1e-300)).clamp_min(0)[:, None]
     nmse = ((x - x0) ** 2).sum(1) / (x0**2).sum(1)
-    signs = torch.where(op(x.reshape(-1, 1, SIZE, SIZE)) >= 0, 1.0, -1.0)   # the quantizer's convention
+    size = math.isqrt(x0.shape[1])
+    signs = torch.where(op(x.reshape(-1, 1, size, size)) >= 0, 1.0, -1.0)   # the quantizer's convention
     nmse_s = (1 - cos.clamp_min(0) ** 2).clamp_min(0)
     return {"nmse_scaled": float(nmse_s.mean()), "nmse_scaled_max": float(nmse_s.max()),
             "cosine": float(cos.mean()), "nmse": float(nmse.mean()),
@@ -250,12 +305,12 @@ def main(argv=None) -> dict:
     start = time.perf_counter()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    N, d = args.samples, SIZE * SIZE
+    N, d = args.samples, args.size**2
     m = max(1, round(args.measurements_fraction * d))
     gen = torch.Generator().manual_seed(args.seed)
-    shape = (N, 1, SIZE, SIZE)
+    shape = (N, 1, args.size, args.size)
 
-    prior = patch_mixture(SIZE)
+    prior = patch_mixture(args.size)
     x0 = prior.sample(N, gen)                                               # (N, d) float64
     op = measurement_operator(args.operator, d, m, args.seed, args.kappa, args.rho)
     z = op(x0.reshape(shape)) + args.noise * torch.randn(N, m, generator=gen, dtype=torch.float64)
@@ -292,24 +347,25 @@ def main(argv=None) -> dict:
         x = solver.sample(score, shape=shape, seed=args.seed, dtype=torch.float64, device=device)
         restored[name] = x.detach().cpu().reshape(N, d)
         rows[name] = metrics(restored[name], x0, op, y_sign)
+    ess = None
+    if args.sir:
+        restored["exact posterior (SIR)"], ess = sir_posterior(prior, op, lower, upper, args.noise, args.sir,
+                                                               torch.Generator().manual_seed(args.seed + 1))
+        rows["exact posterior (SIR)"] = metrics(restored["exact posterior (SIR)"], x0, op, y_sign)
     rows["prior mean"] = metrics(prior.mean().expand(N, d), x0, op, y_sign)
     rows["back-projection A^T y (scaled)"] = metrics(op.adjoint(y_sign), x0, op, y_sign, rescale=True)
     rows["clean x0 (reference)"] = metrics(x0, x0, op, y_sign)
     restored["prior mean"] = prior.mean().expand(N, d)
     restored["back-projection A^T y (scaled)"] = op.adjoint(y_sign)
 
-    out = {"rows": rows, "m": m, "d": d, "sigma_eff": sigma_eff, "config": vars(args)}
-    out["figure"] = None if args.no_figure else figure(args, out, x0, restored)
-    out["seconds"] = time.perf_counter() - start
-    if not args.quiet:
-        report(out, args)
-    return out
+    out = {"rows": rows, "m": m, "d": d, "sigma_eff": sigma_eff, "sir_ess": ess, "config": vars(args)}
+    return finish_run(out, args, start, lambda: figure(args, out, x0, restored), report)
 
 
 def report(out: dict, args) -> None:
     matrix = {"ill-conditioned": f"ill-conditioned, kappa {args.kappa:g}",
               "correlated": f"correlated, rho {args.rho:g}"}.get(args.operator, args.operator)
-    print(f"\n1-bit CS: {args.samples} patches of {SIZE}x{SIZE} (d = {out['d']}), m = {out['m']} signs each "
+    print(f"\n1-bit CS: {args.samples} patches of {args.size}x{args.size} (d = {out['d']}), m = {out['m']} signs each "
           f"({matrix} matrix), noise {args.noise} before the sign; {args.sde.upper()}SDE, {args.solver}, "
           f"{args.steps} steps, seed {args.seed}")
     print("  NMSE_s: NMSE after the optimal non-negative scale (= 1 - cos^2), per sample: mean and worst;\n"
@@ -320,6 +376,10 @@ def report(out: dict, args) -> None:
     for name, r in out["rows"].items():
         print(f"  {name:36s} {r['nmse_scaled']:7.3f} {r['nmse_scaled_max']:6.3f} {r['cosine']:7.3f} "
               f"{r['nmse']:7.3f} {r['energy_ratio']:7.3f} {r['signs']:11.3f}")
+    if out["sir_ess"] is not None:
+        ess = out["sir_ess"]
+        print(f"  exact posterior (SIR): one draw per patch resampled from {args.sir} prior draws; effective sample "
+              f"size per patch: min {float(ess.min()):.1f}, median {float(ess.median()):.1f}")
     if out["figure"]:
         print(f"figure: {out['figure']}")
     print(f"{out['seconds']:.1f} s")
@@ -339,7 +399,7 @@ def figure(args, out, x0, restored) -> str | None:
         for i in range(n):
             ax = axes[i, j]
             img = est[i] * (scale[i] if j else 1.0)
-            ax.imshow(img.reshape(SIZE, SIZE).numpy(), cmap="gray", vmin=-1, vmax=1)
+            ax.imshow(img.reshape(args.size, args.size).numpy(), cmap="gray", vmin=-1, vmax=1)
             if j:
                 c = float((est[i] @ x0[i]) / (est[i].norm() * x0[i].norm()).clamp_min(1e-300))
                 ax.set_title(f"cos {c:.2f}", fontsize=8)

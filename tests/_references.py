@@ -14,8 +14,9 @@ import torch
 # mengxiangming/QCS-SGM, models/__init__.py: likelihood_score_onebit_diag, likelihood_score_multibit_diag;
 # mengxiangming/QCS-SGM-plus, models/__init__.py: likelihood_score_onebit_EP, likelihood_score_multibit_EP.
 # Changes: dtype follows the inputs (their zeros/ones are float32 and `hG.float()` casts), the
-# `torch.nan_to_num(...)` lines whose result is discarded are dropped, and the EP stopping
-# tolerance is an argument (theirs: 1e-5 one-bit, 1e-3 multibit).
+# `torch.nan_to_num(...)` lines whose result is discarded are dropped, the EP stopping
+# tolerance is an argument (theirs: 1e-5 one-bit, 1e-3 multibit), and the EP loop the two EP
+# functions repeat is written once (_authors_EP), each function giving its own site updates.
 def mat_by_vec(H, v):
     return torch.matmul(H, v.view(v.shape[0], -1, 1)).view(v.shape[0], H.shape[0])
 
@@ -67,109 +68,95 @@ def _phi(x):
     return torch.erfc(-x / np.sqrt(2)) / 2
 
 
-def authors_onebit_EP(y_full, x_mod, H, noise_var, gamma, U_c, D_c, NumIter_EP=10, damp=0.02, tol=1e-5):
+def _damped(new, old, iteration, damp):
+    """The authors' damping of every EP message: the first iterate as is, then ``(1 - damp) new + damp old``."""
+    return new if iteration == 0 else (1 - damp) * new + damp * old
+
+
+def _authors_EP(ys_full, x_mod, H, noise_var, gamma, U_c, D_c, NumIter_EP, damp, tol, F_moments, G_variance,
+                F_grad):
+    """The EP loop both of the authors' EP scores run per sample (their two functions repeat it):
+    ``F_moments(b, *ys, hF, lamF) -> (mF_new, chiF_new)`` the quantizer site's moments,
+    ``G_variance(lamG, D, G_common) -> chiG`` the Gaussian site's variance, and
+    ``F_grad(b, *ys, hF, lamF, khF, klamF)`` the score in ``z`` after the loop (``khF``, ``klamF``:
+    the messages the last iteration started from)."""
     z_batch = mat_by_vec(H, x_mod)
     M, Batch = H.shape[0], x_mod.shape[0]
     D = 1 / (gamma**2 * D_c + noise_var)
     U = U_c
     grad_value = torch.zeros(x_mod.shape, dtype=x_mod.dtype)
     for it in range(Batch):
-        y = y_full[it, :].reshape(-1, 1)
         b = z_batch[it, :].reshape(-1, 1)
+        ys = [y_full[it, :].reshape(-1, 1) for y_full in ys_full]
         hF = torch.zeros((M, 1), dtype=x_mod.dtype)
         lamF = torch.ones(1, dtype=x_mod.dtype)
-        for iter in range(NumIter_EP):
+        mF = chiF = hG = lamG = None
+        for it_ep in range(NumIter_EP):
             khF, klamF = hF, lamF
-            v = -torch.sqrt(lamF) * b - hF / torch.sqrt(lamF)
-            mF_new = hF / lamF - 1 / torch.sqrt(lamF) * ((1 + y) / 2 * _DlnH(v) + (1 - y) / 2 * _DlnHc(v))
-            chiF_full = 1 / lamF + 1 / lamF * ((1 + y) / 2 * _DDlnH(v) + (1 - y) / 2 * _DDlnHc(v))
-            chiF_new = chiF_full[torch.where(chiF_full > 0)].mean()
-            if iter > 0:
-                mF = (1 - damp) * mF_new + damp * mF
-                chiF = (1 - damp) * chiF_new + damp * chiF
-            else:
-                mF, chiF = mF_new, chiF_new
-            hG_new = mF / chiF - hF
-            lamG_new = max(MIN_VALUE, 1 / chiF - lamF)
-            if iter > 0:
-                hG = (1 - damp) * hG_new + damp * hG
-                lamG = (1 - damp) * lamG_new + damp * lamG
-            else:
-                hG, lamG = hG_new, lamG_new
+            mF_new, chiF_new = F_moments(b, *ys, hF, lamF)
+            mF = _damped(mF_new, mF, it_ep, damp)
+            chiF = _damped(chiF_new, chiF, it_ep, damp)
+            hG = _damped(mF / chiF - hF, hG, it_ep, damp)
+            # chiF is a scalar: the multibit code's .mean() here only drops the one-bit code's (1,) shape
+            lamG = _damped(max(MIN_VALUE, (1 / chiF - lamF).mean()), lamG, it_ep, damp)
             G_common = torch.matmul(U, torch.matmul(torch.diag(1 / (lamG + D)), U.t()))
             mG = torch.matmul(G_common, hG)
-            chiG_mat = 1 / (lamG + D)
-            chiG = chiG_mat[torch.where(chiG_mat > 0)].mean()
-            hF_new = mG / chiG - hG
-            lamF_new = 1 / chiG - lamG
-            if iter > 0:
-                hF = (1 - damp) * hF_new + damp * hF
-                lamF = (1 - damp) * lamF_new + damp * lamF
-            else:
-                hF, lamF = hF_new, lamF_new
+            chiG = G_variance(lamG, D, G_common)
+            hF = _damped(mG / chiG - hG, hF, it_ep, damp)
+            lamF = _damped(1 / chiG - lamG, lamF, it_ep, damp)
             ERR = abs(hF - khF).mean() + abs(lamF - klamF).mean()
             if ERR < tol:
                 break
-        v = -torch.sqrt(lamF) * b - hF / torch.sqrt(lamF)
-        grad = -torch.sqrt(lamF) * ((1 + y) / 2 * _DlnH(v) + (1 - y) / 2 * _DlnHc(v))
+        grad = F_grad(b, *ys, hF, lamF, khF, klamF)
         grad_value[it] = torch.matmul(H.t(), grad).reshape(x_mod.shape[1:])
     return grad_value
+
+
+def authors_onebit_EP(y_full, x_mod, H, noise_var, gamma, U_c, D_c, NumIter_EP=10, damp=0.02, tol=1e-5):
+    def F_moments(b, y, hF, lamF):
+        v = -torch.sqrt(lamF) * b - hF / torch.sqrt(lamF)
+        mF_new = hF / lamF - 1 / torch.sqrt(lamF) * ((1 + y) / 2 * _DlnH(v) + (1 - y) / 2 * _DlnHc(v))
+        chiF_full = 1 / lamF + 1 / lamF * ((1 + y) / 2 * _DDlnH(v) + (1 - y) / 2 * _DDlnHc(v))
+        return mF_new, chiF_full[torch.where(chiF_full > 0)].mean()
+
+    def G_variance(lamG, D, G_common):
+        chiG_mat = 1 / (lamG + D)
+        return chiG_mat[torch.where(chiG_mat > 0)].mean()
+
+    def F_grad(b, y, hF, lamF, khF, klamF):
+        v = -torch.sqrt(lamF) * b - hF / torch.sqrt(lamF)
+        return -torch.sqrt(lamF) * ((1 + y) / 2 * _DlnH(v) + (1 - y) / 2 * _DlnHc(v))
+
+    return _authors_EP([y_full], x_mod, H, noise_var, gamma, U_c, D_c, NumIter_EP, damp, tol, F_moments,
+                       G_variance, F_grad)
 
 
 def authors_multibit_EP(y_lower_full, y_upper_full, x_mod, H, noise_var, gamma, U_c, D_c, NumIter_EP=10,
                         damp=0.02, tol=1e-3):
-    z_batch = mat_by_vec(H, x_mod)
-    M, Batch = H.shape[0], x_mod.shape[0]
-    D = 1 / (gamma**2 * D_c + noise_var)
-    U = U_c
-    grad_value = torch.zeros(x_mod.shape, dtype=x_mod.dtype)
-    for it in range(Batch):
-        b = z_batch[it, :].reshape(-1, 1)
-        y_lower = y_lower_full[it, :].reshape(-1, 1)
-        y_upper = y_upper_full[it, :].reshape(-1, 1)
-        hF = torch.zeros((M, 1), dtype=x_mod.dtype)
-        lamF = torch.ones(1, dtype=x_mod.dtype)
-        for it_ep in range(NumIter_EP):
-            khF, klamF = hF, lamF
-            u_tilde = -torch.sqrt(lamF) * b - hF / torch.sqrt(lamF) + y_upper * torch.sqrt(lamF)
-            l_tilde = -torch.sqrt(lamF) * b - hF / torch.sqrt(lamF) + y_lower * torch.sqrt(lamF)
-            den = torch.clamp(_phi(u_tilde) - _phi(l_tilde), MIN_VALUE, 1 - MIN_VALUE)
-            mF_new = hF / lamF - 1 / torch.sqrt(lamF * 2 * math.pi) * (
-                torch.exp(-u_tilde**2 / 2) - torch.exp(-l_tilde**2 / 2)) / den
-            chiF_full = 1 / lamF - (u_tilde * torch.exp(-u_tilde**2 / 2) - l_tilde * torch.exp(
-                -l_tilde**2 / 2)) / lamF / np.sqrt(2 * math.pi) / den - (mF_new - hF / lamF)**2
-            chiF_new = chiF_full[torch.where(chiF_full > 0)].mean()
-            if it_ep > 0:
-                mF = (1 - damp) * mF_new + damp * mF
-                chiF = (1 - damp) * chiF_new + damp * chiF
-            else:
-                mF, chiF = mF_new, chiF_new
-            hG_new = mF / chiF - hF
-            lamG_new = (1 / chiF - lamF).mean()
-            lamG_new = max(MIN_VALUE, lamG_new)
-            if it_ep > 0:
-                hG = (1 - damp) * hG_new + damp * hG
-                lamG = (1 - damp) * lamG_new + damp * lamG
-            else:
-                hG, lamG = hG_new, lamG_new
-            G_common = torch.matmul(U, torch.matmul(torch.diag(1 / (lamG + D)), U.t()))
-            mG = torch.matmul(G_common, hG)
-            chiG = torch.diag(G_common).mean()
-            hF_new = mG / chiG - hG
-            lamF_new = 1 / chiG - lamG
-            if it_ep > 0:
-                hF = (1 - damp) * hF_new + damp * hF
-                lamF = (1 - damp) * lamF_new + damp * lamF
-            else:
-                hF, lamF = hF_new, lamF_new
-            ERR = abs(hF - khF).mean() + abs(lamF - klamF).mean()
-            if ERR < tol:
-                break
-        den = torch.clamp(_phi(u_tilde) - _phi(l_tilde), MIN_VALUE, 1 - MIN_VALUE)
-        grad = -torch.sqrt(lamF) / np.sqrt(2 * math.pi) * (
+    def tildes(b, y_lower, y_upper, hF, lamF):
+        u_tilde = -torch.sqrt(lamF) * b - hF / torch.sqrt(lamF) + y_upper * torch.sqrt(lamF)
+        l_tilde = -torch.sqrt(lamF) * b - hF / torch.sqrt(lamF) + y_lower * torch.sqrt(lamF)
+        return u_tilde, l_tilde, torch.clamp(_phi(u_tilde) - _phi(l_tilde), MIN_VALUE, 1 - MIN_VALUE)
+
+    def F_moments(b, y_lower, y_upper, hF, lamF):
+        u_tilde, l_tilde, den = tildes(b, y_lower, y_upper, hF, lamF)
+        mF_new = hF / lamF - 1 / torch.sqrt(lamF * 2 * math.pi) * (
             torch.exp(-u_tilde**2 / 2) - torch.exp(-l_tilde**2 / 2)) / den
-        grad_value[it] = torch.matmul(H.t(), grad).reshape(x_mod.shape[1:])
-    return grad_value
+        chiF_full = 1 / lamF - (u_tilde * torch.exp(-u_tilde**2 / 2) - l_tilde * torch.exp(
+            -l_tilde**2 / 2)) / lamF / np.sqrt(2 * math.pi) / den - (mF_new - hF / lamF)**2
+        return mF_new, chiF_full[torch.where(chiF_full > 0)].mean()
+
+    def G_variance(lamG, D, G_common):
+        return torch.diag(G_common).mean()
+
+    def F_grad(b, y_lower, y_upper, hF, lamF, khF, klamF):
+        # the authors' u_tilde, l_tilde are the last iteration's, computed from its starting messages
+        u_tilde, l_tilde, den = tildes(b, y_lower, y_upper, khF, klamF)
+        return -torch.sqrt(lamF) / np.sqrt(2 * math.pi) * (
+            torch.exp(-u_tilde**2 / 2) - torch.exp(-l_tilde**2 / 2)) / den
+
+    return _authors_EP([y_lower_full, y_upper_full], x_mod, H, noise_var, gamma, U_c, D_c, NumIter_EP, damp, tol,
+                       F_moments, G_variance, F_grad)
 
 
 # ---------------------------------------------------------------------------------------------

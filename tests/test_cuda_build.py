@@ -7,9 +7,7 @@ the torch reference (spectral scaling).  The torch bindings (``sdekit/csrc/*.cu`
 this torch's headers, a CPU wheel's included (see the binding test for the one header a CPU
 wheel lacks).
 """
-import pathlib
 import platform
-import shutil
 import subprocess
 import sys
 
@@ -18,9 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-CSRC = ROOT / "sdekit" / "csrc"
-NVCC = shutil.which("nvcc")
+from _toolchain import CSRC, NVCC, ROOT
 
 pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH")
 

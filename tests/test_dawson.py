@@ -117,7 +117,9 @@ def test_kernels_match_torch_reference(backend, device, dtype):
     # Same equations.  Under the Triton interpreter the results are bitwise equal; a GPU
     # contracts multiply-adds into FMAs, and each result is within 1.5 ulp of exact
     # (measured, host FMA build in test_cuda_build.py), so they differ by at most 3.
-    if device == "cpu":
+    # The "cpu" backend in float64 on AVX-512 uses a coarser table with FMAs (its contract in
+    # sdekit/kernels/dawsn/cpu.py): within 1.5 ulp of exact too (measured, benchmarks/RESULTS.md).
+    if device == "cpu" and (backend, dtype) != ("cpu", torch.float64):
         assert torch.equal(got, ref)
     err = ((got - ref).abs() / torch.finfo(dtype).eps / ref.abs().clamp_min(torch.finfo(dtype).tiny)).max()
     assert err.item() <= 3.0
@@ -183,13 +185,18 @@ def test_python_float_and_zero_dim_inputs():
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
-def test_default_cpu_path_is_bitwise_the_reference_also_when_threaded(dtype):
+def test_default_cpu_path_matches_the_reference_also_when_threaded(dtype):
     """``backend="auto"`` on a CPU tensor large enough for several threads (the compiled kernel when
-    built: no FMA contraction, so every bit is the reference's)."""
+    built): bitwise the reference in float32 (no FMA contraction); in float64 within the compiled
+    backend's contract (sdekit/kernels/dawsn/cpu.py), both within 1.5 ulp of exact, so 3 apart."""
     from sdekit.kernels.dawsn.reference import dawsn_reference
 
     x = torch.linspace(-12, 12, 3 * 2**15 + 3, dtype=dtype)
-    assert torch.equal(dawsn(x), dawsn_reference(x))
+    got, ref = dawsn(x), dawsn_reference(x)
+    if dtype == torch.float32:
+        assert torch.equal(got, ref)
+    err = ((got - ref).abs() / torch.finfo(dtype).eps / ref.abs().clamp_min(torch.finfo(dtype).tiny)).max()
+    assert err.item() <= 3.0
 
 
 def test_dawsn_inside_torch_compile_fullgraph():

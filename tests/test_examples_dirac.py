@@ -6,24 +6,20 @@ sdekit's operators, the early-stopped reconstructions read off one trajectory ag
 early-stopped runs, PSNR against a transcription, and the trained nets must improve on the
 measurement where they do so robustly.
 """
-import importlib
 import math
 import os
-import sys
 
 import pytest
 import torch
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
-sys.path.insert(0, EXAMPLES)
-pytest.importorskip("skimage", reason="the image examples need scikit-image (pip install -e '.[test]')")
+from _examples import assert_help_lists, assert_refused, load_example
 
 pytestmark = pytest.mark.examples
 
 
 @pytest.fixture(scope="module")
 def dr():
-    return importlib.import_module("dirac_restore")
+    return load_example("dirac_restore", images=True)
 
 
 @pytest.fixture(scope="module")
@@ -40,23 +36,15 @@ def psnr_ref(x, x0):
 
 
 def test_dirac_restore_help(dr, capsys):
-    with pytest.raises(SystemExit) as exc:
-        dr.main(["--help"])
-    assert exc.value.code == 0
-    text = capsys.readouterr().out
-    for flag in ("--steps", "--images", "--tasks", "--seed", "--checkpoints", "--train", "--train-steps", "--width",
-                 "--dmps-steps", "--no-baselines", "--no-figure", "--quiet"):
-        assert flag in text
+    assert_help_lists(dr.main, ("--steps", "--images", "--tasks", "--seed", "--checkpoints", "--train", "--train-steps",
+                                "--width", "--dmps-steps", "--no-baselines", "--no-figure", "--quiet"), capsys)
 
 
 @pytest.mark.parametrize("bad", [["--images", "0"], ["--images", "257"], ["--steps", "0"], ["--width", "12"],
                                  ["--tasks", "jpeg"], ["--steps", "7"]])
 def test_dirac_restore_rejects_bad_arguments(dr, bad, capsys):
     # --steps 7: the committed nets were trained with the look-ahead of 20 steps
-    with pytest.raises(SystemExit) as exc:
-        dr.main(bad)
-    assert exc.value.code == 2
-    assert "error" in capsys.readouterr().err
+    assert_refused(dr.main, bad, capsys)
 
 
 def test_dirac_restore_measurements_are_the_blur_and_the_box_plus_noise(quick):

@@ -1,21 +1,18 @@
 """Smoke test of ``examples/distributed_sampling.py``: its exact score is right, and it runs."""
-import importlib
 import math
-import os
 import sys
 
 import pytest
 import torch
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
-sys.path.insert(0, EXAMPLES)
+from _examples import load_example
 
 pytestmark = pytest.mark.examples
 
 
 @pytest.fixture(scope="module")
 def example():
-    return importlib.import_module("distributed_sampling")
+    return load_example("distributed_sampling")
 
 
 def test_example_score_is_the_gradient_of_the_two_bump_marginal_log_density(example):

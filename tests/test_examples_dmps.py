@@ -6,17 +6,13 @@ pseudo-inverse baseline are recomputed here without sdekit's operators, its PSNR
 with skimage, and DMPS must beat the baseline where it does so robustly and explain the
 measurements to about their noise level.
 """
-import importlib
 import math
 import os
-import sys
 
 import pytest
 import torch
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
-sys.path.insert(0, EXAMPLES)
-pytest.importorskip("skimage", reason="the image examples need scikit-image (pip install -e '.[test]')")
+from _examples import assert_help_lists, assert_refused, load_example
 
 pytestmark = pytest.mark.examples
 
@@ -24,7 +20,7 @@ SIGMA_Y = {"deblur": 0.05, "sr2": 0.05, "inpaint": 0.05, "color": 0.05, "denoise
 
 @pytest.fixture(scope="module")
 def dr():
-    return importlib.import_module("dmps_restore")
+    return load_example("dmps_restore", images=True)
 
 
 @pytest.fixture(scope="module")
@@ -60,22 +56,14 @@ def ssim_ref(x, x0):
 
 
 def test_dmps_restore_help(dr, capsys):
-    with pytest.raises(SystemExit) as exc:
-        dr.main(["--help"])
-    assert exc.value.code == 0
-    text = capsys.readouterr().out
-    for flag in ("--device", "--steps", "--seed", "--images", "--tasks", "--zeta", "--checkpoint", "--train",
-                 "--train-steps", "--width", "--no-figure", "--quiet"):
-        assert flag in text
+    assert_help_lists(dr.main, ("--device", "--steps", "--seed", "--images", "--tasks", "--zeta", "--checkpoint",
+                                "--train", "--train-steps", "--width", "--no-figure", "--quiet"), capsys)
 
 
 @pytest.mark.parametrize("bad", [["--images", "0"], ["--images", "257"], ["--steps", "0"], ["--width", "12"],
                                  ["--zeta", "-1"], ["--tasks", "jpeg"]])
 def test_dmps_restore_rejects_bad_arguments(dr, bad, capsys):
-    with pytest.raises(SystemExit) as exc:
-        dr.main(bad)
-    assert exc.value.code == 2
-    assert "error" in capsys.readouterr().err
+    assert_refused(dr.main, bad, capsys)
 
 
 def test_dmps_restore_measurements_and_pinv_baseline_are_right(quick):

@@ -1,17 +1,13 @@
 """Smoke tests of ``examples/driftrec_jpeg.py``: its data are what they say, its numbers are
 recomputed independently, and the committed nets restore JPEG patches."""
 import io
-import os
-import sys
 
 import numpy as np
 import pytest
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
-sys.path.insert(0, EXAMPLES)
-pytest.importorskip("skimage", reason="the image examples need scikit-image (pip install -e '.[test]')")
+from _examples import assert_help_lists, assert_refused, load_example
 
-import driftrec_jpeg  # noqa: E402
+driftrec_jpeg = load_example("driftrec_jpeg", images=True)
 
 pytestmark = pytest.mark.examples
 
@@ -34,19 +30,13 @@ def _independent_jpeg_patches(quality: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_help(capsys):
-    with pytest.raises(SystemExit) as exc:
-        driftrec_jpeg.main(["--help"])
-    assert exc.value.code == 0
-    text = capsys.readouterr().out
-    for flag in ("--device", "--steps", "--seed", "--images", "--train", "--no-figure"):
-        assert flag in text
+    assert_help_lists(driftrec_jpeg.main, ("--device", "--steps", "--seed", "--images", "--train", "--no-figure"),
+                      capsys)
 
 
-def test_bad_arguments_are_refused():
+def test_bad_arguments_are_refused(capsys):
     for argv in (["--steps", "0"], ["--images", "0"], ["--width", "12"]):
-        with pytest.raises(SystemExit) as exc:
-            driftrec_jpeg.main(argv)
-        assert exc.value.code == 2
+        assert_refused(driftrec_jpeg.main, argv, capsys)
 
 
 @pytest.fixture(scope="module")

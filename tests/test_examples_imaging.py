@@ -1,17 +1,13 @@
 """The shared image-example helpers (``examples/_imaging.py``) against independent references."""
 import math
-import os
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
-sys.path.insert(0, EXAMPLES)
-pytest.importorskip("skimage", reason="the image examples need scikit-image (pip install -e '.[test]')")
+from _examples import load_example
 
-import _imaging  # noqa: E402
+_imaging = load_example("_imaging", images=True)
 
 pytestmark = pytest.mark.examples
 

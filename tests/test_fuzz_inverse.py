@@ -21,7 +21,7 @@ from sdekit.inverse.quantized import quantize
 from sdekit.losses import denoising_score_matching
 
 from _problems import fuzz_examples
-from test_inverse_operators import shared_vpsde
+from _problems import shared_vpsde
 
 D64 = torch.float64
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same'")

@@ -20,9 +20,8 @@ import sys
 
 import pytest
 import torch
-from test_cuda_build import CSRC, NVCC  # the nvcc these tests already use
+from _toolchain import NVCC, ROOT
 
-ROOT = CSRC.parents[1]  # the repository root (CSRC is sdekit/csrc)
 sys.path.insert(0, str(ROOT / "tools"))
 try:
     import gpu_compile

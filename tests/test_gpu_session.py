@@ -12,7 +12,7 @@ import time
 
 import pytest
 import torch
-from test_gpu_compile import ROOT
+from _toolchain import ROOT
 
 from sdekit.kernels.dispatch import backend_unavailable_reason
 

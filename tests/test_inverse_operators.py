@@ -12,7 +12,6 @@ from sdekit.inverse import (Colorization, Denoising, DenseOperator, Inpainting, 
                             SuperResolution, WalshHadamardCS)
 
 from _problems import dense_matrices, gaussian_kernel, operator_cases, rank_deficient_cases
-from _problems import shared_vpsde  # noqa: F401 - tests/test_fuzz_inverse.py still imports it from here
 
 D64 = torch.float64
 

@@ -1,7 +1,8 @@
 """The compiled "cpu" backend (``sdekit._cpu``) against the torch reference, op by op.
 
 The element-wise arithmetic is compiled without FMA contraction in the reference's order, so
-everything but the normals is bitwise the reference's.  The normals use SLEEF's vector ``log`` and
+everything but the normals and float64 ``dawsn`` on AVX-512 (its own table with FMAs, within 4 ulp of
+exact: the contract in ``sdekit/kernels/dawsn/cpu.py``) is bitwise the reference's.  The normals use SLEEF's vector ``log`` and
 ``sincos`` where the reference uses torch's: each within 1 ulp, so the stated bound between the
 two is 3 ulp of the normal, checked here on 2^20 draws per dtype; a step with noise then differs
 from the reference by at most ``|N| * 3 ulp(z)`` plus the roundings of ``N z`` and of the sum.
@@ -197,6 +198,69 @@ def _assert_within_rounding(got, z, uy, S, s, a, c):
     f = (S / (a + c * S * S)).nan_to_num(nan=0.0).abs()
     bound = 8 * torch.finfo(z.dtype).eps * ((s * uy).abs() + (S * z).abs()) * f
     assert got.dtype == z.dtype and ((got - want).abs() <= bound).all()
+
+
+def _dawsn_boundary_points(dtype, step, rows, split):
+    """Where a table kernel's lookup or branch changes, in ``dtype``, with both signs: each grid point
+    ``i step`` and each row boundary ``(i + 1/2) step`` (where the row, and in the vector kernels the
+    register holding it, switch) with their 3 neighbours on each side, the split between table and
+    tail likewise, and the special values."""
+    npdt = np.float32 if dtype == torch.float32 else np.float64
+    pts = []
+    for c in [i * step for i in range(rows)] + [(i + 0.5) * step for i in range(rows)] + [split]:
+        v = lo = npdt(c)
+        for _ in range(4):
+            pts += [v, lo]
+            v, lo = np.nextafter(v, npdt(np.inf)), np.nextafter(lo, npdt(0))
+    fin = np.finfo(npdt)
+    pts += [fin.tiny, fin.smallest_subnormal, fin.max, np.inf, np.nan, 1e-12, 1e12]
+    x = torch.from_numpy(np.unique(np.array(pts, dtype=npdt)))
+    return torch.cat([x, -x])
+
+
+def test_dawsn_float32_is_bitwise_the_reference_at_every_table_row_and_branch_boundary():
+    from sdekit.kernels.dawsn import coefficients as C
+
+    x = _dawsn_boundary_points(torch.float32, C.FLOAT32_TAYLOR_STEP, len(C.FLOAT32_TAYLOR), C.FLOAT32_SPLIT)
+    got, want = sdekit.special.dawsn(x, backend="cpu"), sdekit.special.dawsn(x, backend="torch")
+    assert torch.equal(got.isnan(), want.isnan())
+    assert torch.equal(got.nan_to_num(), want.nan_to_num()) and torch.equal(got.signbit(), want.signbit())
+
+
+def test_dawsn_float64_within_4_ulp_of_mpmath_around_every_row_of_both_tables():
+    """The float64 kernel on AVX-512 uses its own 16-row table (h = 21/64, see the op's contract), other
+    builds the reference's (h = 1/16): the rows and boundaries of both, against 40-digit mpmath."""
+    import mpmath
+
+    from sdekit.kernels.dawsn import coefficients as C
+
+    split = C.FLOAT64_SPLIT
+    x = torch.cat([_dawsn_boundary_points(torch.float64, C.FLOAT64_VECTOR_TAYLOR_STEP, 17, split),
+                   _dawsn_boundary_points(torch.float64, C.FLOAT64_TAYLOR_STEP, len(C.FLOAT64_TAYLOR), split)])
+    x = x[x.isfinite() & (x != 0)]
+    got = sdekit.special.dawsn(x, backend="cpu").numpy()
+    with mpmath.workdps(40):
+        exact = np.array([float(mpmath.sqrt(mpmath.pi) / 2 * mpmath.exp(-v * v) * mpmath.erfi(v))
+                          for v in map(mpmath.mpf, x.tolist())])
+    err = np.abs(got - exact) / np.spacing(np.abs(exact))
+    assert err.max() <= 4.0, (err.max(), x[int(np.argmax(err))].item())
+    special = torch.tensor([0.0, -0.0, math.inf, -math.inf, math.nan], dtype=torch.float64)
+    d = sdekit.special.dawsn(special, backend="cpu")
+    assert d[:4].tolist() == [0.0, 0.0, 0.0, 0.0] and d.signbit()[:4].tolist() == [False, True, False, True]
+    assert d[4].isnan()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dawsn_of_a_slice_of_any_length_and_offset_equals_the_same_elements_of_the_whole(dtype):
+    # whole vectors plus a masked remainder of every length, from aligned and unaligned starts;
+    # float32 also bitwise the reference
+    x = torch.linspace(-7, 7, 97, dtype=dtype)
+    whole = sdekit.special.dawsn(x, backend="cpu")
+    if dtype == torch.float32:
+        assert torch.equal(whole, sdekit.special.dawsn(x, backend="torch"))
+    for start in (0, 1, 3):
+        for n in range(0, 40):
+            assert torch.equal(sdekit.special.dawsn(x[start:start + n], backend="cpu"), whole[start:start + n]), (start, n)
 
 
 def test_dawsn_gradcheck_and_gradgradcheck():

@@ -52,6 +52,19 @@ def render() -> str:
         lines.append("#if defined(__CUDACC__)")
         lines.append(_array(ctype, f"sdekit_dawson_{low}_taylor_device", colmajor, suffix, "SDEKIT_DAWSON_DEVICE_TABLE "))
         lines.append("#endif")
+        if hasattr(C, f"{prec}_VECTOR_TAYLOR"):  # the AVX-512 CPU kernel's coarser table (host only)
+            vrows = getattr(C, f"{prec}_VECTOR_TAYLOR")
+            nrow, ncol = len(vrows), len(vrows[0])
+            lines += [
+                "",
+                f"#define SDEKIT_DAWSON_{tag}_VEC_STEP {getattr(C, prec + '_VECTOR_TAYLOR_STEP')!r}{suffix}",
+                f"#define SDEKIT_DAWSON_{tag}_VEC_ROWS {nrow}",
+                f"#define SDEKIT_DAWSON_{tag}_VEC_COLS {ncol}",
+                "#if !defined(__CUDACC__)",
+                _array(ctype, f"sdekit_dawson_{low}_vec_taylor_host", [vrows[i][k] for k in range(ncol) for i in range(nrow)],
+                       suffix, ""),
+                "#endif",
+            ]
     return "\n".join(lines) + "\n"
 
 

@@ -36,6 +36,7 @@ import torch
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import capture_cuda_graph  # noqa: E402
 from sdekit.kernels import steps as fused  # noqa: E402
 from sdekit.kernels.dispatch import backend_unavailable_reason  # noqa: E402
 
@@ -190,15 +191,7 @@ def loop_rows(rec, median_us, device, reps):
             def loop():
                 for k in range(steps):
                     fused.affine_step(x, table[k], score=torch.neg(x), y=y, seed=1, step=k, out=x, backend=backend)
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):  # every kernel variant compiled before the capture
-                loop()
-            torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                loop()
-            return graph.replay
+            return capture_cuda_graph(loop).replay
         measure(rec, median_us, "100-step loop, us/step", n, f"{backend} CUDA graph", graphed, reps, per_call=steps)
 
 

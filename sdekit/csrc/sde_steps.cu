@@ -22,7 +22,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include "sde_steps.cuh"
+#include "sde_steps_args.h"
 
 namespace {
 
@@ -30,8 +30,6 @@ using sdekit::AffineStepArgs;
 using sdekit::Strides4;
 
 constexpr int kThreads = 256;
-
-Strides4 strides_at(at::IntArrayRef s, int k) { return Strides4{s[4 * k], s[4 * k + 1], s[4 * k + 2], s[4 * k + 3]}; }
 
 template <typename T, bool HS, bool HY, bool NZ, bool HF>
 void launch_affine(const AffineStepArgs<T>& a, dim3 grid, cudaStream_t st, bool contig, bool vec) {
@@ -67,21 +65,8 @@ void sde_affine_step(at::Tensor out, const at::Tensor& x, const c10::optional<at
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sde_affine_step", [&] {
     using T = scalar_t;
     constexpr int G = sdekit::PhiloxGroup<T>::G;
-    AffineStepArgs<T> a;
-    a.out = out.data_ptr<T>();
-    a.x = x.data_ptr<T>();
-    a.score = score ? score->data_ptr<T>() : nullptr;
-    a.y = y ? y->data_ptr<T>() : nullptr;
-    a.coef = coef.data_ptr<T>();
-    a.flags = flags ? flags->data_ptr<int32_t>() : nullptr;
-    a.N = N; a.D2 = dims[1]; a.D3 = dims[2];
-    a.so = strides_at(strides, 0); a.sx = strides_at(strides, 1);
-    a.ss = strides_at(strides, 2); a.sy = strides_at(strides, 3);
-    a.coef_sk = coef.stride(0);
-    a.coef_sb = coef.size(1) > 1 ? coef.stride(1) : 0;
-    a.seed = static_cast<uint64_t>(seed);
-    a.step = static_cast<uint64_t>(step);
-    a.sample_offset = static_cast<uint32_t>(sample_offset);
+    const AffineStepArgs<T> a =
+        sdekit::affine_step_args<T>(out, x, score, y, coef, flags, dims, strides, seed, step, sample_offset);
     bool vec = contig && N % G == 0;
     const Strides4* ss[4] = {&a.so, &a.sx, &a.ss, &a.sy};
     const void* ps[4] = {a.out, a.x, a.score, a.y};
@@ -111,7 +96,7 @@ at::Tensor sde_sample_sq_norms(const at::Tensor& score, at::IntArrayRef dims, at
     using T = scalar_t;
     constexpr int G = sdekit::PhiloxGroup<T>::G;
     dim3 grid((unsigned)P, (unsigned)B);
-    Strides4 ss = strides_at(strides, 0);
+    Strides4 ss = sdekit::strides_at(strides, 0);
     auto st = c10::cuda::getCurrentCUDAStream();
     const T* s = score.data_ptr<T>();
     const bool vec = contig && N % G == 0 && sdekit::aligned16(s) && (ss.sb * (int64_t)sizeof(T)) % 16 == 0;

@@ -19,7 +19,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
-#include "spectral_scale.cuh"
+#include "spectral_scale_args.h"
 
 namespace {
 
@@ -38,20 +38,11 @@ void launch_spectral_scale(const at::Tensor& z, const at::Tensor& uy, const at::
 at::Tensor spectral_scale_cuda(const at::Tensor& z, const at::Tensor& uy, const at::Tensor& S,
                                const c10::optional<at::Tensor>& coef, double s, double a, double c) {
   TORCH_CHECK(z.is_cuda() && uy.is_cuda() && S.is_cuda(), "sdekit::spectral_scale: z, uy, S must be CUDA tensors");
-  TORCH_CHECK(z.dim() == 2 && uy.sizes() == z.sizes() && S.dim() == 1 && S.size(0) == z.size(1),
-              "sdekit::spectral_scale: expected z, uy of shape (B, k) and S of shape (k,), got ", z.sizes(), ", ",
-              uy.sizes(), ", ", S.sizes());
-  TORCH_CHECK(z.scalar_type() == at::kFloat || z.scalar_type() == at::kDouble,
-              "sdekit::spectral_scale: expected float32 or float64, got ", z.scalar_type());
-  TORCH_CHECK(uy.scalar_type() == z.scalar_type() && S.scalar_type() == z.scalar_type(),
-              "sdekit::spectral_scale: z, uy and S must share one dtype");
+  sdekit::check_spectral_scale_args(z, uy, S, coef);
   TORCH_CHECK(z.is_contiguous() && uy.is_contiguous() && S.is_contiguous(),
               "sdekit::spectral_scale: z, uy and S must be contiguous");
-  if (coef) {
-    TORCH_CHECK(coef->is_cuda() && coef->scalar_type() == z.scalar_type() && coef->is_contiguous() &&
-                    coef->dim() == 2 && coef->size(0) == z.size(0) && coef->size(1) == 3,
-                "sdekit::spectral_scale: coef must be a contiguous (B, 3) CUDA tensor of the data's dtype");
-  }
+  TORCH_CHECK(!coef || (coef->is_cuda() && coef->is_contiguous()),
+              "sdekit::spectral_scale: coef must be a contiguous CUDA tensor");
   const c10::cuda::CUDAGuard guard(z.device());
   at::Tensor w = at::empty_like(z);
   if (z.numel() == 0) return w;
@@ -59,7 +50,7 @@ at::Tensor spectral_scale_cuda(const at::Tensor& z, const at::Tensor& uy, const 
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "sdekit_spectral_scale", [&] {
     using T = scalar_t;
     constexpr int V = 16 / sizeof(T);
-    const sdekit::SpectralCoef<T> shared{static_cast<T>(s), static_cast<T>(a), static_cast<T>(c)};
+    const sdekit::SpectralCoef<T> shared = sdekit::shared_spectral_coef<T>(s, a, c);
     const T* cp = coef ? coef->data_ptr<T>() : nullptr;
     const bool vec = z.size(1) % V == 0 && sdekit::aligned16(z.data_ptr()) && sdekit::aligned16(uy.data_ptr()) &&
                      sdekit::aligned16(S.data_ptr()) && sdekit::aligned16(w.data_ptr());

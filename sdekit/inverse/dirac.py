@@ -31,7 +31,9 @@ Optional data-consistency guidance (sec. 3.7) adds ``-(sigma_t^2 - sigma_t'^2) g
 update, ``g = scale grad_{y_t} ||y_1 - A_1 Phi(y_t, t)||^2`` per sample, ``scale = step /
 ||y_1 - A_1 Phi||`` (``relative=True``) or ``step / (2 sigma_1^2)``: a step *down* the
 measurement error.  (The authors' ``reverse_diffusion.py`` adds ``+(sigma_t^2 - sigma_t'^2) g``,
-a step up the error; sdekit follows the paper's stated intent.)
+a step up the error; sdekit follows the paper's stated intent.)  When the noiseless measurement
+``A_1 x0`` is known (an oracle for experiments: the code's ``noiseless_meas_available``),
+``sample(..., y1_noiseless=A_1 x0)`` puts it in place of ``y_1`` in ``g``.
 
 Each step is one call of sdekit's fused :func:`~sdekit.kernels.steps.affine_step` with
 ``A = sigma_t'^2 / sigma_t^2``, ``S = 1``, ``N = sqrt(sigma_t^2 - sigma_t'^2)`` and "score"
@@ -236,7 +238,7 @@ class Dirac:
         return x0_hat
 
     def _guidance_term(self, x0_predictor, y, y1, tvec, n):
-        """``x0_hat`` and the per-sample guidance gradient ``g`` (module docstring)."""
+        """``x0_hat`` and the per-sample guidance gradient ``g`` towards the measurement ``y1`` (module docstring)."""
         with torch.enable_grad():
             yg = y.detach().requires_grad_(True)
             x0_hat = self._predict(x0_predictor, yg, tvec, n)
@@ -249,7 +251,8 @@ class Dirac:
         return x0_hat.detach(), grad * (self.guidance.step / (2.0 * self.process.sigma(1.0) ** 2))
 
     def sample(self, x0_predictor: Callable, y: torch.Tensor, seed: int | None = None, return_trajectory: bool = False,
-               progress: bool = False, *, backend: str = "auto", sample_offset: int = 0):
+               progress: bool = False, *, y1_noiseless: torch.Tensor | None = None, backend: str = "auto",
+               sample_offset: int = 0):
         """Reconstruct from ``y = y_1`` (a batch of degraded, noisy images of the family's shape).
 
         ``x0_predictor(y_t, t)``, with ``t`` a ``(B,)`` tensor in ``y``'s dtype, returns ``x0_hat``
@@ -257,6 +260,8 @@ class Dirac:
         global generator); ``sample_offset`` is the global index of ``y``'s first row (a shard of a
         larger run, :mod:`sdekit.distributed`).  Returns the reconstruction, and with ``return_trajectory`` also a
         :class:`DiracTrajectory` of every evaluated step (for the perception-distortion curve).
+        ``y1_noiseless``: the noiseless ``A_1 x0``, shaped like ``y``, which the guidance then uses in
+        place of ``y`` (the code's ``noiseless_meas_available``; needs ``guidance``).
         """
         if not callable(x0_predictor):
             raise TypeError(f"x0_predictor must be callable as x0_predictor(y_t, t), got {type(x0_predictor).__name__}")
@@ -273,6 +278,14 @@ class Dirac:
             seed = int(torch.randint(0, 2**62, (1,)).item())
         sample_offset = check_sample_offset(sample_offset, y.shape[0])
         y1 = y.detach()
+        target = y1
+        if y1_noiseless is not None:
+            if self.guidance is None:
+                raise ValueError("y1_noiseless is used only by the data-consistency guidance: pass guidance=")
+            if not isinstance(y1_noiseless, torch.Tensor) or y1_noiseless.shape != y.shape \
+                    or y1_noiseless.dtype != y.dtype:
+                raise ValueError(f"y1_noiseless must be a {y.dtype} tensor of y's shape {tuple(y.shape)}")
+            target = y1_noiseless.detach().to(y.device)
         x = y1.clone(memory_format=torch.contiguous_format)
         B, ts = x.shape[0], self.time_grid()
         last = self.last_step()
@@ -283,7 +296,7 @@ class Dirac:
             t, s = ts[n], max(ts[n + 1], 0.0)
             tvec = torch.full((B,), t, dtype=x.dtype, device=x.device)
             if self.guidance is not None:
-                x0_hat, g = self._guidance_term(x0_predictor, x, y1, tvec, n)
+                x0_hat, g = self._guidance_term(x0_predictor, x, target, tvec, n)
             else:
                 with torch.no_grad():
                     x0_hat = self._predict(x0_predictor, x, tvec, n)

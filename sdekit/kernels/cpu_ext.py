@@ -40,6 +40,8 @@ def load() -> None:
 
 def unavailable_reason() -> str | None:
     """Why the compiled CPU kernels cannot run, or ``None`` when they can."""
+    if _state.get("loaded"):  # the common case first: every CPU-tensor call of an op asks
+        return None
     if "error" in _state:
         return str(_state["error"])
     try:

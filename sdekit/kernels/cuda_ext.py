@@ -13,6 +13,9 @@ How CUDA kernels live in sdekit (follow this when adding one):
   The op's schema, fake (meta) kernel and autograd formula are defined once, in Python, by
   the op's folder ``sdekit/kernels/<op>/__init__.py`` (so the CUDA and CPU extensions
   implement one contract), and the op is reached as ``torch.ops.sdekit.<op>``.
+* ``sdekit/csrc/<name>_args.h`` (where the op has host-side work worth sharing) -- host C++ with
+  torch headers: the schema's arguments unpacked into the kernel's argument struct and the
+  device-independent checks, included by both the ``.cu`` binding and ``cpu/ops.cpp``.
 * ``sdekit/csrc/module.cpp`` -- an empty Python module, so that the ahead-of-time build
   is importable as ``sdekit._C``.
 

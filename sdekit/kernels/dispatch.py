@@ -24,6 +24,8 @@ from typing import Callable
 
 import torch
 
+from . import cpu_ext  # imports nothing of sdekit; at the top, not per call (resolve runs on every op call)
+
 BACKENDS = ("torch", "triton", "cuda", "cpu")
 _AUTO_ORDER = {"cuda": ("cuda", "triton", "torch"), "cpu": ("cpu", "torch")}
 
@@ -71,8 +73,6 @@ def backend_unavailable_reason(backend: str, device: torch.device) -> str | None
     if backend == "cpu":
         if device.type != "cpu":
             return f"the compiled CPU kernels need a CPU tensor; got device {device}"
-        from . import cpu_ext
-
         return cpu_ext.unavailable_reason()
     raise ValueError(f"unknown backend {backend!r}; expected 'auto' or one of {BACKENDS}")
 
@@ -87,7 +87,8 @@ def available_backends(op: str, device: torch.device | str) -> list[str]:
 
 def resolve(op: str, backend: str, device: torch.device | str) -> Callable:
     """The implementation of ``op`` for ``backend`` (or ``"auto"``) on ``device``."""
-    device = torch.device(device)
+    if not isinstance(device, torch.device):
+        device = torch.device(device)
     impls = _registry.get(op)
     if not impls:
         raise KeyError(f"no implementation registered for operation {op!r}")

@@ -7,7 +7,8 @@
 //   sdekit::spectral_scale(z, uy, S, coef?, s, a, c) -> w               (spectral_scale.cuh)
 //
 // Built by setup.py as the extension sdekit._cpu (importing it registers the kernels) with
-// -ffp-contract=off, so the element-wise arithmetic is bitwise the torch reference's.
+// -ffp-contract=off, so the element-wise arithmetic is bitwise the torch reference's (except
+// float64 dawsn on AVX-512 builds: dawson_avx512.h, its own table with explicit FMAs).
 // Threads (at::parallel_for, torch's OpenMP pool) only above kGrain elements of work, so small
 // tensors pay no wake-up.  The normals: Philox4x32-10 evaluated for a block of groups at a time
 // in a loop the compiler vectorises across groups, then Box-Muller with SLEEF's 1-ulp vector
@@ -16,6 +17,7 @@
 #include <Python.h>
 
 #include <ATen/Dispatch.h>
+#include <ATen/EmptyTensor.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty_like.h>
@@ -33,8 +35,9 @@
 #include <vector>
 
 #include "../dawson.cuh"
-#include "../sde_steps.cuh"
-#include "../spectral_scale.cuh"
+#include "dawson_avx512.h"
+#include "../sde_steps_args.h"
+#include "../spectral_scale_args.h"
 
 namespace {
 
@@ -222,8 +225,6 @@ void affine_dispatch(const AffineStepArgs<T>& a, int64_t B, bool hs, bool hy, bo
   }
 }
 
-Strides4 strides_at(at::IntArrayRef s, int k) { return Strides4{s[4 * k], s[4 * k + 1], s[4 * k + 2], s[4 * k + 3]}; }
-
 void sde_affine_step_cpu(at::Tensor out, const at::Tensor& x, const c10::optional<at::Tensor>& score,
                          const c10::optional<at::Tensor>& y, const at::Tensor& coef,
                          const c10::optional<at::Tensor>& flags, at::IntArrayRef dims, at::IntArrayRef strides,
@@ -235,21 +236,8 @@ void sde_affine_step_cpu(at::Tensor out, const at::Tensor& x, const c10::optiona
   if (B == 0 || N == 0) return;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sde_affine_step_cpu", [&] {
     using T = scalar_t;
-    AffineStepArgs<T> a;
-    a.out = out.data_ptr<T>();
-    a.x = x.data_ptr<T>();
-    a.score = score ? score->data_ptr<T>() : nullptr;
-    a.y = y ? y->data_ptr<T>() : nullptr;
-    a.coef = coef.data_ptr<T>();
-    a.flags = flags ? flags->data_ptr<int32_t>() : nullptr;
-    a.N = N; a.D2 = dims[1]; a.D3 = dims[2];
-    a.so = strides_at(strides, 0); a.sx = strides_at(strides, 1);
-    a.ss = strides_at(strides, 2); a.sy = strides_at(strides, 3);
-    a.coef_sk = coef.stride(0);
-    a.coef_sb = coef.size(1) > 1 ? coef.stride(1) : 0;
-    a.seed = static_cast<uint64_t>(seed);
-    a.step = static_cast<uint64_t>(step);
-    a.sample_offset = static_cast<uint32_t>(sample_offset);
+    const AffineStepArgs<T> a =
+        sdekit::affine_step_args<T>(out, x, score, y, coef, flags, dims, strides, seed, step, sample_offset);
     affine_dispatch<T>(a, B, score.has_value(), y.has_value(), noise, flags.has_value(), contig);
   });
 }
@@ -299,7 +287,7 @@ at::Tensor sde_sample_sq_norms_cpu(const at::Tensor& score, at::IntArrayRef dims
   at::Tensor res = at::zeros({B, 2}, score.options());
   if (B == 0 || N == 0) return res;
   AT_DISPATCH_FLOATING_TYPES(score.scalar_type(), "sde_sample_sq_norms_cpu", [&] {
-    const Strides4 ss = strides_at(strides, 0);
+    const Strides4 ss = sdekit::strides_at(strides, 0);
     if (contig)
       sq_norms_all<scalar_t, true>(score.data_ptr<scalar_t>(), res.data_ptr<scalar_t>(), B, N, dims[1], dims[2], ss,
                                    (uint64_t)seed, (uint64_t)step, (uint32_t)sample_offset);
@@ -314,8 +302,12 @@ at::Tensor sde_sample_sq_norms_cpu(const at::Tensor& score, at::IntArrayRef dims
 template <typename T>
 void dawsn_all(const T* x, T* y, int64_t n) {
   at::parallel_for(0, n, kGrain, [&](int64_t i0, int64_t i1) {
+#if defined(__AVX512F__)
+    sdekit::dawson::avx512::dawsn_avx512(x + i0, y + i0, i1 - i0);
+#else
 #pragma omp simd
     for (int64_t i = i0; i < i1; ++i) y[i] = sdekit::dawson::dawsn(x[i]);
+#endif
   });
 }
 
@@ -323,7 +315,7 @@ at::Tensor dawsn_cpu(const at::Tensor& x) {
   TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
               "sdekit::dawsn (CPU): x must be float32 or float64, got ", x.scalar_type());
   const at::Tensor xc = x.contiguous();
-  at::Tensor out = at::empty_like(xc, at::MemoryFormat::Contiguous);
+  at::Tensor out = at::detail::empty_cpu(xc.sizes(), xc.options());  // not through the dispatcher: small calls
   AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "sdekit_dawsn_cpu", [&] {
     dawsn_all<scalar_t>(xc.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), xc.numel());
   });
@@ -348,18 +340,7 @@ void spectral_scale_all(const T* z, const T* uy, const T* S, const T* coef, sdek
 
 at::Tensor spectral_scale_cpu(const at::Tensor& z, const at::Tensor& uy, const at::Tensor& S,
                               const c10::optional<at::Tensor>& coef, double s, double a, double c) {
-  TORCH_CHECK(z.dim() == 2 && uy.sizes() == z.sizes() && S.dim() == 1 && S.size(0) == z.size(1),
-              "sdekit::spectral_scale: expected z, uy of shape (B, k) and S of shape (k,), got ", z.sizes(), ", ",
-              uy.sizes(), ", ", S.sizes());
-  TORCH_CHECK(z.scalar_type() == at::kFloat || z.scalar_type() == at::kDouble,
-              "sdekit::spectral_scale: expected float32 or float64, got ", z.scalar_type());
-  TORCH_CHECK(uy.scalar_type() == z.scalar_type() && S.scalar_type() == z.scalar_type(),
-              "sdekit::spectral_scale: z, uy and S must share one dtype");
-  if (coef) {
-    TORCH_CHECK(coef->scalar_type() == z.scalar_type() && coef->dim() == 2 && coef->size(0) == z.size(0) &&
-                    coef->size(1) == 3,
-                "sdekit::spectral_scale: coef must be a (B, 3) tensor of the data's dtype");
-  }
+  sdekit::check_spectral_scale_args(z, uy, S, coef);
   const at::Tensor zc = z.contiguous(), uc = uy.contiguous(), Sc = S.contiguous();
   const at::Tensor cc = coef ? coef->contiguous() : at::Tensor();
   at::Tensor w = at::empty_like(zc, at::MemoryFormat::Contiguous);
@@ -367,7 +348,7 @@ at::Tensor spectral_scale_cpu(const at::Tensor& z, const at::Tensor& uy, const a
   if (B == 0 || k == 0) return w;
   AT_DISPATCH_FLOATING_TYPES(zc.scalar_type(), "sdekit_spectral_scale_cpu", [&] {
     using T = scalar_t;
-    const sdekit::SpectralCoef<T> shared{static_cast<T>(s), static_cast<T>(a), static_cast<T>(c)};
+    const sdekit::SpectralCoef<T> shared = sdekit::shared_spectral_coef<T>(s, a, c);
     spectral_scale_all<T>(zc.data_ptr<T>(), uc.data_ptr<T>(), Sc.data_ptr<T>(), coef ? cc.data_ptr<T>() : nullptr,
                           shared, w.data_ptr<T>(), B, k);
   });

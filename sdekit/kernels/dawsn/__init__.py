@@ -11,7 +11,8 @@ reference: the specification), ``coefficients.py`` (its tables), ``triton.py``,
 
 Contract every backend honours: a float32 or float64 tensor in, a contiguous tensor of
 the same shape, dtype and device out; any input strides; empty tensors; <= 4 ulp from
-the exact value (backends without FMA contraction are bitwise the reference); no
+the exact value (backends without FMA contraction are bitwise the reference; the ``"cpu"``
+backend's float64 on AVX-512 is not: see :mod:`.cpu`); no
 autograd of their own -- :func:`dawsn` adds ``D' = 1 - 2 x D`` from the saved output, once
 for all backends (so it is exact to the accuracy of ``D`` and twice differentiable).
 """
@@ -48,6 +49,9 @@ class _Dawsn(torch.autograd.Function):
         return grad * (1.0 - 2.0 * x * d), None
 
 
+_COMPUTE_DTYPES = (torch.float32, torch.float64)
+
+
 def dawsn(x: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:
     """Dawson's integral ``D(x) = exp(-x^2) int_0^x exp(s^2) ds``, element-wise.
 
@@ -58,16 +62,17 @@ def dawsn(x: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:
     :data:`sdekit.kernels.dispatch.BACKENDS`.  Differentiable: ``D'(x) = 1 - 2 x D(x)``.
     Accuracy: <= 4 ulp (see :mod:`sdekit.kernels.dawsn.reference`).
     """
-    if isinstance(x, (int, float)) and not isinstance(x, bool):
-        x = torch.tensor(float(x), dtype=torch.float64)  # a Python float is a double
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"dawsn: x must be a torch.Tensor or a Python float, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"dawsn: x must have a floating dtype, got {x.dtype}")
-    if x.dtype in (torch.float16, torch.bfloat16):
-        return dawsn(x.float(), backend=backend).to(x.dtype)
-    if x.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"dawsn: unsupported dtype {x.dtype}; use float16/bfloat16/float32/float64")
+    if not isinstance(x, torch.Tensor) or x.dtype not in _COMPUTE_DTYPES:  # one test for the common case
+        if isinstance(x, (int, float)) and not isinstance(x, bool):
+            x = torch.tensor(float(x), dtype=torch.float64)  # a Python float is a double
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"dawsn: x must be a torch.Tensor or a Python float, got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise TypeError(f"dawsn: x must have a floating dtype, got {x.dtype}")
+        if x.dtype in (torch.float16, torch.bfloat16):
+            return dawsn(x.float(), backend=backend).to(x.dtype)
+        if x.dtype not in _COMPUTE_DTYPES:
+            raise TypeError(f"dawsn: unsupported dtype {x.dtype}; use float16/bfloat16/float32/float64")
     forward = resolve("dawsn", backend, x.device)
     if x.requires_grad and torch.is_grad_enabled():
         return _Dawsn.apply(x, forward)

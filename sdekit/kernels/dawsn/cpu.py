@@ -1,19 +1,24 @@
 """CPU backend of Dawson's integral: the op ``torch.ops.sdekit.dawsn`` with the kernel of ``sdekit._cpu``.
 
-The arithmetic is ``sdekit/csrc/dawson.cuh`` compiled for the host (``sdekit/csrc/cpu/ops.cpp``)
-without contraction of multiply-adds, so the results are bitwise the torch reference's
-(:mod:`.reference`); one ``omp simd`` loop, threads above a size threshold.
+``sdekit/csrc/cpu/ops.cpp``: threads only above a size threshold; in each thread, on an AVX-512
+build (``-march`` of ``setup.py``, ``native`` by default), the vector kernel of
+``sdekit/csrc/cpu/dawson_avx512.h``, otherwise an ``omp simd`` loop over ``sdekit/csrc/dawson.cuh``.
+
+Contract beyond the op's (:mod:`sdekit.kernels.dawsn`): float32 results are bitwise the torch
+reference's (:mod:`.reference`) on every build -- the same arithmetic in the same order without
+FMA.  float64 results are bitwise the reference's without AVX-512; with it they come from the same
+Taylor-plus-tail algorithm on a coarser 16-point grid (its constants: ``FLOAT64_VECTOR_TAYLOR`` in
+:mod:`.coefficients`) with fused multiply-adds, so they may differ from the reference's, each
+within the 4-ulp bound of the exact value that every backend honours.
 """
 from __future__ import annotations
 
 import torch
 
-from .. import cpu_ext
 from ..dispatch import register
 
 
-@register("dawsn", "cpu")
-def dawsn_cpu(x: torch.Tensor) -> torch.Tensor:
-    """``D(x)`` by the compiled CPU kernel; needs a CPU tensor."""
-    cpu_ext.load()
-    return torch.ops.sdekit.dawsn(x)
+# The op overload itself is the backend: no Python frame between the front door and the dispatcher
+# (about 0.3 us of a 3 us call at 256 elements).  The extension that registers its CPU kernel is loaded by
+# ``resolve``, which asks ``cpu_ext.unavailable_reason()`` before returning it.
+dawsn_cpu = register("dawsn", "cpu")(torch.ops.sdekit.dawsn.default)

@@ -16,7 +16,7 @@ import torch
 
 from .. import cpu_ext
 from ..dispatch import register
-from .layout import launch_words, step_layout
+from .layout import run_affine_step_op, run_sample_sq_norms_op
 
 
 def _ops():
@@ -27,18 +27,11 @@ def _ops():
 @register("affine_step", "cpu")
 def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, sample_offset=0, noise=True, out=None, flags=None):
     """CPU twin of :func:`sdekit.kernels.steps.reference.affine_step` (one pass over memory)."""
-    target = torch.empty_like(x) if out is None else out
-    (o, xx, s, yy), dims, strides, contig = step_layout([target, x, score, y])
-    flat = [v for st in strides for v in st]
-    _ops().sde_affine_step(o, xx, s, yy, coef, flags, dims, flat, *launch_words(seed, step, sample_offset),
-                           bool(noise), contig)
-    if o is not target:
-        target.copy_(o)
-    return target
+    return run_affine_step_op(_ops(), x, coef, score=score, y=y, seed=seed, step=step,
+                              sample_offset=sample_offset, noise=noise, out=out, flags=flags)
 
 
 @register("sample_sq_norms", "cpu")
 def sample_sq_norms(score, *, seed=0, step=0, sample_offset=0):
     """CPU twin of :func:`sdekit.kernels.steps.reference.sample_sq_norms` (deterministic sums)."""
-    (s,), dims, strides, contig = step_layout([score])
-    return _ops().sde_sample_sq_norms(s, dims, strides[0], *launch_words(seed, step, sample_offset), contig)
+    return run_sample_sq_norms_op(_ops(), score, seed=seed, step=step, sample_offset=sample_offset)

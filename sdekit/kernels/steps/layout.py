@@ -1,5 +1,6 @@
-"""Memory layout of the tensors a fused step reads and writes, shared by the Triton, CUDA and CPU launchers,
-and the batch chunks the GPU launchers (Triton, CUDA) launch.
+"""Memory layout of the tensors a fused step reads and writes, shared by the Triton, CUDA and CPU launchers
+(with the call of the compiled ops, shared by the CUDA and CPU ones, and the batch chunks of the GPU
+launchers, Triton and CUDA).
 
 A step sees every tensor as ``(B, D1, D2, D3)``: the batch axis and at most three inner axes,
 each tensor with its own strides.  Inner axes of size 1 are dropped and adjacent axes that
@@ -96,3 +97,36 @@ def batch_chunks(tensors: list[torch.Tensor | None], coef: torch.Tensor | None,
     for rows in row_chunks(tensors[0].shape[0]):
         views = [None if t is None else t[rows] for t in tensors]
         yield views, coef[:, rows] if per_sample else coef, sample_offset + rows.start
+
+
+def _launches(tensors, coef, sample_offset, grid_rows: bool):
+    """:func:`batch_chunks` for an op that runs one grid row per sample (``grid_rows``), else one
+    launch on the whole batch."""
+    return batch_chunks(tensors, coef, sample_offset) if grid_rows else [(tensors, coef, sample_offset)]
+
+
+def run_affine_step_op(ops, x, coef, *, score, y, seed, step, sample_offset, noise, out, flags, grid_rows=False):
+    """``torch.ops.sdekit.sde_affine_step`` called through ``ops`` (the CPU and CUDA backends' launcher).
+
+    Lays the tensors out as ``(B, D1, D2, D3)`` (:func:`step_layout`), passes the 64-bit words of
+    :func:`launch_words`, and writes back the output when the layout had to copy it.  ``grid_rows``:
+    the op runs one grid row per sample (CUDA), so batches over 65535 go in :func:`batch_chunks`.
+    """
+    target = torch.empty_like(x) if out is None else out
+    (o, xx, s, yy), dims, strides, contig = step_layout([target, x, score, y])
+    flat = [v for st in strides for v in st]
+    for (o_b, x_b, s_b, y_b), coef_b, first in _launches([o, xx, s, yy], coef, sample_offset, grid_rows):
+        ops.sde_affine_step(o_b, x_b, s_b, y_b, coef_b, flags, dims, flat, *launch_words(seed, step, first),
+                            bool(noise), contig)
+    if o is not target:
+        target.copy_(o)
+    return target
+
+
+def run_sample_sq_norms_op(ops, score, *, seed, step, sample_offset, grid_rows=False):
+    """``torch.ops.sdekit.sde_sample_sq_norms`` called through ``ops`` (the CPU and CUDA backends' launcher;
+    ``grid_rows`` as in :func:`run_affine_step_op`)."""
+    (s,), dims, strides, contig = step_layout([score])
+    norms = [ops.sde_sample_sq_norms(s_b, dims, strides[0], *launch_words(seed, step, first), contig)
+             for (s_b,), _, first in _launches([s], None, sample_offset, grid_rows)]
+    return norms[0] if len(norms) == 1 else torch.cat(norms)
