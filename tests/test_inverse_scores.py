@@ -317,6 +317,26 @@ def test_cuda_launcher_hands_the_kernel_its_coefficients(monkeypatch, dtype):
         assert_within_rounding(got, want, z, uy, S, s, a, c)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered in divide")  # masked-out 0/0 lanes
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_spectral_scale_triton_in_row_chunks_equals_one_launch_bitwise(monkeypatch, dtype, triton_device):
+    """Past the grid's row limit (lowered here from 65535 to 2 rows: sdekit/kernels/grid.py) the Triton
+    launcher runs 5 rows as 2 + 2 + 1, each on its rows of z, uy and the per-sample (s, a, c)."""
+    from sdekit.kernels import grid
+
+    pytest.importorskip("triton")
+    g = torch.Generator().manual_seed(3)
+    z, uy = (torch.randn(5, 7, generator=g, dtype=dtype).to(triton_device) for _ in range(2))
+    S = torch.rand(7, generator=g, dtype=dtype).to(triton_device)
+    s = (torch.rand(5, 1, generator=g, dtype=dtype) + 0.1).to(triton_device)
+    scale = resolve("spectral_scale", "triton", triton_device)
+    one_launch = scale(z, uy, S, s, 0.01, 0.5)
+    monkeypatch.setattr(grid, "MAX_GRID_ROWS", 2)
+    assert torch.equal(scale(z, uy, S, s, 0.01, 0.5), one_launch)
+    want = resolve("spectral_scale", "torch", "cpu")(z.cpu(), uy.cpu(), S.cpu(), s.cpu(), 0.01, 0.5)
+    assert_within_rounding(one_launch.cpu(), want, z.cpu(), uy.cpu(), S.cpu(), s.cpu(), 0.01, 0.5)
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("backend", ["triton", "cuda"])
 def test_spectral_scale_kernels_take_batches_past_the_grid_limit(backend):

@@ -180,7 +180,17 @@ def test_gpu_affine_step_equals_reference(backend, dtype):
 
 class _EmulatedCudaOps:
     """The contract of sdekit/csrc/sde_steps.cu, emulated in torch: (B, D1, D2, D3) views from the
-    launcher's dims and per-tensor strides, seed and step as int64 bit patterns, the sample offset as is."""
+    launcher's dims and per-tensor strides, seed and step as int64 bit patterns, the sample offset as is,
+    at most 65535 samples a launch (the op's TORCH_CHECK), flags set, never reset.  ``launches``
+    records each call's (batch, sample_offset)."""
+
+    def __init__(self):
+        self.launches = []
+
+    def _launch(self, B, sample_offset):
+        if B > 65535:
+            raise RuntimeError("batch exceeds 65535")  # as the op's TORCH_CHECK
+        self.launches.append((B, sample_offset))
 
     @staticmethod
     def _view(t, B, dims, st):
@@ -189,6 +199,7 @@ class _EmulatedCudaOps:
     def sde_affine_step(self, out, x, score, y, coef, flags, dims, strides, seed, step, sample_offset, noise, contig):
         from sdekit.kernels.rng import philox_normal
         B, N = x.shape[0], dims[0] * dims[1] * dims[2]
+        self._launch(B, sample_offset)
         st = [strides[4 * k:4 * k + 4] for k in range(4)]
         cb = coef if coef.shape[1] == B else coef.expand(4, B)
         c = [cb[k].view(B, 1, 1, 1) for k in range(4)]
@@ -200,11 +211,16 @@ class _EmulatedCudaOps:
         if noise:
             z = philox_normal(B, N, seed % 2**64, step % 2**64, x.dtype, sample_offset=sample_offset).view(B, *dims)
             acc = acc + c[3] * z
+        if flags is not None and score is not None and not torch.isfinite(self._view(score, B, dims, st[2])).all():
+            flags[0] = 1
+        if flags is not None and not torch.isfinite(acc).all():
+            flags[1] = 1
         self._view(out, B, dims, st[0]).copy_(acc)
 
     def sde_sample_sq_norms(self, score, dims, strides, seed, step, sample_offset, contig):
         from sdekit.kernels.rng import philox_normal
         B, N = score.shape[0], dims[0] * dims[1] * dims[2]
+        self._launch(B, sample_offset)
         s = self._view(score, B, dims, strides).reshape(B, N)
         z = philox_normal(B, N, seed % 2**64, step % 2**64, score.dtype, sample_offset=sample_offset)
         return torch.stack([s.square().sum(1), z.square().sum(1)], dim=1)
@@ -226,16 +242,123 @@ def test_cuda_launcher_passes_layout_seed_step_and_offset_as_the_kernel_expects(
         assert torch.allclose(n, ref.sample_sq_norms(ss, **key), rtol=1e-5)
 
 
-def test_gpu_launchers_refuse_batches_past_the_grid_limit_naming_it(monkeypatch):
-    """One grid row per sample on Triton and CUDA: 65536 samples is a ValueError, not a failed launch
-    (the torch and CPU backends take any batch: tests/test_kernels_cpu.py)."""
+@pytest.mark.parametrize("B", [0, 1, 65535, 65536, 70_001, 3 * 65535 + 2])
+def test_batch_chunks_cover_the_batch_in_order_with_at_most_65535_rows_a_launch(B):
+    """The GPU launchers' chunks (sdekit/kernels/steps/layout.py's batch_chunks): row views of every
+    tensor, coef's columns of the same samples, and the global index of each chunk's first sample."""
+    from sdekit.kernels.steps.layout import batch_chunks
+
+    x = torch.arange(B, dtype=torch.float64)[:, None].expand(B, 2)     # row b holds b; batch stride 1
+    coef = torch.arange(4 * B, dtype=torch.float64).view(B, 4).T       # (4, B), column b holds 4b..4b+3
+    chunks = list(batch_chunks([x, None], coef, 7))
+    assert len(chunks) == max(1, -(-B // 65535))                       # B = 0: one empty launch
+    start = 0
+    for (xv, absent), cv, first in chunks:
+        n = xv.shape[0]
+        assert absent is None and n <= 65535 and first == 7 + start
+        assert xv.data_ptr() == x.data_ptr() + start * x.stride(0) * x.element_size()  # a view, not a copy
+        assert torch.equal(xv[:, 0], torch.arange(start, start + n, dtype=torch.float64))
+        assert torch.equal(cv[0], 4 * torch.arange(start, start + n, dtype=torch.float64))
+        start += n
+    assert start == B
+    shared = torch.ones(4, 1, dtype=torch.float64)
+    assert all(cv is shared for _, cv, _ in batch_chunks([x], shared, 0))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("per_sample", [True, False])
+def test_cuda_launcher_takes_batches_past_65535_in_chunks_equal_to_the_reference(monkeypatch, dtype, per_sample):
+    """70001 samples: two launches of the op (65535 + 4466 rows, the second told sample
+    sample_offset + 65535), the numbers of the reference's one pass, one flags word for both."""
     from sdekit.kernels.steps import cuda as steps_cuda
-    monkeypatch.setattr(steps_cuda, "_ops", lambda: _EmulatedCudaOps())
-    x = torch.zeros(65536, 1)
-    coef = torch.zeros(4, 1)
-    for fn in (steps_cuda.affine_step, steps_triton.affine_step):
-        with pytest.raises(ValueError, match="batch 65536 exceeds 65535"):
-            fn(x, coef, seed=1)
-    for fn in (steps_cuda.sample_sq_norms, steps_triton.sample_sq_norms):
-        with pytest.raises(ValueError, match="batch 65536 exceeds 65535"):
-            fn(x)
+    ops = _EmulatedCudaOps()
+    monkeypatch.setattr(steps_cuda, "_ops", lambda: ops)
+    B, off = 70_001, 123_456
+    _, s, y, coef = _inputs(dtype, B=B, shape=(3,))
+    x = torch.randn(B, 2, 3, dtype=dtype)[:, 1]                         # batch stride 6: strided rows
+    coef = coef if per_sample else coef[:, :1]
+    key = dict(seed=5, step=2**40 + 3, sample_offset=off)
+    flags = torch.zeros(2, dtype=torch.int32)
+    for kw in (dict(score=s, y=y), dict(score=s), dict(y=y, noise=False)):
+        ops.launches.clear()
+        _close(steps_cuda.affine_step(x, coef, flags=flags, **kw, **key), ref.affine_step(x, coef, **kw, **key), dtype)
+        assert ops.launches == [(65535, off), (B - 65535, off + 65535)]
+    assert flags.tolist() == [0, 0]
+    ops.launches.clear()
+    norms = steps_cuda.sample_sq_norms(s, **key)
+    assert ops.launches == [(65535, off), (B - 65535, off + 65535)]
+    assert norms.shape == (B, 2)
+    assert torch.allclose(norms, ref.sample_sq_norms(s, **key), rtol=1e-12 if dtype == torch.float64 else 1e-5)
+    s[B - 1, 2] = float("nan")                                          # in the second chunk only
+    steps_cuda.affine_step(x, coef, score=s, flags=flags, **key)
+    assert flags.tolist() == [1, 1]
+
+
+class _GridRecorder:
+    """Stands in for a Triton kernel object: records each launch's grid rows and launches the kernel."""
+
+    def __init__(self, kernel):
+        self.kernel, self.rows = kernel, []
+
+    def __getitem__(self, grid):
+        self.rows.append(grid[1])
+        return self.kernel[grid]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the interpreter's numpy on NaN
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_triton_steps_in_chunks_equal_one_launch_bitwise_and_the_reference(monkeypatch, dtype, triton_device):
+    """The Triton launchers past the grid limit, with the limit lowered to 4 rows (the interpreter takes
+    20-40 ms a grid program on this machine, so 70001 rows would take 25-45 min; the GPU test below takes
+    70001): 11 samples in launches of 4, 4 and 3 rows give bitwise the numbers of one launch and the
+    reference's, one flags word shared by the launches."""
+    from sdekit.kernels import grid
+
+    B, off = 11, 2**32 - 11 - 5                                         # near the top of the sample word
+    x, s, y, coef = _inputs(dtype, B=B, shape=(5,), device=triton_device)
+    key = dict(seed=7, step=9, sample_offset=off)
+    cases = [dict(score=s, y=y, coef=coef), dict(score=s, coef=coef[:, :1])]
+    one_launch = [steps_triton.affine_step(x, **kw, **key) for kw in cases]
+    norms_one_launch = steps_triton.sample_sq_norms(s, **key)
+    monkeypatch.setattr(grid, "MAX_GRID_ROWS", 4)
+    for name in ("_affine_step_kernel", "_sq_norms_kernel"):
+        monkeypatch.setattr(steps_triton, name, _GridRecorder(getattr(steps_triton, name)))
+    flags = torch.zeros(2, dtype=torch.int32, device=triton_device)
+    for kw, want in zip(cases, one_launch):
+        got = steps_triton.affine_step(x, flags=flags, **kw, **key)
+        assert torch.equal(got, want)
+        _close(got.cpu(), ref.affine_step(x, **kw, **key).cpu(), dtype)
+    assert steps_triton._affine_step_kernel.rows == [4, 4, 3, 4, 4, 3]
+    assert flags.tolist() == [0, 0]
+    norms = steps_triton.sample_sq_norms(s, **key)
+    assert steps_triton._sq_norms_kernel.rows == [4, 4, 3]
+    assert torch.equal(norms, norms_one_launch)
+    assert torch.allclose(norms.cpu(), ref.sample_sq_norms(s, **key).cpu(), rtol=100 * TOL[dtype], atol=0)
+    s[B - 1, 3] = float("nan")                                          # in the last chunk only
+    steps_triton.affine_step(x, coef, score=s, flags=flags, **key)
+    assert flags.tolist() == [1, 1]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["triton", "cuda"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gpu_steps_take_batches_past_65535(backend, dtype):
+    """70001 samples on the GPU (two launches of at most 65535 grid rows) equal the torch reference."""
+    dev = torch.device("cuda")
+    reason = backend_unavailable_reason(backend, dev)
+    if reason:
+        pytest.skip(reason)
+    from sdekit.kernels import steps
+    B, off = 70_001, 1000
+    x, s, y, coef = (t.to(dev) for t in _inputs(dtype, B=B, shape=(6,)))
+    key = dict(seed=11, step=3, sample_offset=off)
+    flags = torch.zeros(2, dtype=torch.int32, device=dev)
+    for c in (coef, coef[:, :1]):
+        got = steps.affine_step(x, c, score=s, y=y, flags=flags, backend=backend, **key)
+        _close(got.cpu(), ref.affine_step(x.cpu(), c.cpu(), score=s.cpu(), y=y.cpu(), **key), dtype, scale=4)
+    assert flags.tolist() == [0, 0]
+    n = steps.sample_sq_norms(s, backend=backend, **key)
+    assert torch.allclose(n.cpu(), ref.sample_sq_norms(s.cpu(), **key), rtol=1e-4)
+    s[B - 1, 0] = float("nan")
+    steps.affine_step(x, coef, score=s, flags=flags, backend=backend, **key)
+    assert flags.tolist() == [1, 1]

@@ -8,7 +8,9 @@
 //
 // The schemas are defined once in sdekit/kernels/steps/__init__.py, which validates the arguments;
 // the Python launcher (sdekit/kernels/steps/cuda.py) computes the
-// (B, D1, D2, D3) layout: `dims` = [D1, D2, D3], `strides` = 4 strides per tensor (out, x, score, y).
+// (B, D1, D2, D3) layout: `dims` = [D1, D2, D3], `strides` = 4 strides per tensor (out, x, score, y),
+// and calls these ops on chunks of at most 65535 samples (one grid row each), each with its first
+// sample's global index as `sample_offset`.
 // seed and step are 64-bit words passed as int64 bit patterns.
 #include <algorithm>
 

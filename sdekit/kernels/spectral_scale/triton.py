@@ -10,6 +10,7 @@ import triton
 import triton.language as tl
 
 from ..dispatch import register
+from ..grid import row_chunks
 from . import per_sample_coefficients
 
 
@@ -36,9 +37,6 @@ def _spectral_scale_kernel(z_ptr, uy_ptr, S_ptr, coef_ptr, s_arg, a_arg, c_arg, 
     tl.store(out_ptr + row * k + offs, w.to(out_ptr.dtype.element_ty), mask=inb)
 
 
-_MAX_GRID_Y = 65535  # CUDA's limit on the second grid dimension: larger batches go in chunks
-
-
 @register("spectral_scale", "triton")
 def spectral_scale_triton(z, uy, S, s, a, c):
     """One fused pass; same arguments and result as :func:`.reference.spectral_scale_torch`.
@@ -52,8 +50,7 @@ def spectral_scale_triton(z, uy, S, s, a, c):
     shared = (0.0, 0.0, 0.0) if coef is not None else (float(s), float(a), float(c))
     out = torch.empty_like(z)
     BLOCK = 1024
-    for r in range(0, B, _MAX_GRID_Y):
-        rows = slice(r, min(B, r + _MAX_GRID_Y))
+    for rows in row_chunks(B):  # one grid row per sample: at most 65535 a launch
         _spectral_scale_kernel[(triton.cdiv(k, BLOCK), rows.stop - rows.start)](
             z[rows], uy[rows], S, z if coef is None else coef[rows], *shared, out[rows], k,
             PER_SAMPLE=coef is not None, BLOCK=BLOCK, enable_fp_fusion=True)  # as nvcc; not TRITON_DEFAULT_FP_FUSION

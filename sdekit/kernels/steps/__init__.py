@@ -9,14 +9,16 @@ sample ``sample_offset + b``.  Files of this folder:
 (launchers of the compiled ops ``torch.ops.sdekit.sde_affine_step`` /
 ``sde_sample_sq_norms``, whose one schema is defined here and whose kernels are
 ``sdekit/csrc/sde_steps.cu`` and ``sdekit/csrc/cpu/ops.cpp``), and ``layout.py`` (the
-``(B, D1, D2, D3)`` view the launchers share).
+``(B, D1, D2, D3)`` view the launchers share, and the GPU launchers' batch chunks).
 
 Contract every backend honours (arguments are checked once, here, by :func:`check_step_args`):
 
-* ``x``: float32 or float64, at least one dimension, the first the batch ``B`` (``B = 0`` and
-  empty samples allowed; the GPU launchers, Triton and CUDA, run one grid row per sample and
-  refuse ``B > 65535`` with a ``ValueError``, the torch and CPU backends take any ``B``); ``score``, ``y``, ``out``: ``x``'s shape, dtype and device, any
-  strides; ``coef``: ``(4, 1)`` or ``(4, B)`` rows ``(A, C, S, N)``, any strides.
+* ``x``: float32 or float64, at least one dimension, the first the batch ``B``: every backend
+  takes any ``B``, ``0`` and empty samples included (the GPU launchers, Triton and CUDA, run one
+  grid row per sample and launch batches over 65535 in chunks, each told its first sample's global
+  index, with the numbers of one launch: ``layout.batch_chunks``); ``score``, ``y``, ``out``:
+  ``x``'s shape, dtype and device, any strides; ``coef``: ``(4, 1)`` or ``(4, B)`` rows
+  ``(A, C, S, N)``, any strides.
 * ``seed``, ``step``: ints, taken modulo ``2^64``; ``sample_offset``: an int in ``[0, 2^32 - B]``
   (the global index of the batch's first sample; checked here, once).
 * ``flags``: an int32 tensor of 2 entries; ``flags[0]`` is set to 1 when ``score`` holds a

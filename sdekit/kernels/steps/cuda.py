@@ -13,7 +13,7 @@ import torch
 
 from .. import cuda_ext
 from ..dispatch import register
-from .layout import check_grid_rows, run_affine_step_op, run_sample_sq_norms_op
+from .layout import run_affine_step_op, run_sample_sq_norms_op
 
 
 def _ops():
@@ -23,14 +23,14 @@ def _ops():
 
 @register("affine_step", "cuda")
 def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, sample_offset=0, noise=True, out=None, flags=None):
-    """CUDA twin of :func:`sdekit.kernels.steps.reference.affine_step` (one kernel launch)."""
-    check_grid_rows(x.shape[0])
+    """CUDA twin of :func:`sdekit.kernels.steps.reference.affine_step` (one kernel launch per
+    65535 samples, see :func:`.layout.batch_chunks`)."""
     return run_affine_step_op(_ops(), x, coef, score=score, y=y, seed=seed, step=step,
-                              sample_offset=sample_offset, noise=noise, out=out, flags=flags)
+                              sample_offset=sample_offset, noise=noise, out=out, flags=flags, grid_rows=True)
 
 
 @register("sample_sq_norms", "cuda")
 def sample_sq_norms(score, *, seed=0, step=0, sample_offset=0):
-    """CUDA twin of :func:`sdekit.kernels.steps.reference.sample_sq_norms` (deterministic)."""
-    check_grid_rows(score.shape[0])
-    return run_sample_sq_norms_op(_ops(), score, seed=seed, step=step, sample_offset=sample_offset)
+    """CUDA twin of :func:`sdekit.kernels.steps.reference.sample_sq_norms` (deterministic; one kernel
+    launch per 65535 samples)."""
+    return run_sample_sq_norms_op(_ops(), score, seed=seed, step=step, sample_offset=sample_offset, grid_rows=True)

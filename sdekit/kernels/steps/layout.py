@@ -1,5 +1,6 @@
 """Memory layout of the tensors a fused step reads and writes, shared by the Triton, CUDA and CPU launchers
-(and the call of the compiled ops, shared by the CUDA and CPU ones).
+(with the call of the compiled ops, shared by the CUDA and CPU ones, and the batch chunks of the GPU
+launchers, Triton and CUDA).
 
 A step sees every tensor as ``(B, D1, D2, D3)``: the batch axis and at most three inner axes,
 each tensor with its own strides.  Inner axes of size 1 are dropped and adjacent axes that
@@ -11,9 +12,11 @@ than three inner axes are copied to contiguous memory first.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 
 import torch
 
+from ..grid import row_chunks
 from ..rng import split_seed
 
 
@@ -80,32 +83,50 @@ def launch_words(seed: int, step: int, sample_offset: int = 0) -> tuple[int, int
     return _i64(k0 | (k1 << 32)), _i64(int(step)), int(sample_offset)
 
 
-GPU_MAX_BATCH = 65535  # CUDA's limit on the second grid dimension
+def batch_chunks(tensors: list[torch.Tensor | None], coef: torch.Tensor | None,
+                 sample_offset: int) -> Iterator[tuple[list[torch.Tensor | None], torch.Tensor | None, int]]:
+    """The launches of a GPU step: per chunk of at most ``MAX_GRID_ROWS`` samples (one grid row
+    each, see :mod:`..grid`), ``(row views of tensors, coef's columns, first sample)``.
+
+    ``tensors`` (``None`` kept) have the batch on their first axis; ``coef`` is ``(4, B)`` (its
+    columns of the chunk's samples) or ``(4, 1)``/``None`` (shared, passed as is); the first sample
+    is the chunk's global index ``sample_offset + start``, so that row ``b`` of a chunk draws the
+    normals of the sample it would draw in one launch.  A flags word is shared by all chunks.
+    """
+    per_sample = coef is not None and coef.shape[1] > 1
+    for rows in row_chunks(tensors[0].shape[0]):
+        views = [None if t is None else t[rows] for t in tensors]
+        yield views, coef[:, rows] if per_sample else coef, sample_offset + rows.start
 
 
-def check_grid_rows(B: int) -> None:
-    """The GPU launchers (Triton, CUDA) run one grid row per sample: at most 65535 samples."""
-    if B > GPU_MAX_BATCH:
-        raise ValueError(f"the GPU fused steps launch one grid row per sample; batch {B} exceeds {GPU_MAX_BATCH}")
+def _launches(tensors, coef, sample_offset, grid_rows: bool):
+    """:func:`batch_chunks` for an op that runs one grid row per sample (``grid_rows``), else one
+    launch on the whole batch."""
+    return batch_chunks(tensors, coef, sample_offset) if grid_rows else [(tensors, coef, sample_offset)]
 
 
-def run_affine_step_op(ops, x, coef, *, score, y, seed, step, sample_offset, noise, out, flags):
+def run_affine_step_op(ops, x, coef, *, score, y, seed, step, sample_offset, noise, out, flags, grid_rows=False):
     """``torch.ops.sdekit.sde_affine_step`` called through ``ops`` (the CPU and CUDA backends' launcher).
 
     Lays the tensors out as ``(B, D1, D2, D3)`` (:func:`step_layout`), passes the 64-bit words of
-    :func:`launch_words`, and writes back the output when the layout had to copy it.
+    :func:`launch_words`, and writes back the output when the layout had to copy it.  ``grid_rows``:
+    the op runs one grid row per sample (CUDA), so batches over 65535 go in :func:`batch_chunks`.
     """
     target = torch.empty_like(x) if out is None else out
     (o, xx, s, yy), dims, strides, contig = step_layout([target, x, score, y])
     flat = [v for st in strides for v in st]
-    ops.sde_affine_step(o, xx, s, yy, coef, flags, dims, flat, *launch_words(seed, step, sample_offset),
-                        bool(noise), contig)
+    for (o_b, x_b, s_b, y_b), coef_b, first in _launches([o, xx, s, yy], coef, sample_offset, grid_rows):
+        ops.sde_affine_step(o_b, x_b, s_b, y_b, coef_b, flags, dims, flat, *launch_words(seed, step, first),
+                            bool(noise), contig)
     if o is not target:
         target.copy_(o)
     return target
 
 
-def run_sample_sq_norms_op(ops, score, *, seed, step, sample_offset):
-    """``torch.ops.sdekit.sde_sample_sq_norms`` called through ``ops`` (the CPU and CUDA backends' launcher)."""
+def run_sample_sq_norms_op(ops, score, *, seed, step, sample_offset, grid_rows=False):
+    """``torch.ops.sdekit.sde_sample_sq_norms`` called through ``ops`` (the CPU and CUDA backends' launcher;
+    ``grid_rows`` as in :func:`run_affine_step_op`)."""
     (s,), dims, strides, contig = step_layout([score])
-    return ops.sde_sample_sq_norms(s, dims, strides[0], *launch_words(seed, step, sample_offset), contig)
+    norms = [ops.sde_sample_sq_norms(s_b, dims, strides[0], *launch_words(seed, step, first), contig)
+             for (s_b,), _, first in _launches([s], None, sample_offset, grid_rows)]
+    return norms[0] if len(norms) == 1 else torch.cat(norms)

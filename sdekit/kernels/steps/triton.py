@@ -6,7 +6,8 @@
 
 One program handles a tile of ``BLOCK`` consecutive logical elements of one sample, as a
 ``[BLOCK / G, G]`` tile whose rows are the generator's groups (G = 4 float32, 2 float64), so
-each Philox call serves G elements.  Bytes moved by ``affine_step``: read x, score, y once,
+each Philox call serves G elements; the grid is (tiles, samples), at most 65535 samples a launch
+(larger batches go in chunks: ``layout.batch_chunks``).  Bytes moved by ``affine_step``: read x, score, y once,
 write x_out once (``4 * numel * itemsize``; 3 without y) plus 4 coefficients per sample;
 ``sample_sq_norms`` reads score once and writes 2 numbers per tile.  Strided tensors are read
 in place through per-tensor ``(B, D1, D2, D3)`` strides (see ``layout.py``).  The torch
@@ -22,7 +23,7 @@ import triton.language as tl
 
 from ..dispatch import register, triton_interpreting
 from ..rng import as_i32, group_size, kernel_words, philox_normal_grouped_tl
-from .layout import check_grid_rows, step_layout
+from .layout import batch_chunks, step_layout
 
 
 def _one_variant(*names: str) -> dict:
@@ -165,9 +166,8 @@ _OPTIONS = {"enable_fp_fusion": True, "maxnreg": 128}
 
 @register("affine_step", "triton")
 def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, sample_offset=0, noise=True, out=None, flags=None):
-    """Triton twin of :func:`sdekit.kernels.steps.reference.affine_step` (one kernel launch)."""
-    B = x.shape[0]
-    check_grid_rows(B)
+    """Triton twin of :func:`sdekit.kernels.steps.reference.affine_step` (one kernel launch per
+    65535 samples, see :func:`.layout.batch_chunks`)."""
     target = torch.empty_like(x) if out is None else out
     (o, xx, s, yy), dims, strides, contig = step_layout([target, x, score, y])
     N = dims[0] * dims[1] * dims[2]
@@ -176,17 +176,17 @@ def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, sample_offset=0,
     BLOCK, warps = _block(x.dtype, contig)
     G = group_size(x.dtype)
     unit = _batch_stride_unit(N, G, [st for t, st in zip((o, xx, s, yy), strides) if t is not None])
-    grid = (triton.cdiv(N, BLOCK), B)
-    _affine_step_kernel[grid](
-        o, xx, s if s is not None else xx, yy if yy is not None else xx, coef,
-        flags if flags is not None else coef,
-        N, dims[1], dims[2], *_launch_strides(strides, unit),
-        coef.stride(0), coef.stride(1) if coef.shape[1] > 1 else 0,
-        as_i32(sample_offset), *kernel_words(seed, step),
-        HAS_SCORE=score is not None, HAS_Y=y is not None, NOISE=bool(noise), HAS_FLAGS=flags is not None,
-        CONTIG=contig, SB_UNIT=unit, IS_FP64=x.dtype == torch.float64, G=G, BLOCK=BLOCK, num_warps=warps,
-        **_OPTIONS,
-    )
+    for (o_b, x_b, s_b, y_b), coef_b, first in batch_chunks([o, xx, s, yy], coef, sample_offset):
+        _affine_step_kernel[(triton.cdiv(N, BLOCK), x_b.shape[0])](
+            o_b, x_b, s_b if s_b is not None else x_b, y_b if y_b is not None else x_b, coef_b,
+            flags if flags is not None else coef_b,
+            N, dims[1], dims[2], *_launch_strides(strides, unit),
+            coef_b.stride(0), coef_b.stride(1) if coef_b.shape[1] > 1 else 0,
+            as_i32(first), *kernel_words(seed, step),
+            HAS_SCORE=score is not None, HAS_Y=y is not None, NOISE=bool(noise), HAS_FLAGS=flags is not None,
+            CONTIG=contig, SB_UNIT=unit, IS_FP64=x.dtype == torch.float64, G=G, BLOCK=BLOCK, num_warps=warps,
+            **_OPTIONS,
+        )
     if o is not target:  # the output needed a contiguous stand-in
         target.copy_(o)
     return target
@@ -194,20 +194,20 @@ def affine_step(x, coef, *, score=None, y=None, seed=0, step=0, sample_offset=0,
 
 @register("sample_sq_norms", "triton")
 def sample_sq_norms(score, *, seed=0, step=0, sample_offset=0):
-    """Triton twin of :func:`sdekit.kernels.steps.reference.sample_sq_norms` (deterministic: no atomics)."""
-    B = score.shape[0]
-    check_grid_rows(B)
+    """Triton twin of :func:`sdekit.kernels.steps.reference.sample_sq_norms` (deterministic: no atomics;
+    one kernel launch per 65535 samples)."""
     (s,), dims, strides, contig = step_layout([score])
     N = dims[0] * dims[1] * dims[2]
     BLOCK, warps = _block(score.dtype, contig)
     G = group_size(score.dtype)
     unit = _batch_stride_unit(N, G, strides)
     P = max(triton.cdiv(N, BLOCK), 1)
-    part = torch.zeros(B, P, 2, dtype=score.dtype, device=score.device)
+    part = torch.zeros(score.shape[0], P, 2, dtype=score.dtype, device=score.device)
     if score.numel():
-        _sq_norms_kernel[(P, B)](
-            s, part, N, dims[1], dims[2], *_launch_strides(strides, unit), as_i32(sample_offset),
-            *kernel_words(seed, step),
-            CONTIG=contig, SB_UNIT=unit, IS_FP64=score.dtype == torch.float64, G=G,
-            BLOCK=BLOCK, num_warps=warps, **_OPTIONS)
+        for (s_b, part_b), _, first in batch_chunks([s, part], None, sample_offset):
+            _sq_norms_kernel[(P, s_b.shape[0])](
+                s_b, part_b, N, dims[1], dims[2], *_launch_strides(strides, unit), as_i32(first),
+                *kernel_words(seed, step),
+                CONTIG=contig, SB_UNIT=unit, IS_FP64=score.dtype == torch.float64, G=G,
+                BLOCK=BLOCK, num_warps=warps, **_OPTIONS)
     return part.sum(1)
