@@ -124,7 +124,7 @@ def _run(benchmark, device, fn):
 
 # sdekit's score with each backend of its spectral-scaling step (the transforms are torch ops)
 # (the impl names the rows of tools/bench_report.py's tables)
-SCALING_BACKENDS = [pytest.param("cpu", "sdekit_torch", id="cpu-torch"),
+SCALING_BACKENDS = [pytest.param("cpu", "sdekit_torch", id="cpu-torch"), pytest.param("cpu", "sdekit_cpu", id="cpu-cpu"),
                     *(pytest.param("cuda", f"sdekit_{b}", id=f"cuda-{b}", marks=pytest.mark.gpu)
                       for b in ("torch", "triton", "cuda"))]
 
@@ -134,7 +134,7 @@ SCALING_BACKENDS = [pytest.param("cpu", "sdekit_torch", id="cpu-torch"),
 @pytest.mark.parametrize("case", CASES)
 def test_likelihood_score_sdekit(benchmark, case, bidx, device, impl):
     backend = impl.removeprefix("sdekit_")
-    if device == "cuda" and torch.cuda.is_available():
+    if device == "cpu" or torch.cuda.is_available():
         from sdekit.kernels.dispatch import backend_unavailable_reason
 
         if reason := backend_unavailable_reason(backend, torch.device(device)):
