@@ -2,9 +2,14 @@
 
     dx = (a(t) x + c(t) y) dt + g(t) dw
 
-Marginals derived symbolically (sympy) and evaluated stably in torch; fused
-sampling kernels (Triton, CUDA) with in-kernel counter-based normals; implicit-SVD
-inverse-problem operators (``sdekit.inverse``); Dawson's function (``sdekit.special``).
+Marginals derived symbolically (sympy), evaluated stably in torch and verified
+(``sdekit.symbolic``, ``sdekit.sde``); samplers as plans run by one loop, every update one
+fused kernel (torch reference, Triton, CUDA, compiled CPU) with in-kernel counter-based
+normals (``sdekit.solvers``, ``sdekit.kernels``); implicit-SVD inverse-problem operators,
+DMPS, QCS-SGM(+) and Dirac (``sdekit.inverse``); likelihoods under the probability-flow ODE
+(``sdekit.likelihood``); training losses (``sdekit.losses``); model-output conversions
+(``sdekit.parameterisation``); sampling across processes (``sdekit.distributed``); Dawson's
+function (``sdekit.special``).
 """
 from .sde import EDM, OUVE, TSDVE, CosineVP, DriftVE, LinearSDE, RectifiedFlow, ReverseSDE, SubVPSDE, VESDE, VPSDE
 from .losses import denoising_score_matching
