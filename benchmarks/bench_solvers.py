@@ -15,6 +15,11 @@ float32.  Implementations:
 * ``torchsde``: ``torchsde.sdeint(method="euler")`` on the same reverse SDE.
 * ``jax``: the eager step written in JAX, jitted, with threefry normals (optional peer,
   skipped when jax is not installed).
+* ``diffrax_unsafe`` / ``diffrax_vbt``: one ``diffrax.diffeqsolve(Euler(), ...)`` step of
+  dx = (-a x - c y + g^2 score) dt + g dW with a ``ControlTerm`` of diagonal noise, driven by an
+  ``UnsafeBrownianPath`` or by the default ``VirtualBrownianTree`` (``tol=1e-3``, as diffrax's
+  docs write it, over the step [t, t + h]); jitted, compiled outside the timing (optional peer,
+  skipped when diffrax is not installed).
 
 CPU runs use one intra-op thread (``torch.set_num_threads(1)``, ``XLA_FLAGS`` not touched:
 JAX's CPU client runs element-wise work on one thread) unless a case says otherwise;
@@ -44,7 +49,8 @@ SIZES_CPU = [2**14, 2**20]
 SIZES_GPU = [2**14, 2**20, 2**24, 2**26, 2**27]
 SIZES = SIZES_GPU if CUDA else SIZES_CPU
 STEP_IMPLS = ["fused_triton", "fused_cuda", "fused_cpu", "copy", "torch_reference", "eager", "compiled", "torchsde",
-              "jax"]
+              "jax", "diffrax_unsafe", "diffrax_vbt"]
+JAX_PEERS = {"jax": "jax", "diffrax_unsafe": "diffrax", "diffrax_vbt": "diffrax"}
 SAMPLE_IMPLS = ["fused_triton", "fused_cuda", "fused_cpu", "torch_reference", "eager", "compiled", "torchsde"]
 GPU_ONLY = {"fused_triton", "fused_cuda", "copy"}
 FUSED = {"fused_triton": "triton", "fused_cuda": "cuda", "fused_cpu": "cpu", "torch_reference": "torch"}
@@ -136,6 +142,59 @@ def _jax_step(x, y, s, A, C, S, N):
     return run
 
 
+def _diffrax_step(x, y, s, t: float, h: float, path: str):
+    """One jitted ``diffeqsolve(Euler(), ...)`` step from t to t + h of
+    dx = (-a x - c y + g^2 s) dt + g dW (a, c, g of the OUVE at t): Euler gives
+    x + h (-a x - c y + g^2 s) + g dW, the eager step's update with dW = sqrt(h) z.
+    ``path`` is ``"unsafe"`` (``UnsafeBrownianPath``) or ``"vbt"`` (``VirtualBrownianTree``).
+    Returns a callable that runs one step, and the jitted step (whose noise scale is an argument, so
+    that the correctness check can set it to zero)."""
+    import diffrax
+    import jax
+    import jax.numpy as jnp
+    import lineax
+
+    a, c, g = (float(v) for v in _sde().coefficients(t))
+
+    def solve(key, x, y, s, noise_scale):
+        drift = diffrax.ODETerm(lambda t, x, args: -a * x - c * y + g * g * s)
+        if path == "unsafe":  # diffrax refuses its default adjoint on this path
+            bm, adjoint = diffrax.UnsafeBrownianPath(shape=x.shape, key=key), diffrax.ForwardMode()
+        else:
+            bm = diffrax.VirtualBrownianTree(t0=t, t1=t + h, tol=1e-3, shape=x.shape, key=key)
+            adjoint = diffrax.RecursiveCheckpointAdjoint()
+        noise = diffrax.ControlTerm(lambda t, x, args: lineax.DiagonalLinearOperator(jnp.full_like(x, noise_scale)), bm)
+        sol = diffrax.diffeqsolve(diffrax.MultiTerm(drift, noise), diffrax.Euler(), t0=t, t1=t + h, dt0=h, y0=x,
+                                  adjoint=adjoint)
+        return sol.ys[-1]
+
+    @jax.jit
+    def step(key, x, y, s, noise_scale):
+        key, sub = jax.random.split(key)
+        return key, solve(sub, x, y, s, noise_scale)
+
+    state = {"key": jax.random.PRNGKey(0), "x": jnp.asarray(x.numpy()), "y": jnp.asarray(y.numpy()),
+             "s": jnp.asarray(s.numpy())}
+
+    def run():
+        state["key"], state["x"] = step(state["key"], state["x"], state["y"], state["s"], g)
+        state["x"].block_until_ready()
+
+    return run, step
+
+
+def _check_diffrax_step(step, x, y, s, A, C, S):
+    """With zero diffusion the diffrax step must equal the eager step's deterministic part."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    _, got = step(jax.random.PRNGKey(1), jnp.asarray(x.numpy()), jnp.asarray(y.numpy()), jnp.asarray(s.numpy()),
+                  0.0)
+    want = _eager_step(x, y, s, A, C, S, torch.zeros(()))
+    np.testing.assert_allclose(np.asarray(got), want.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def _skip(impl: str):
     if impl in GPU_ONLY and not CUDA:
         pytest.skip("CUDA-only case (the Triton CPU interpreter is not a speed measurement): needs an H100 run")
@@ -147,10 +206,10 @@ def _skip(impl: str):
             pytest.skip(reason)
     if impl == "torchsde":
         pytest.importorskip("torchsde")
-    if impl == "jax":
+    if impl in JAX_PEERS:
         if CUDA:
-            pytest.skip("the JAX peer is a CPU measurement")
-        pytest.importorskip("jax")
+            pytest.skip("the JAX peers are a CPU measurement")
+        pytest.importorskip(JAX_PEERS[impl])
 
 
 @pytest.mark.parametrize("n", SIZES)
@@ -171,6 +230,10 @@ def test_bench_em_step(benchmark, impl, n):
             impl_fn(x, coef, score=s, y=y, seed=1, step=2, out=x)
     elif impl == "jax":
         run = _jax_step(x, y, s, A, C, S, N)
+    elif impl in ("diffrax_unsafe", "diffrax_vbt"):
+        run, step = _diffrax_step(x, y, s, t, h, impl.removeprefix("diffrax_"))
+        _check_diffrax_step(step, x, y, s, A, C, S)
+        run()  # compile outside the timing
     elif impl == "copy":
         def run():
             x.copy_(y)
