@@ -151,14 +151,20 @@ def test_cuda_step_kernels_compile_for_sm90(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
 
 
-@pytest.mark.gpu
-@pytest.mark.parametrize("backend", ["triton", "cuda"])
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_gpu_affine_step_equals_reference(backend, dtype):
+def _cuda_device_for(backend: str) -> torch.device:
+    """The CUDA device, or a skip saying why ``backend`` cannot run there."""
     dev = torch.device("cuda")
     reason = backend_unavailable_reason(backend, dev)
     if reason:
         pytest.skip(reason)
+    return dev
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["triton", "cuda"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gpu_affine_step_equals_reference(backend, dtype):
+    dev = _cuda_device_for(backend)
     from sdekit.kernels import steps
     x, s, y, coef = (t.to(dev) for t in _inputs(dtype, B=4, shape=(3, 64, 65)))
     for kw in (dict(score=s, y=y), dict(score=s), dict(score=s, y=y, noise=False)):
@@ -344,10 +350,7 @@ def test_triton_steps_in_chunks_equal_one_launch_bitwise_and_the_reference(monke
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_gpu_steps_take_batches_past_65535(backend, dtype):
     """70001 samples on the GPU (two launches of at most 65535 grid rows) equal the torch reference."""
-    dev = torch.device("cuda")
-    reason = backend_unavailable_reason(backend, dev)
-    if reason:
-        pytest.skip(reason)
+    dev = _cuda_device_for(backend)
     from sdekit.kernels import steps
     B, off = 70_001, 1000
     x, s, y, coef = (t.to(dev) for t in _inputs(dtype, B=B, shape=(6,)))
