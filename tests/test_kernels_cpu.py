@@ -2,9 +2,9 @@
 
 The element-wise arithmetic is compiled without FMA contraction in the reference's order, so
 everything but the normals and float64 ``dawsn`` on AVX-512 (its own table with FMAs, within 4 ulp of
-exact: the contract in ``sdekit/kernels/dawsn/cpu.py``) is bitwise the reference's.  The normals use SLEEF's vector ``log`` and
-``sincos`` where the reference uses torch's: each within 1 ulp, so the stated bound between the
-two is 3 ulp of the normal, checked here on 2^20 draws per dtype; a step with noise then differs
+exact: the contract in ``sdekit/kernels/dawsn/cpu.py``) is bitwise the reference's.  The normals use their own vector ``log`` and
+``sincos`` (float32 on AVX-512: ``tests/test_normals_avx512.py``) or SLEEF's, where the reference
+uses torch's: each within 1 ulp, so the stated bound between the two is 3 ulp of the normal, checked here on 2^20 draws per dtype; a step with noise then differs
 from the reference by at most ``|N| * 3 ulp(z)`` plus the roundings of ``N z`` and of the sum.
 """
 import math

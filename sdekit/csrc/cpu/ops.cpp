@@ -10,10 +10,12 @@
 // -ffp-contract=off, so the element-wise arithmetic is bitwise the torch reference's (except
 // float64 dawsn on AVX-512 builds: dawson_avx512.h, its own table with explicit FMAs).
 // Threads (at::parallel_for, torch's OpenMP pool) only above kGrain elements of work, so small
-// tensors pay no wake-up.  The normals: Philox4x32-10 evaluated for a block of groups at a time
-// in a loop the compiler vectorises across groups, then Box-Muller with SLEEF's 1-ulp vector
-// log and sincos (Sleef_*_u10, the library of torch's own vectorised CPU kernels, called from
-// libtorch_cpu, which exports it) on AVX-512 and AVX2 builds, the C library's scalar ones otherwise.
+// tensors pay no wake-up.  The normals, a block of groups at a time: float32 on AVX-512 builds
+// entirely in registers, 16 groups at a time (normals_avx512.h: Philox, then Box-Muller with its own
+// 1-ulp log and sincos); otherwise Philox for the block (AVX-512 registers, or a loop the compiler
+// vectorises across groups), then Box-Muller with SLEEF's 1-ulp vector log and sincos (Sleef_*_u10,
+// the library of torch's own vectorised CPU kernels, exported by libtorch_cpu) on AVX-512 and AVX2
+// builds, the C library's scalar ones otherwise.
 #include <Python.h>
 
 #include <ATen/Dispatch.h>
@@ -36,6 +38,7 @@
 
 #include "../dawson.cuh"
 #include "dawson_avx512.h"
+#include "normals_avx512.h"
 #include "../sde_steps_args.h"
 #include "../spectral_scale_args.h"
 
@@ -112,20 +115,40 @@ template <typename T> constexpr T two_pi();     // as in philox.cuh's philox_box
 template <> constexpr float two_pi<float>() { return 6.2831854820251465f; }
 template <> constexpr double two_pi<double>() { return 6.283185307179586; }
 
-// z[0 .. nq * G) = the normals of groups q0 .. q0 + nq of sample b (nq <= kBlockGroups): Philox for
-// all groups in one loop (vectorised across groups: the words go through arrays), then the
-// uniforms, then log and sincos on whole vectors.
-template <typename T>
-void normals_block(uint64_t q0, int64_t nq, uint32_t b, uint64_t seed, uint64_t step, T* z) {
-  constexpr int G = PhiloxGroup<T>::G, P = G / 2;  // Box-Muller pairs per group
-  uint32_t w[4][kBlockGroups];
-  T u1[kBlockGroups * P], th[kBlockGroups * P], c[kBlockGroups * P], s[kBlockGroups * P];
+// w[k][i] = word k of Philox group q0 + i of sample b, i < nq (rounded up to 16 on AVX-512 builds).
+void philox_words(uint64_t q0, int64_t nq, uint32_t b, uint64_t seed, uint64_t step, uint32_t (*w)[kBlockGroups]) {
   const uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32), t0 = (uint32_t)step, t1 = (uint32_t)(step >> 32);
+#if defined(__AVX512F__)
+  for (int64_t i = 0; i < nq; i += 16) {
+    const sdekit::avx512::Words16 o = sdekit::avx512::philox16((uint32_t)(q0 + i), b, t0, t1, k0, k1);
+    for (int k = 0; k < 4; ++k) _mm512_storeu_si512(w[k] + i, o.v[k]);
+  }
+#else
 #pragma omp simd
   for (int64_t i = 0; i < nq; ++i) {
     const sdekit::Philox4 o = sdekit::philox4x32_10((uint32_t)(q0 + i), b, t0, t1, k0, k1);
     w[0][i] = o.v[0]; w[1][i] = o.v[1]; w[2][i] = o.v[2]; w[3][i] = o.v[3];
   }
+#endif
+}
+
+// z[0 .. nq * G) = the normals of groups q0 .. q0 + nq of sample b (nq <= kBlockGroups; z holds
+// kBlockGroups * G).  float32 on AVX-512: normals_avx512.h, 16 groups at a time in registers.
+// Otherwise Philox for all groups (philox_words), then the uniforms, then log and sincos on whole
+// vectors (SLEEF), then r (cos, sin).
+template <typename T>
+void normals_block(uint64_t q0, int64_t nq, uint32_t b, uint64_t seed, uint64_t step, T* z) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    const uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32), t0 = (uint32_t)step, t1 = (uint32_t)(step >> 32);
+    for (int64_t i = 0; i < nq; i += 16) sdekit::avx512::normals16_f32((uint32_t)(q0 + i), b, t0, t1, k0, k1, z + 4 * i);
+    return;
+  }
+#endif
+  constexpr int G = PhiloxGroup<T>::G, P = G / 2;  // Box-Muller pairs per group
+  uint32_t w[4][kBlockGroups];
+  T u1[kBlockGroups * P], th[kBlockGroups * P], c[kBlockGroups * P], s[kBlockGroups * P];
+  philox_words(q0, nq, b, seed, step, w);
 #pragma omp simd
   for (int64_t i = 0; i < nq; ++i) {
     const sdekit::Philox4 o = {{w[0][i], w[1][i], w[2][i], w[3][i]}};
