@@ -4,9 +4,11 @@ Used by every sampler's ``sample`` and by :meth:`EulerMaruyama.simulate`.  Per s
 ``score_fn`` and launches one fused kernel per update (:mod:`sdekit.kernels.steps`), and it never
 waits on the device:
 
-* times and coefficients are tables of the plan, moved to the device once;
-* the kernels check ``score_fn``'s result (shape, dtype, device: host metadata, free) when they
-  take it; the loop only adds where in the run it happened;
+* times and coefficients are tables of the plan, moved to the device once, and split into
+  per-step rows once;
+* everything the update kernel reads but the score is built here and checked once, before the
+  first step, and the backend is resolved once; ``score_fn``'s result is checked when it is
+  taken (shape, dtype, device: host metadata, free), with where in the run it happened;
 * finiteness is recorded by the kernels themselves in a per-word ``flags`` table (non-finite
   score, non-finite update) and inspected once at the end, or every ``check_every`` steps (one
   host sync each).  The error names the first failing step and its time.
@@ -22,7 +24,6 @@ loop with a warning.
 """
 from __future__ import annotations
 
-import functools
 import warnings
 from typing import Callable
 
@@ -85,18 +86,21 @@ def run(plan: Plan, x: torch.Tensor, score_fn: Callable | None, y, options: RunO
     ``x``, or ``(x, trajectory)`` with ``options.return_trajectory``."""
     steps, K, device = plan.steps, plan.corrector_steps, x.device
     check_sample_offset(options.sample_offset, x.shape[0])
-    # the kernels' front door: score_fn's result is checked there, once per step, and nowhere else
-    affine = functools.partial(_steps.affine_step, backend=options.backend)
     state, y, scale = real_pairs(x), real_pairs(y), noise_scale(x)  # what the kernels read and write
     dtype = state.dtype
     table = plan.table if scale == 1.0 else plan.table * plan.table.new_tensor([1.0, 1.0, 1.0, scale])
     table = table.to(dtype).unsqueeze(-1).to(device)  # (steps, 4, 1): the kernels' coef layout
     t_rows = None  # row n: the (batch,) times score_fn sees at step n
     if plan.uses_score or K:
-        t_rows = plan.times[:-1, None].expand(steps, x.shape[0]).to(dtype).contiguous().to(device)
+        t_rows = plan.times[:-1, None].expand(steps, x.shape[0]).to(dtype).contiguous().to(device).unbind(0)
     constants = None if K == 0 else plan.corrector_constants.to(dtype=dtype, device=device)
     records = StepRecords(plan, device, options.check_every)
+    flags = records.flags.unbind(0)
     last_noise = plan.noise and not options.denoise
+    # the update kernel's front door, passed once: its operands but the score are the loop's own
+    _steps.check_step_args(state, table[0], None, y, state, flags[0])
+    affine = _steps.resolve("affine_step", options.backend, device)
+    table = table.unbind(0)
 
     def launch(w: int, kernel: Callable, *args, **kwargs):
         try:
@@ -108,8 +112,8 @@ def run(plan: Plan, x: torch.Tensor, score_fn: Callable | None, y, options: RunO
     def kernel_score(s: torch.Tensor, w: int) -> torch.Tensor:
         if not isinstance(s, torch.Tensor):  # the kernels read None as "no score term": a silent prior-free run
             raise SolverError(f"at {records.describe(w)}: score_fn returned {type(s).__name__}, not a tensor like x")
-        if state is not x:  # complex: the kernels would see a real score of the wrong shape, so check here
-            launch(w, check_like, "score", s, x)
+        if s.shape != x.shape or s.dtype != x.dtype or s.device != device:
+            launch(w, check_like, "score", s, x)  # raises, naming the step
         return real_pairs(s)
 
     def score(n: int, w: int) -> torch.Tensor:
@@ -121,16 +125,16 @@ def run(plan: Plan, x: torch.Tensor, score_fn: Callable | None, y, options: RunO
         for j in range(K):
             w = plan.word(n, j)
             launch(w, plan.corrector.step, state, score(n, w), constants[n], **rng_key(options, w),
-                   noise_scale=scale, backend=options.backend, out=state, flags=records.flags[w])
+                   noise_scale=scale, backend=options.backend, out=state, flags=flags[w])
         w = plan.word(n, K)
         noise = last_noise if n == steps - 1 else plan.noise
-        launch(w, affine, state, table[n], score=score(n, w) if plan.uses_score else None, y=y, noise=noise,
-               out=state if second is None else second.state, flags=records.flags[w], **rng_key(options, w))
+        affine(state, table[n], score=score(n, w) if plan.uses_score else None, y=y, noise=noise,
+               out=state if second is None else second.state, flags=flags[w], **rng_key(options, w))
         if second is not None:
             w = plan.word(n, K + 1)
             s2 = kernel_score(score_fn(second.stage, second.t_next[n]), w)
             for args, kwargs in second.updates(n, state, s2):
-                launch(w, affine, *args, noise=False, flags=records.flags[w], **kwargs, **rng_key(options, w))
+                affine(*args, noise=False, flags=flags[w], **kwargs, **rng_key(options, w))
 
     trajectory = [x.clone()] if options.return_trajectory else None
     use_graph = options.cuda_graph and device.type == "cuda"

@@ -12,6 +12,7 @@ than three inner axes are copied to contiguous memory first.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Iterator
 
 import torch
@@ -44,11 +45,21 @@ def _collapse(shape, strides_list):
     return dims, strides
 
 
+_NONE = (0, 0, 0, 0)  # the strides of an absent tensor
+
+
 def step_layout(tensors: list[torch.Tensor | None]):
     """``(tensors, dims, strides, inner_contiguous)`` for the non-``None`` tensors, copying if needed.
 
     The first tensor is the output; when it must be copied, the caller writes the copy back.
+    ``strides`` holds one 4-tuple per tensor (zeros for ``None``).
     """
+    first = tensors[0]
+    if all(t is None or t.is_contiguous() for t in tensors):  # the common case, without the general merge
+        n = math.prod(first.shape[1:])
+        if n > 0:
+            row = (n, 0, 0, 1)
+            return tensors, (1, 1, n), [_NONE if t is None else row for t in tensors], True
     present = [t for t in tensors if t is not None]
     shape = present[0].shape
     res = _collapse(tuple(shape), tuple(t.stride() for t in present))
@@ -61,7 +72,7 @@ def step_layout(tensors: list[torch.Tensor | None]):
     for t in tensors:
         if t is None:
             out_t.append(None)
-            out_s.append((0, 0, 0, 0))
+            out_s.append(_NONE)
         else:
             tt, ss = next(it)
             out_t.append(tt)
@@ -79,8 +90,13 @@ def _i64(v: int) -> int:
 def launch_words(seed: int, step: int, sample_offset: int = 0) -> tuple[int, int, int]:
     """``(seed, step, sample_offset)`` as the int64s the compiled ops receive (seed and step as bit
     patterns, taken modulo 2^64; the offset, already checked to lie in ``[0, 2^32)``, as is)."""
+    return _seed_word(seed), _i64(int(step)), int(sample_offset)
+
+
+@functools.lru_cache(maxsize=64, typed=True)  # a loop passes the same seed every step (typed: True is no seed)
+def _seed_word(seed: int) -> int:
     k0, k1 = split_seed(seed)
-    return _i64(k0 | (k1 << 32)), _i64(int(step)), int(sample_offset)
+    return _i64(k0 | (k1 << 32))
 
 
 def batch_chunks(tensors: list[torch.Tensor | None], coef: torch.Tensor | None,
@@ -114,7 +130,7 @@ def run_affine_step_op(ops, x, coef, *, score, y, seed, step, sample_offset, noi
     """
     target = torch.empty_like(x) if out is None else out
     (o, xx, s, yy), dims, strides, contig = step_layout([target, x, score, y])
-    flat = [v for st in strides for v in st]
+    flat = [*strides[0], *strides[1], *strides[2], *strides[3]]
     for (o_b, x_b, s_b, y_b), coef_b, first in _launches([o, xx, s, yy], coef, sample_offset, grid_rows):
         ops.sde_affine_step(o_b, x_b, s_b, y_b, coef_b, flags, dims, flat, *launch_words(seed, step, first),
                             bool(noise), contig)
