@@ -17,6 +17,7 @@ import sdekit  # noqa: F401  (registers every op)
 import sdekit.special
 from sdekit.kernels import cpu_ext, resolve
 from sdekit.kernels import steps
+from sdekit.kernels import dispatch
 from sdekit.kernels.dispatch import backend_unavailable_reason
 from sdekit.kernels.rng import philox_normal
 from sdekit.kernels.spectral_scale.reference import spectral_scale_torch
@@ -73,6 +74,31 @@ def test_auto_picks_the_compiled_backend_on_cpu_tensors():
     assert resolve("sample_sq_norms", "auto", "cpu") is steps_cpu.sample_sq_norms
     assert resolve("dawsn", "auto", "cpu") is dawsn_cpu.dawsn_cpu
     assert resolve("spectral_scale", "auto", "cpu").__module__ == "sdekit.kernels.spectral_scale.cpu"
+
+
+def test_resolve_keeps_its_answers_until_an_implementation_is_registered(monkeypatch):
+    monkeypatch.setattr(dispatch, "_registry", {})
+    monkeypatch.setattr(dispatch, "_resolved", {})
+
+    def first(x):
+        return x
+
+    def second(x):
+        return x
+
+    dispatch.register("probe", "torch")(first)
+    assert resolve("probe", "auto", "cpu") is first and resolve("probe", "torch", "cpu") is first
+    dispatch.register("probe", "torch")(second)
+    assert resolve("probe", "auto", "cpu") is second and resolve("probe", "torch", "cpu") is second
+
+
+def test_resolve_asks_triton_on_cpu_tensors_at_every_call(monkeypatch):
+    pytest.importorskip("triton")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert resolve("dawsn", "triton", "cpu") is dispatch._registry["dawsn"]["triton"]
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(RuntimeError, match="TRITON_INTERPRET"):
+        resolve("dawsn", "triton", "cpu")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -311,6 +337,7 @@ def test_a_missing_extension_gives_one_warning_and_the_reference(monkeypatch):
         return real(name, *a, **k)
 
     monkeypatch.setattr(cpu_ext, "_state", {})
+    monkeypatch.setattr(dispatch, "_resolved", {})  # what resolve learnt of the real extension
     monkeypatch.setattr(cpu_ext.importlib, "import_module", fail)
     with pytest.warns(RuntimeWarning, match="sdekit._cpu") as rec:
         for _ in range(3):

@@ -30,6 +30,11 @@ BACKENDS = ("torch", "triton", "cuda", "cpu")
 _AUTO_ORDER = {"cuda": ("cuda", "triton", "torch"), "cpu": ("cpu", "torch")}
 
 _registry: dict[str, dict[str, Callable]] = {}
+# (op, backend, device type) -> what resolve returned.  A backend that was available stays so for
+# the process (an extension, once loaded, cannot unload; a failed build is not retried), so the
+# answer holds until an implementation is registered -- except Triton on CPU tensors, which depends
+# on TRITON_INTERPRET and is never kept.
+_resolved: dict[tuple[str, str, str], Callable] = {}
 
 
 def register(op: str, backend: str) -> Callable[[Callable], Callable]:
@@ -39,6 +44,7 @@ def register(op: str, backend: str) -> Callable[[Callable], Callable]:
 
     def deco(fn: Callable) -> Callable:
         _registry.setdefault(op, {})[backend] = fn
+        _resolved.clear()
         return fn
 
     return deco
@@ -89,13 +95,24 @@ def resolve(op: str, backend: str, device: torch.device | str) -> Callable:
     """The implementation of ``op`` for ``backend`` (or ``"auto"``) on ``device``."""
     if not isinstance(device, torch.device):
         device = torch.device(device)
+    key = (op, backend, device.type)
+    fn = _resolved.get(key)  # every op call asks: answer the repeated question from the table
+    if fn is None:
+        chosen, fn = _choose(op, backend, device)
+        if not (chosen == "triton" and device.type == "cpu"):
+            _resolved[key] = fn
+    return fn
+
+
+def _choose(op: str, backend: str, device: torch.device) -> tuple[str, Callable]:
+    """``(backend name, implementation)`` that :func:`resolve` returns, decided afresh."""
     impls = _registry.get(op)
     if not impls:
         raise KeyError(f"no implementation registered for operation {op!r}")
     if backend == "auto":
         for b in _AUTO_ORDER.get(device.type, ("torch",)):
             if b in impls and backend_unavailable_reason(b, device) is None:
-                return impls[b]
+                return b, impls[b]
         raise RuntimeError(f"no backend can run {op!r} on {device}")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be 'auto' or one of {BACKENDS}, got {backend!r}")
@@ -104,4 +121,4 @@ def resolve(op: str, backend: str, device: torch.device | str) -> Callable:
     reason = backend_unavailable_reason(backend, device)
     if reason is not None:
         raise RuntimeError(f"backend {backend!r} is unavailable for {op!r}: {reason}")
-    return impls[backend]
+    return backend, impls[backend]
