@@ -30,11 +30,11 @@ BACKENDS = ("torch", "triton", "cuda", "cpu")
 _AUTO_ORDER = {"cuda": ("cuda", "triton", "torch"), "cpu": ("cpu", "torch")}
 
 _registry: dict[str, dict[str, Callable]] = {}
-# (op, backend, device type) -> what resolve returned.  A backend that was available stays so for
+# (op, backend, device) -> what resolve returned.  A backend that was available stays so for
 # the process (an extension, once loaded, cannot unload; a failed build is not retried), so the
 # answer holds until an implementation is registered -- except Triton on CPU tensors, which depends
 # on TRITON_INTERPRET and is never kept.
-_resolved: dict[tuple[str, str, str], Callable] = {}
+_resolved: dict[tuple[str, str, torch.device], Callable] = {}
 
 
 def register(op: str, backend: str) -> Callable[[Callable], Callable]:
@@ -95,7 +95,7 @@ def resolve(op: str, backend: str, device: torch.device | str) -> Callable:
     """The implementation of ``op`` for ``backend`` (or ``"auto"``) on ``device``."""
     if not isinstance(device, torch.device):
         device = torch.device(device)
-    key = (op, backend, device.type)
+    key = (op, backend, device)  # the device itself: hashing it is cheaper than reading its type
     fn = _resolved.get(key)  # every op call asks: answer the repeated question from the table
     if fn is None:
         chosen, fn = _choose(op, backend, device)
