@@ -23,7 +23,8 @@
 //     Horner steps fused (FMA).  Not bitwise the reference: each within the stated 4-ulp
 //     bound of the exact value (measured in benchmarks/RESULTS.md, asserted by the tests).  The
 //     lookup: AVX-512: each coefficient's 16 rows in two registers picked by one permute
-//     (vpermt2pd); AVX2: 4 rows loaded and transposed in registers, 2 coefficients at a time.
+//     (vpermt2pd); AVX2: 4 rows loaded and transposed in registers, 2 coefficients at a time
+//     (faster than 18 vgatherdpd: benchmarks/RESULTS.md).
 //     Both widths compute the same bits.
 //
 // dawsn_simd<V>(x, y, n): y[i] = D(x[i]) for i < n; the last partial vector through a buffer.
@@ -72,31 +73,38 @@ struct RowMajor {
   }
 };
 
-// taylor_columns(i, col): col[k] = coefficient k of the Taylor table at the rows i (a vector of
-// whole numbers): float vectors the float32 table (rows 0 .. 64, 8 coefficients), double vectors the
-// float64 vector table (rows 0 .. 15, 18 coefficients).
+// The Taylor table at the rows i (a vector of whole numbers): rows = taylor_rows(i), then
+// taylor_column(rows, k) = coefficient k of each lane's row.  Float vectors look up the float32 table
+// (rows 0 .. 64, 8 coefficients), double vectors the float64 vector table (rows 0 .. 15, 18
+// coefficients).  The Horner loops ask for the columns one at a time, highest first, so that a
+// lookup that can run per column does so next to its use (fewer registers live).
 
 #if defined(__AVX512F__)
-inline void taylor_columns(__m512 i, __m512 (&col)[SDEKIT_DAWSON_F32_COLS]) {
+struct Rows512f { __m512i idx; __mmask16 bit5, last; };
+
+inline Rows512f taylor_rows(__m512 i) {
   static_assert(SDEKIT_DAWSON_F32_ROWS == 65, "the float32 lookup holds rows 0..63 in registers plus row 64");
   const __m512i idx = _mm512_cvttps_epi32(i);
-  const __mmask16 bit5 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(32));
-  const __mmask16 last = _mm512_cmpeq_epi32_mask(idx, _mm512_set1_epi32(64));
-  for (int k = 0; k < SDEKIT_DAWSON_F32_COLS; ++k) {
-    const float* c = sdekit_dawson_f32_taylor_host + k * SDEKIT_DAWSON_F32_ROWS;
-    const __m512 lo = _mm512_permutex2var_ps(_mm512_loadu_ps(c), idx, _mm512_loadu_ps(c + 16));
-    const __m512 hi = _mm512_permutex2var_ps(_mm512_loadu_ps(c + 32), idx, _mm512_loadu_ps(c + 48));
-    col[k] = _mm512_mask_blend_ps(last, _mm512_mask_blend_ps(bit5, lo, hi), _mm512_set1_ps(c[64]));
-  }
+  return Rows512f{idx, _mm512_test_epi32_mask(idx, _mm512_set1_epi32(32)), _mm512_cmpeq_epi32_mask(idx, _mm512_set1_epi32(64))};
 }
 
-inline void taylor_columns(__m512d i, __m512d (&col)[SDEKIT_DAWSON_F64_VEC_COLS]) {
+inline __m512 taylor_column(const Rows512f& t, int k) {
+  const float* c = sdekit_dawson_f32_taylor_host + k * SDEKIT_DAWSON_F32_ROWS;
+  const __m512 lo = _mm512_permutex2var_ps(_mm512_loadu_ps(c), t.idx, _mm512_loadu_ps(c + 16));
+  const __m512 hi = _mm512_permutex2var_ps(_mm512_loadu_ps(c + 32), t.idx, _mm512_loadu_ps(c + 48));
+  return _mm512_mask_blend_ps(t.last, _mm512_mask_blend_ps(t.bit5, lo, hi), _mm512_set1_ps(c[64]));
+}
+
+struct Rows512d { __m512i idx; };
+
+inline Rows512d taylor_rows(__m512d i) {
   static_assert(SDEKIT_DAWSON_F64_VEC_ROWS == 16, "the float64 lookup holds 16 rows in two registers");
-  const __m512i idx = _mm512_castpd_si512(_mm512_add_pd(i, _mm512_set1_pd(0x1p52)));  // i in the low bits
-  for (int k = 0; k < SDEKIT_DAWSON_F64_VEC_COLS; ++k) {
-    const double* c = sdekit_dawson_f64_vec_taylor_host + k * SDEKIT_DAWSON_F64_VEC_ROWS;
-    col[k] = _mm512_permutex2var_pd(_mm512_loadu_pd(c), idx, _mm512_loadu_pd(c + 8));
-  }
+  return Rows512d{_mm512_castpd_si512(_mm512_add_pd(i, _mm512_set1_pd(0x1p52)))};  // i in the low bits
+}
+
+inline __m512d taylor_column(const Rows512d& t, int k) {
+  const double* c = sdekit_dawson_f64_vec_taylor_host + k * SDEKIT_DAWSON_F64_VEC_ROWS;
+  return _mm512_permutex2var_pd(_mm512_loadu_pd(c), t.idx, _mm512_loadu_pd(c + 8));
 }
 #endif  // __AVX512F__
 
@@ -112,34 +120,45 @@ inline __m256d halves(const double* a, const double* b) {
 static const RowMajor<float, SDEKIT_DAWSON_F32_ROWS, SDEKIT_DAWSON_F32_COLS> f32_rows(sdekit_dawson_f32_taylor_host);
 static const RowMajor<double, SDEKIT_DAWSON_F64_VEC_ROWS, SDEKIT_DAWSON_F64_VEC_COLS> f64_rows(sdekit_dawson_f64_vec_taylor_host);
 
-inline void taylor_columns(__m256 i, __m256 (&col)[SDEKIT_DAWSON_F32_COLS]) {
+// float32: all 8 columns at once, an 8 x 8 transpose of the 8 rows
+struct Rows256f { __m256 col[SDEKIT_DAWSON_F32_COLS]; };
+
+inline Rows256f taylor_rows(__m256 i) {
   static_assert(SDEKIT_DAWSON_F32_COLS == 8, "the float32 lookup loads a row as one 8-float register");
   alignas(32) int32_t idx[8];
   _mm256_store_si256(reinterpret_cast<__m256i*>(idx), _mm256_cvttps_epi32(i));
   const float* r[8];
   for (int j = 0; j < 8; ++j) r[j] = f32_rows.row[idx[j]];
+  Rows256f t;
   for (int h = 0; h < 2; ++h) {  // columns 4h .. 4h + 3: a 4 x 4 transpose in each 128-bit lane
     const __m256 t0 = halves(r[0] + 4 * h, r[4] + 4 * h), t1 = halves(r[1] + 4 * h, r[5] + 4 * h);
     const __m256 t2 = halves(r[2] + 4 * h, r[6] + 4 * h), t3 = halves(r[3] + 4 * h, r[7] + 4 * h);
     const __m256 u0 = unpacklo(t0, t1), u1 = unpackhi(t0, t1), u2 = unpacklo(t2, t3), u3 = unpackhi(t2, t3);
-    col[4 * h] = unpacklo64(u0, u2);
-    col[4 * h + 1] = unpackhi64(u0, u2);
-    col[4 * h + 2] = unpacklo64(u1, u3);
-    col[4 * h + 3] = unpackhi64(u1, u3);
+    t.col[4 * h] = unpacklo64(u0, u2);
+    t.col[4 * h + 1] = unpackhi64(u0, u2);
+    t.col[4 * h + 2] = unpacklo64(u1, u3);
+    t.col[4 * h + 3] = unpackhi64(u1, u3);
   }
+  return t;
 }
 
-inline void taylor_columns(__m256d i, __m256d (&col)[SDEKIT_DAWSON_F64_VEC_COLS]) {
+inline __m256 taylor_column(const Rows256f& t, int k) { return t.col[k]; }
+
+// float64: the 4 rows' pointers; columns k and k ^ 1 from the same two loads (the compiler merges
+// the repeated loads of a pair), a 2 x 2 transpose per 128-bit lane
+struct Rows256d { const double* r[4]; };
+
+inline Rows256d taylor_rows(__m256d i) {
   static_assert(SDEKIT_DAWSON_F64_VEC_COLS % 2 == 0, "the float64 lookup loads pairs of coefficients");
   alignas(16) int32_t idx[4];
   _mm_store_si128(reinterpret_cast<__m128i*>(idx), _mm256_cvttpd_epi32(i));
-  const double *r0 = f64_rows.row[idx[0]], *r1 = f64_rows.row[idx[1]], *r2 = f64_rows.row[idx[2]],
-               *r3 = f64_rows.row[idx[3]];
-  for (int c = 0; c < SDEKIT_DAWSON_F64_VEC_COLS; c += 2) {  // columns c, c + 1: a 2 x 2 transpose per 128-bit lane
-    const __m256d t0 = halves(r0 + c, r2 + c), t1 = halves(r1 + c, r3 + c);
-    col[c] = _mm256_unpacklo_pd(t0, t1);
-    col[c + 1] = _mm256_unpackhi_pd(t0, t1);
-  }
+  return Rows256d{{f64_rows.row[idx[0]], f64_rows.row[idx[1]], f64_rows.row[idx[2]], f64_rows.row[idx[3]]}};
+}
+
+inline __m256d taylor_column(const Rows256d& t, int k) {
+  const int c = k & ~1;
+  const __m256d t0 = halves(t.r[0] + c, t.r[2] + c), t1 = halves(t.r[1] + c, t.r[3] + c);
+  return (k & 1) ? _mm256_unpackhi_pd(t0, t1) : _mm256_unpacklo_pd(t0, t1);
 }
 #endif  // __AVX2__ && __FMA__
 
@@ -154,11 +173,10 @@ inline V dawsn_f32(V x) {
   const V ai = select(inner, a, zero);
   const V i = floor(add(mul(ai, set1<V>(1.0f / SDEKIT_DAWSON_F32_STEP)), set1<V>(0.5f)));
   const V s = sub(ai, mul(i, set1<V>(SDEKIT_DAWSON_F32_STEP)));
-  V c[COLS];
-  taylor_columns(i, c);
-  V acc = c[COLS - 1];
-  for (int k = COLS - 2; k >= 2; --k) acc = add(mul(acc, s), c[k]);
-  const V d_inner = add(c[0], add(mul(acc, s), c[1]));
+  const auto t = taylor_rows(i);
+  V acc = taylor_column(t, COLS - 1);
+  for (int k = COLS - 2; k >= 2; --k) acc = add(mul(acc, s), taylor_column(t, k));
+  const V d_inner = add(taylor_column(t, 0), add(mul(acc, s), taylor_column(t, 1)));
   // rational tail
   const V y = div(set1<V>(1.0f), mul(a, a));
   const V r = div(horner_unfused(tp, y), horner_unfused(tq, y));
@@ -180,11 +198,10 @@ inline V dawsn_f64(V x) {
   const V ai = select(inner, a, zero);
   const V i = floor(add(mul(ai, set1<V>(1.0 / SDEKIT_DAWSON_F64_VEC_STEP)), set1<V>(0.5)));
   const V s = sub(ai, mul(i, set1<V>(SDEKIT_DAWSON_F64_VEC_STEP)));
-  V c[COLS];
-  taylor_columns(i, c);
-  V acc = c[COLS - 1];
-  for (int k = COLS - 2; k >= 2; --k) acc = fmadd(acc, s, c[k]);
-  const V d_inner = add(c[0], fmadd(acc, s, c[1]));
+  const auto t = taylor_rows(i);
+  V acc = taylor_column(t, COLS - 1);
+  for (int k = COLS - 2; k >= 2; --k) acc = fmadd(acc, s, taylor_column(t, k));
+  const V d_inner = add(taylor_column(t, 0), fmadd(acc, s, taylor_column(t, 1)));
   // rational tail D = (1/(2a)) (1 + y (1/2 + y P(y)/Q(y))), y = (1/a)^2: two divisions, not three
   const V ia = div(set1<V>(1.0), a);
   const V y = mul(ia, ia);
