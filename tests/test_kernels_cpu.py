@@ -22,6 +22,8 @@ from sdekit.kernels.rng import philox_normal
 from sdekit.kernels.spectral_scale.reference import spectral_scale_torch
 from sdekit.kernels.steps import reference as ref
 
+from _problems import dawsn_boundary_points
+
 _reason = backend_unavailable_reason("cpu", torch.device("cpu"))
 pytestmark = pytest.mark.skipif(_reason is not None, reason=str(_reason))
 
@@ -200,28 +202,10 @@ def _assert_within_rounding(got, z, uy, S, s, a, c):
     assert got.dtype == z.dtype and ((got - want).abs() <= bound).all()
 
 
-def _dawsn_boundary_points(dtype, step, rows, split):
-    """Where a table kernel's lookup or branch changes, in ``dtype``, with both signs: each grid point
-    ``i step`` and each row boundary ``(i + 1/2) step`` (where the row, and in the vector kernels the
-    register holding it, switch) with their 3 neighbours on each side, the split between table and
-    tail likewise, and the special values."""
-    npdt = np.float32 if dtype == torch.float32 else np.float64
-    pts = []
-    for c in [i * step for i in range(rows)] + [(i + 0.5) * step for i in range(rows)] + [split]:
-        v = lo = npdt(c)
-        for _ in range(4):
-            pts += [v, lo]
-            v, lo = np.nextafter(v, npdt(np.inf)), np.nextafter(lo, npdt(0))
-    fin = np.finfo(npdt)
-    pts += [fin.tiny, fin.smallest_subnormal, fin.max, np.inf, np.nan, 1e-12, 1e12]
-    x = torch.from_numpy(np.unique(np.array(pts, dtype=npdt)))
-    return torch.cat([x, -x])
-
-
 def test_dawsn_float32_is_bitwise_the_reference_at_every_table_row_and_branch_boundary():
     from sdekit.kernels.dawsn import coefficients as C
 
-    x = _dawsn_boundary_points(torch.float32, C.FLOAT32_TAYLOR_STEP, len(C.FLOAT32_TAYLOR), C.FLOAT32_SPLIT)
+    x = dawsn_boundary_points(torch.float32, C.FLOAT32_TAYLOR_STEP, len(C.FLOAT32_TAYLOR), C.FLOAT32_SPLIT)
     got, want = sdekit.special.dawsn(x, backend="cpu"), sdekit.special.dawsn(x, backend="torch")
     assert torch.equal(got.isnan(), want.isnan())
     assert torch.equal(got.nan_to_num(), want.nan_to_num()) and torch.equal(got.signbit(), want.signbit())
@@ -235,8 +219,8 @@ def test_dawsn_float64_within_4_ulp_of_mpmath_around_every_row_of_both_tables():
     from sdekit.kernels.dawsn import coefficients as C
 
     split = C.FLOAT64_SPLIT
-    x = torch.cat([_dawsn_boundary_points(torch.float64, C.FLOAT64_VECTOR_TAYLOR_STEP, 17, split),
-                   _dawsn_boundary_points(torch.float64, C.FLOAT64_TAYLOR_STEP, len(C.FLOAT64_TAYLOR), split)])
+    x = torch.cat([dawsn_boundary_points(torch.float64, C.FLOAT64_VECTOR_TAYLOR_STEP, 17, split),
+                   dawsn_boundary_points(torch.float64, C.FLOAT64_TAYLOR_STEP, len(C.FLOAT64_TAYLOR), split)])
     x = x[x.isfinite() & (x != 0)]
     got = sdekit.special.dawsn(x, backend="cpu").numpy()
     with mpmath.workdps(40):

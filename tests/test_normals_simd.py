@@ -14,14 +14,11 @@ the same bits) and ``-march=x86-64-v3`` (AVX2 + FMA only, the build of a wheel f
 Skips where no C++ compiler is found or the host lacks the instructions.
 """
 import json
-import shutil
 import subprocess
 
 import pytest
 
-from _toolchain import CSRC
-
-CXX = shutil.which("c++") or shutil.which("g++")
+from _toolchain import SIMD_ARCHS, build_simd_harness
 
 HARNESS = r"""
 #include <cmath>
@@ -95,33 +92,12 @@ int main() {
 }
 """
 
-ARCHS = ["native", "x86-64-v3"]
-
-
-def _supports_x86_64_v3() -> bool:
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return all(f" {f}" in flags for f in ("avx2", "fma", "bmi2", "movbe"))
-
-
-@pytest.fixture(scope="module", params=ARCHS)
+@pytest.fixture(scope="module", params=SIMD_ARCHS)
 def worst(request, tmp_path_factory):
-    arch = request.param
-    if CXX is None:
-        pytest.skip("no C++ compiler on PATH")
-    if arch != "native" and not _supports_x86_64_v3():
-        pytest.skip(f"the host cannot run -march={arch} code")
-    d = tmp_path_factory.mktemp("normals_simd")
-    (d / "h.cpp").write_text(HARNESS)
-    # the flags of the extension's build (setup.py): no contraction, -march as SDEKIT_CPU_ARCH
-    subprocess.run([CXX, "-O2", "-std=c++17", f"-march={arch}", "-ffp-contract=off", "-fno-math-errno",
-                    f"-I{CSRC}", str(d / "h.cpp"), "-o", str(d / "h")], check=True)
-    res = json.loads(subprocess.run([str(d / "h")], check=True, capture_output=True, text=True).stdout)
-    widths = [w for w in ("avx512", "avx2") if w in res]
-    if not widths:
-        pytest.skip(f"-march={arch} has neither AVX-512 nor AVX2 + FMA: the cpu backend uses SLEEF or libm")
+    exe = build_simd_harness(HARNESS, request.param, tmp_path_factory.mktemp("normals_simd"))
+    res = json.loads(subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout)
+    if not any(w in res for w in ("avx512", "avx2")):
+        pytest.skip(f"-march={request.param} has neither AVX-512 nor AVX2 + FMA: the cpu backend uses SLEEF or libm")
     return res
 
 
