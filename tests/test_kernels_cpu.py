@@ -1,9 +1,10 @@
 """The compiled "cpu" backend (``sdekit._cpu``) against the torch reference, op by op.
 
 The element-wise arithmetic is compiled without FMA contraction in the reference's order, so
-everything but the normals and float64 ``dawsn`` on AVX-512 (its own table with FMAs, within 4 ulp of
-exact: the contract in ``sdekit/kernels/dawsn/cpu.py``) is bitwise the reference's.  The normals use their own vector ``log`` and
-``sincos`` (float32 on AVX-512: ``tests/test_normals_avx512.py``) or SLEEF's, where the reference
+everything but the normals and float64 ``dawsn`` on AVX-512 and AVX2 + FMA builds (its own table with
+FMAs, within 4 ulp of exact: the contract in ``sdekit/kernels/dawsn/cpu.py``) is bitwise the reference's.
+The normals use their own vector ``log`` and ``sincos`` (float32 on AVX-512 and AVX2 + FMA builds:
+``tests/test_normals_simd.py``) or SLEEF's, where the reference
 uses torch's: each within 1 ulp, so the stated bound between the two is 3 ulp of the normal, checked here on 2^20 draws per dtype; a step with noise then differs
 from the reference by at most ``|N| * 3 ulp(z)`` plus the roundings of ``N z`` and of the sum.
 """
@@ -212,8 +213,9 @@ def test_dawsn_float32_is_bitwise_the_reference_at_every_table_row_and_branch_bo
 
 
 def test_dawsn_float64_within_4_ulp_of_mpmath_around_every_row_of_both_tables():
-    """The float64 kernel on AVX-512 uses its own 16-row table (h = 21/64, see the op's contract), other
-    builds the reference's (h = 1/16): the rows and boundaries of both, against 40-digit mpmath."""
+    """The float64 kernel on AVX-512 and AVX2 + FMA builds uses its own 16-row table (h = 21/64, see the
+    op's contract), other builds the reference's (h = 1/16): the rows and boundaries of both, against
+    40-digit mpmath."""
     import mpmath
 
     from sdekit.kernels.dawsn import coefficients as C
