@@ -139,8 +139,8 @@ void philox_words(uint64_t q0, int64_t nq, uint32_t b, uint64_t seed, uint64_t s
 
 // z[0 .. nq * G) = the normals of groups q0 .. q0 + nq of sample b (nq <= kBlockGroups; z holds
 // kBlockGroups * G).  float32 on AVX-512 and AVX2 + FMA builds: normals_simd.h, a vector's worth of
-// groups at a time in registers.  Otherwise Philox for all groups (philox_words), then the uniforms, then log and sincos on whole
-// vectors (SLEEF), then r (cos, sin).
+// groups at a time in registers.  Otherwise Philox for all groups (philox_words), then the
+// uniforms, then log and sincos on whole vectors (SLEEF), then r (cos, sin).
 template <typename T>
 void normals_block(uint64_t q0, int64_t nq, uint32_t b, uint64_t seed, uint64_t step, T* z) {
 #if defined(SDEKIT_SIMD)
