@@ -124,8 +124,9 @@ template <> constexpr double two_pi<double>() { return 6.283185307179586; }
 void philox_words(uint64_t q0, int64_t nq, uint32_t b, uint64_t seed, uint64_t step, uint32_t (*w)[kBlockGroups]) {
   const uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32), t0 = (uint32_t)step, t1 = (uint32_t)(step >> 32);
 #if defined(SDEKIT_SIMD)
-  for (int64_t i = 0; i < nq; i += Lanes<VF>::n) {
-    const sdekit::simd::Words<VF> o = sdekit::simd::philox<VF>((uint32_t)(q0 + i), b, t0, t1, k0, k1);
+  constexpr int64_t L = sizeof(VF) / sizeof(float);  // groups a vector
+  for (int64_t i = 0; i < nq; i += L) {
+    const auto o = sdekit::simd::philox<VF>((uint32_t)(q0 + i), b, t0, t1, k0, k1);
     for (int k = 0; k < 4; ++k) std::memcpy(w[k] + i, &o.v[k], sizeof(VF));
   }
 #else
@@ -146,8 +147,8 @@ void normals_block(uint64_t q0, int64_t nq, uint32_t b, uint64_t seed, uint64_t 
 #if defined(SDEKIT_SIMD)
   if constexpr (std::is_same_v<T, float>) {
     const uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32), t0 = (uint32_t)step, t1 = (uint32_t)(step >> 32);
-    for (int64_t i = 0; i < nq; i += Lanes<VF>::n)
-      sdekit::simd::normals_f32<VF>((uint32_t)(q0 + i), b, t0, t1, k0, k1, z + 4 * i);
+    constexpr int64_t L = sizeof(VF) / sizeof(float);  // groups a vector
+    for (int64_t i = 0; i < nq; i += L) sdekit::simd::normals_f32<VF>((uint32_t)(q0 + i), b, t0, t1, k0, k1, z + 4 * i);
     return;
   }
 #endif
@@ -332,7 +333,8 @@ template <typename T>
 void dawsn_all(const T* x, T* y, int64_t n) {
   at::parallel_for(0, n, kGrain, [&](int64_t i0, int64_t i1) {
 #if defined(SDEKIT_SIMD)
-    sdekit::dawson::simd::dawsn_simd<std::conditional_t<std::is_same_v<T, float>, VF, VD>>(x + i0, y + i0, i1 - i0);
+    if constexpr (std::is_same_v<T, float>) sdekit::dawson::simd::dawsn_simd<VF>(x + i0, y + i0, i1 - i0);
+    else sdekit::dawson::simd::dawsn_simd<VD>(x + i0, y + i0, i1 - i0);
 #else
 #pragma omp simd
     for (int64_t i = i0; i < i1; ++i) y[i] = sdekit::dawson::dawsn(x[i]);
