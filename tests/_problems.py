@@ -13,10 +13,12 @@
 
 Peer transcriptions shared by tests and benchmarks live in ``tests/_references.py``.
 * :func:`fuzz_examples`: hypothesis settings for the fuzz suites (more examples under ``thorough``).
+* :func:`dawsn_boundary_points`: where a table kernel of Dawson's integral changes row or branch.
 """
 import functools
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from hypothesis import settings
@@ -202,3 +204,21 @@ def dense_matrices(op, shape, dtype=F64):
     Ut = op.Ut(torch.eye(m, dtype=dtype)).T
     S = op.singulars(n)
     return A, U, Ut, S, V, Vt
+
+
+def dawsn_boundary_points(dtype, step, rows, split):
+    """Where a table kernel's lookup or branch changes, in ``dtype``, with both signs: each grid point
+    ``i step`` and each row boundary ``(i + 1/2) step`` (where the row, and in the vector kernels the
+    register holding it, switch) with their 3 neighbours on each side, the split between table and
+    tail likewise, and the special values."""
+    npdt = np.float32 if dtype == torch.float32 else np.float64
+    pts = []
+    for c in [i * step for i in range(rows)] + [(i + 0.5) * step for i in range(rows)] + [split]:
+        v = lo = npdt(c)
+        for _ in range(4):
+            pts += [v, lo]
+            v, lo = np.nextafter(v, npdt(np.inf)), np.nextafter(lo, npdt(0))
+    fin = np.finfo(npdt)
+    pts += [fin.tiny, fin.smallest_subnormal, fin.max, np.inf, np.nan, 1e-12, 1e12]
+    x = torch.from_numpy(np.unique(np.array(pts, dtype=npdt)))
+    return torch.cat([x, -x])

@@ -117,7 +117,7 @@ def test_kernels_match_torch_reference(backend, device, dtype):
     # Same equations.  Under the Triton interpreter the results are bitwise equal; a GPU
     # contracts multiply-adds into FMAs, and each result is within 1.5 ulp of exact
     # (measured, host FMA build in test_cuda_build.py), so they differ by at most 3.
-    # The "cpu" backend in float64 on AVX-512 uses a coarser table with FMAs (its contract in
+    # The "cpu" backend in float64 on AVX-512 and AVX2 + FMA builds uses a coarser table with FMAs (its contract in
     # sdekit/kernels/dawsn/cpu.py): within 1.5 ulp of exact too (measured, benchmarks/RESULTS.md).
     if device == "cpu" and (backend, dtype) != ("cpu", torch.float64):
         assert torch.equal(got, ref)

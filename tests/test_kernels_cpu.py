@@ -1,9 +1,10 @@
 """The compiled "cpu" backend (``sdekit._cpu``) against the torch reference, op by op.
 
 The element-wise arithmetic is compiled without FMA contraction in the reference's order, so
-everything but the normals and float64 ``dawsn`` on AVX-512 (its own table with FMAs, within 4 ulp of
-exact: the contract in ``sdekit/kernels/dawsn/cpu.py``) is bitwise the reference's.  The normals use their own vector ``log`` and
-``sincos`` (float32 on AVX-512: ``tests/test_normals_avx512.py``) or SLEEF's, where the reference
+everything but the normals and float64 ``dawsn`` on AVX-512 and AVX2 + FMA builds (its own table with
+FMAs, within 4 ulp of exact: the contract in ``sdekit/kernels/dawsn/cpu.py``) is bitwise the reference's.
+The normals use their own vector ``log`` and ``sincos`` (float32 on AVX-512 and AVX2 + FMA builds:
+``tests/test_normals_simd.py``) or SLEEF's, where the reference
 uses torch's: each within 1 ulp, so the stated bound between the two is 3 ulp of the normal, checked here on 2^20 draws per dtype; a step with noise then differs
 from the reference by at most ``|N| * 3 ulp(z)`` plus the roundings of ``N z`` and of the sum.
 """
@@ -22,6 +23,8 @@ from sdekit.kernels.dispatch import backend_unavailable_reason
 from sdekit.kernels.rng import philox_normal
 from sdekit.kernels.spectral_scale.reference import spectral_scale_torch
 from sdekit.kernels.steps import reference as ref
+
+from _problems import dawsn_boundary_points
 
 _reason = backend_unavailable_reason("cpu", torch.device("cpu"))
 pytestmark = pytest.mark.skipif(_reason is not None, reason=str(_reason))
@@ -226,43 +229,26 @@ def _assert_within_rounding(got, z, uy, S, s, a, c):
     assert got.dtype == z.dtype and ((got - want).abs() <= bound).all()
 
 
-def _dawsn_boundary_points(dtype, step, rows, split):
-    """Where a table kernel's lookup or branch changes, in ``dtype``, with both signs: each grid point
-    ``i step`` and each row boundary ``(i + 1/2) step`` (where the row, and in the vector kernels the
-    register holding it, switch) with their 3 neighbours on each side, the split between table and
-    tail likewise, and the special values."""
-    npdt = np.float32 if dtype == torch.float32 else np.float64
-    pts = []
-    for c in [i * step for i in range(rows)] + [(i + 0.5) * step for i in range(rows)] + [split]:
-        v = lo = npdt(c)
-        for _ in range(4):
-            pts += [v, lo]
-            v, lo = np.nextafter(v, npdt(np.inf)), np.nextafter(lo, npdt(0))
-    fin = np.finfo(npdt)
-    pts += [fin.tiny, fin.smallest_subnormal, fin.max, np.inf, np.nan, 1e-12, 1e12]
-    x = torch.from_numpy(np.unique(np.array(pts, dtype=npdt)))
-    return torch.cat([x, -x])
-
-
 def test_dawsn_float32_is_bitwise_the_reference_at_every_table_row_and_branch_boundary():
     from sdekit.kernels.dawsn import coefficients as C
 
-    x = _dawsn_boundary_points(torch.float32, C.FLOAT32_TAYLOR_STEP, len(C.FLOAT32_TAYLOR), C.FLOAT32_SPLIT)
+    x = dawsn_boundary_points(torch.float32, C.FLOAT32_TAYLOR_STEP, len(C.FLOAT32_TAYLOR), C.FLOAT32_SPLIT)
     got, want = sdekit.special.dawsn(x, backend="cpu"), sdekit.special.dawsn(x, backend="torch")
     assert torch.equal(got.isnan(), want.isnan())
     assert torch.equal(got.nan_to_num(), want.nan_to_num()) and torch.equal(got.signbit(), want.signbit())
 
 
 def test_dawsn_float64_within_4_ulp_of_mpmath_around_every_row_of_both_tables():
-    """The float64 kernel on AVX-512 uses its own 16-row table (h = 21/64, see the op's contract), other
-    builds the reference's (h = 1/16): the rows and boundaries of both, against 40-digit mpmath."""
+    """The float64 kernel on AVX-512 and AVX2 + FMA builds uses its own 16-row table (h = 21/64, see the
+    op's contract), other builds the reference's (h = 1/16): the rows and boundaries of both, against
+    40-digit mpmath."""
     import mpmath
 
     from sdekit.kernels.dawsn import coefficients as C
 
     split = C.FLOAT64_SPLIT
-    x = torch.cat([_dawsn_boundary_points(torch.float64, C.FLOAT64_VECTOR_TAYLOR_STEP, 17, split),
-                   _dawsn_boundary_points(torch.float64, C.FLOAT64_TAYLOR_STEP, len(C.FLOAT64_TAYLOR), split)])
+    x = torch.cat([dawsn_boundary_points(torch.float64, C.FLOAT64_VECTOR_TAYLOR_STEP, 17, split),
+                   dawsn_boundary_points(torch.float64, C.FLOAT64_TAYLOR_STEP, len(C.FLOAT64_TAYLOR), split)])
     x = x[x.isfinite() & (x != 0)]
     got = sdekit.special.dawsn(x, backend="cpu").numpy()
     with mpmath.workdps(40):

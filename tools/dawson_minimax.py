@@ -211,8 +211,8 @@ LAYOUTS = {
 # /tools by bounding sum_{k>K} |c_k| (step/2)^k / D(x0 - step/2)).
 TAYLOR = {"float64": (1 / 16, 12), "float32": (1 / 16, 6)}
 SPLIT = {"float64": 5.0, "float32": 4.0}
-# The same Taylor form on a coarser grid for the AVX-512 CPU kernel (sdekit/csrc/cpu/dawson_avx512.h),
-# which holds each coefficient's 16 rows in two registers and picks them with one permute, so the
+# The same Taylor form on a coarser grid for the CPU vector kernels (sdekit/csrc/cpu/dawson_simd.h):
+# AVX-512 holds each coefficient's 16 rows in two registers and picks them with one permute, so the
 # grid has 16 points below SPLIT: step 21/64 (x0 = i * step and s = x - x0 exact, |s| <= 0.165),
 # K = 16 (truncation 2e-18 relative, 0.02 ulp, for |s| <= 1.001 step / 2).
 VECTOR_TAYLOR = {"float64": (21 / 64, 16)}
@@ -293,7 +293,7 @@ def main(argv=None):
             step, K = VECTOR_TAYLOR[dtype]
             nrows = int(mp.floor(SPLIT[dtype] / mp.mpf(step) + mp.mpf(1) / 2)) + 1  # rows nearest to x < SPLIT
             rows = taylor_rows(step, SPLIT[dtype], K, to_float)[:nrows]
-            print(f"# {dtype} Taylor table of the AVX-512 CPU kernel: x0 = i * {step}, rows (hi, lo, c_1, ..., c_{K})")
+            print(f"# {dtype} Taylor table of the CPU vector kernels: x0 = i * {step}, rows (hi, lo, c_1, ..., c_{K})")
             print(f"{P}_VECTOR_TAYLOR_STEP = {step!r}")
             print(f"{P}_VECTOR_TAYLOR = (")
             for r in rows:

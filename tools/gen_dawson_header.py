@@ -52,7 +52,7 @@ def render() -> str:
         lines.append("#if defined(__CUDACC__)")
         lines.append(_array(ctype, f"sdekit_dawson_{low}_taylor_device", colmajor, suffix, "SDEKIT_DAWSON_DEVICE_TABLE "))
         lines.append("#endif")
-        if hasattr(C, f"{prec}_VECTOR_TAYLOR"):  # the AVX-512 CPU kernel's coarser table (host only)
+        if hasattr(C, f"{prec}_VECTOR_TAYLOR"):  # the CPU vector kernels' coarser table (host only)
             vrows = getattr(C, f"{prec}_VECTOR_TAYLOR")
             nrow, ncol = len(vrows), len(vrows[0])
             lines += [

@@ -8,14 +8,18 @@
 //
 // Built by setup.py as the extension sdekit._cpu (importing it registers the kernels) with
 // -ffp-contract=off, so the element-wise arithmetic is bitwise the torch reference's (except
-// float64 dawsn on AVX-512 builds: dawson_avx512.h, its own table with explicit FMAs).
+// float64 dawsn on AVX-512 and AVX2 + FMA builds: dawson_simd.h, its own table with explicit FMAs).
 // Threads (at::parallel_for, torch's OpenMP pool) only above kGrain elements of work, so small
-// tensors pay no wake-up.  The normals, a block of groups at a time: float32 on AVX-512 builds
-// entirely in registers, 16 groups at a time (normals_avx512.h: Philox, then Box-Muller with its own
-// 1-ulp log and sincos); otherwise Philox for the block (AVX-512 registers, or a loop the compiler
-// vectorises across groups), then Box-Muller with SLEEF's 1-ulp vector log and sincos (Sleef_*_u10,
-// the library of torch's own vectorised CPU kernels, exported by libtorch_cpu) on AVX-512 and AVX2
-// builds, the C library's scalar ones otherwise.
+// tensors pay no wake-up.  Hand-vectorised paths (dawson_simd.h, normals_simd.h, written once over
+// the vector types of simd.h) on AVX-512 builds (16 floats a vector) and AVX2 + FMA builds (8, e.g.
+// -march=x86-64-v3); scalar loops the compiler vectorises otherwise.  dawsn: the vector kernel of
+// dawson_simd.h, or an omp simd loop over dawson.cuh.  The normals, a block of groups at a time:
+// float32 entirely in registers, a vector's worth of groups at a time (normals_simd.h: Philox, then
+// Box-Muller with its own 1-ulp log and sincos); float64 (and float32 without AVX2 + FMA) Philox for
+// the block (normals_simd.h's, or a loop the compiler vectorises across groups), then Box-Muller
+// with SLEEF's 1-ulp vector log and sincos (Sleef_*_u10, the library of torch's own vectorised CPU
+// kernels, exported by libtorch_cpu) on AVX-512 and AVX2 builds, the C library's scalar ones
+// otherwise.
 #include <Python.h>
 
 #include <ATen/Dispatch.h>
@@ -37,8 +41,8 @@
 #include <vector>
 
 #include "../dawson.cuh"
-#include "dawson_avx512.h"
-#include "normals_avx512.h"
+#include "dawson_simd.h"
+#include "normals_simd.h"
 #include "../sde_steps_args.h"
 #include "../spectral_scale_args.h"
 
@@ -115,13 +119,15 @@ template <typename T> constexpr T two_pi();     // as in philox.cuh's philox_box
 template <> constexpr float two_pi<float>() { return 6.2831854820251465f; }
 template <> constexpr double two_pi<double>() { return 6.283185307179586; }
 
-// w[k][i] = word k of Philox group q0 + i of sample b, i < nq (rounded up to 16 on AVX-512 builds).
+// w[k][i] = word k of Philox group q0 + i of sample b, i < nq (rounded up to a whole vector of
+// groups on AVX-512 and AVX2 + FMA builds).
 void philox_words(uint64_t q0, int64_t nq, uint32_t b, uint64_t seed, uint64_t step, uint32_t (*w)[kBlockGroups]) {
   const uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32), t0 = (uint32_t)step, t1 = (uint32_t)(step >> 32);
-#if defined(__AVX512F__)
-  for (int64_t i = 0; i < nq; i += 16) {
-    const sdekit::avx512::Words16 o = sdekit::avx512::philox16((uint32_t)(q0 + i), b, t0, t1, k0, k1);
-    for (int k = 0; k < 4; ++k) _mm512_storeu_si512(w[k] + i, o.v[k]);
+#if defined(SDEKIT_SIMD)
+  constexpr int64_t L = sizeof(VF) / sizeof(float);  // groups a vector
+  for (int64_t i = 0; i < nq; i += L) {
+    const auto o = sdekit::simd::philox<VF>((uint32_t)(q0 + i), b, t0, t1, k0, k1);
+    for (int k = 0; k < 4; ++k) std::memcpy(w[k] + i, &o.v[k], sizeof(VF));
   }
 #else
 #pragma omp simd
@@ -133,15 +139,16 @@ void philox_words(uint64_t q0, int64_t nq, uint32_t b, uint64_t seed, uint64_t s
 }
 
 // z[0 .. nq * G) = the normals of groups q0 .. q0 + nq of sample b (nq <= kBlockGroups; z holds
-// kBlockGroups * G).  float32 on AVX-512: normals_avx512.h, 16 groups at a time in registers.
-// Otherwise Philox for all groups (philox_words), then the uniforms, then log and sincos on whole
-// vectors (SLEEF), then r (cos, sin).
+// kBlockGroups * G).  float32 on AVX-512 and AVX2 + FMA builds: normals_simd.h, a vector's worth of
+// groups at a time in registers.  Otherwise Philox for all groups (philox_words), then the
+// uniforms, then log and sincos on whole vectors (SLEEF), then r (cos, sin).
 template <typename T>
 void normals_block(uint64_t q0, int64_t nq, uint32_t b, uint64_t seed, uint64_t step, T* z) {
-#if defined(__AVX512F__)
+#if defined(SDEKIT_SIMD)
   if constexpr (std::is_same_v<T, float>) {
     const uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32), t0 = (uint32_t)step, t1 = (uint32_t)(step >> 32);
-    for (int64_t i = 0; i < nq; i += 16) sdekit::avx512::normals16_f32((uint32_t)(q0 + i), b, t0, t1, k0, k1, z + 4 * i);
+    constexpr int64_t L = sizeof(VF) / sizeof(float);  // groups a vector
+    for (int64_t i = 0; i < nq; i += L) sdekit::simd::normals_f32<VF>((uint32_t)(q0 + i), b, t0, t1, k0, k1, z + 4 * i);
     return;
   }
 #endif
@@ -325,8 +332,9 @@ at::Tensor sde_sample_sq_norms_cpu(const at::Tensor& score, at::IntArrayRef dims
 template <typename T>
 void dawsn_all(const T* x, T* y, int64_t n) {
   at::parallel_for(0, n, kGrain, [&](int64_t i0, int64_t i1) {
-#if defined(__AVX512F__)
-    sdekit::dawson::avx512::dawsn_avx512(x + i0, y + i0, i1 - i0);
+#if defined(SDEKIT_SIMD)
+    if constexpr (std::is_same_v<T, float>) sdekit::dawson::simd::dawsn_simd<VF>(x + i0, y + i0, i1 - i0);
+    else sdekit::dawson::simd::dawsn_simd<VD>(x + i0, y + i0, i1 - i0);
 #else
 #pragma omp simd
     for (int64_t i = i0; i < i1; ++i) y[i] = sdekit::dawson::dawsn(x[i]);

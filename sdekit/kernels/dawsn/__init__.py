@@ -12,7 +12,7 @@ reference: the specification), ``coefficients.py`` (its tables), ``triton.py``,
 Contract every backend honours: a float32 or float64 tensor in, a contiguous tensor of
 the same shape, dtype and device out; any input strides; empty tensors; <= 4 ulp from
 the exact value (backends without FMA contraction are bitwise the reference; the ``"cpu"``
-backend's float64 on AVX-512 is not: see :mod:`.cpu`); no
+backend's float64 on AVX-512 and AVX2 + FMA builds is not: see :mod:`.cpu`); no
 autograd of their own -- :func:`dawsn` adds ``D' = 1 - 2 x D`` from the saved output, once
 for all backends (so it is exact to the accuracy of ``D`` and twice differentiable).
 """

@@ -10,7 +10,8 @@ is ``(hi, lo, c_1, ..., c_K)`` with ``D(x0 + s) = (hi + lo) + sum_k c_k s^k``,
 For ``|x| >= SPLIT``: ``D = (1 + y (1/2 + y P(y)/Q(y))) / (2|x|)``, ``y = 1/x^2``,
 ``P/Q`` minimax for ``T(y) = (2xD - 1 - y/2)/y^2`` (lowest power first, ``Q[0] = 1``).
 ``FLOAT64_VECTOR_TAYLOR``: the same Taylor rows on the grid ``i * FLOAT64_VECTOR_TAYLOR_STEP``,
-16 of them below ``FLOAT64_SPLIT``, for the AVX-512 CPU kernel (``sdekit/csrc/cpu/dawson_avx512.h``).
+16 of them below ``FLOAT64_SPLIT``, for the CPU vector kernels (AVX-512 and AVX2 + FMA builds:
+``sdekit/csrc/cpu/dawson_simd.h``).
 """
 FLOAT32_SPLIT = 4.0
 # float32 tail (tail) x in [4.0, None): minimax rel err 3.429e-10, after rounding coefficients 6.564e-09
@@ -174,7 +175,7 @@ FLOAT64_TAYLOR = (
     (0.10348597000731946, 1.0658025781720939e-18, -0.02192395382227969, 0.004763551990186499, -0.0010640560861774348, 0.00024511246765729236, -5.847468915217849e-05, 1.4535436677196314e-05, -3.7982941261366605e-06, 1.0546601426508617e-06, -3.131311840448821e-07, 9.828501571414872e-08, -3.130019655340495e-08, 9.376617461381368e-09),
     (0.10213407442427684, -5.692403089521077e-18, -0.021340744242768356, 0.004569646789564936, -0.0010049931367042187, 0.00022765944697807853, -5.332163927446956e-05, 1.2982916464756427e-05, -3.3122694426607348e-06, 8.946076871368119e-07, -2.5794866511629437e-07, 7.9027127688932e-08, -2.4943086059702847e-08, 7.614717101597037e-09),
 )
-# float64 Taylor table of the AVX-512 CPU kernel: x0 = i * 0.328125, rows (hi, lo, c_1, ..., c_16)
+# float64 Taylor table of the CPU vector kernels: x0 = i * 0.328125, rows (hi, lo, c_1, ..., c_16)
 FLOAT64_VECTOR_TAYLOR_STEP = 0.328125
 FLOAT64_VECTOR_TAYLOR = (
     (0.0, 0.0, 1.0, 0.0, -0.6666666666666666, 0.0, 0.26666666666666666, 0.0, -0.0761904761904762, 0.0, 0.016931216931216932, 0.0, -0.0030784030784030783, 0.0, 0.0004736004736004736, 0.0, -6.314672981339648e-05, 0.0),

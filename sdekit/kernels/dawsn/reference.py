@@ -57,8 +57,8 @@ input), asserted by tests/test_dawson.py against 40-digit mpmath on ``|x|`` in
 
 This module is the torch reference (the specification); the kernels are ``triton.py``,
 ``cuda.py`` (``sdekit/csrc/dawson.cuh``) and ``cpu.py`` (the same header compiled for the
-host, or on AVX-512 ``sdekit/csrc/cpu/dawson_avx512.h``: this algorithm on whole vectors, in
-float64 with a coarser table), and the checks, dispatch and autograd (``D' = 1 - 2 x D``) are in ``__init__.py``.
+host, or on AVX-512 and AVX2 + FMA builds ``sdekit/csrc/cpu/dawson_simd.h``: this algorithm on
+whole vectors, in float64 with a coarser table), and the checks, dispatch and autograd (``D' = 1 - 2 x D``) are in ``__init__.py``.
 """
 from __future__ import annotations
 

@@ -7,10 +7,10 @@ The same ops as the CUDA backend (``torch.ops.sdekit.sde_affine_step`` /
 ``sde_sample_sq_norms``, one schema in :mod:`sdekit.kernels.steps`), with the extension
 ``sdekit._cpu`` providing their CPU kernels, and the same layout rules (:mod:`.layout`).
 Normals: Philox4x32-10 vectorised across groups, then Box-Muller with a 1-ulp ``log`` and
-``cos``/``sin``: in float32 on AVX-512 builds the header ``sdekit/csrc/cpu/normals_avx512.h``
-(its own polynomials, checked on every input of their domains), otherwise SLEEF's (the vector
-math library torch's own CPU kernels use, called from ``libtorch_cpu``) on AVX2/AVX-512 hosts
-and the C library's elsewhere.
+``cos``/``sin``: in float32 on AVX-512 and AVX2 + FMA builds (``-march`` of ``setup.py``) the
+header ``sdekit/csrc/cpu/normals_simd.h`` (its own polynomials, checked on every input of their
+domains, the same bits at both widths), otherwise SLEEF's (the vector math library torch's own CPU
+kernels use, called from ``libtorch_cpu``) on AVX2/AVX-512 hosts and the C library's elsewhere.
 """
 from __future__ import annotations
 
