@@ -79,9 +79,9 @@ VD SDEKIT_SLEEF_D(log)(VD);
 VD2 SDEKIT_SLEEF_D(sincos)(VD);
 }
 
-template <typename V> struct Lanes;
-template <> struct Lanes<VF> { using T = float; static constexpr int n = sizeof(VF) / sizeof(float); };
-template <> struct Lanes<VD> { using T = double; static constexpr int n = sizeof(VD) / sizeof(double); };
+template <typename T> struct SleefVector;  // the vector of T that the SLEEF functions take
+template <> struct SleefVector<float> { using V = VF; };
+template <> struct SleefVector<double> { using V = VD; };
 
 inline VF vlog(VF v) { return SDEKIT_SLEEF_F(log)(v); }
 inline VD vlog(VD v) { return SDEKIT_SLEEF_D(log)(v); }
@@ -94,8 +94,8 @@ inline VD2 vsincos(VD v) { VD2 r; auto p = SDEKIT_SLEEF_D(sincos)(v); r.x = p.x;
 template <typename T>
 void log_sincos(const T* u, const T* th, T* lg, T* c, T* s, int64_t n) {
 #if defined(__AVX512F__) || defined(__AVX2__)
-  using V = std::conditional_t<std::is_same_v<T, float>, VF, VD>;
-  constexpr int L = Lanes<V>::n;
+  using V = typename SleefVector<T>::V;
+  constexpr int L = sizeof(V) / sizeof(T);
   for (int64_t i = 0; i < n; i += L) {
     V v, t;
     std::memcpy(&v, u + i, sizeof(V));
