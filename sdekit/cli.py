@@ -53,6 +53,7 @@ def _info(args) -> int:
     import torch
 
     from . import __version__
+    from .kernels import cpu_ext
     from .kernels.dispatch import BACKENDS, backend_unavailable_reason
 
     print(f"sdekit   {__version__}")
@@ -70,7 +71,10 @@ def _info(args) -> int:
     for dev in devices:
         for b in BACKENDS:
             reason = backend_unavailable_reason(b, torch.device(dev))
-            print(f"backend {b:<7} on {dev:<5} {'available' if reason is None else 'unavailable: ' + reason}")
+            state = "available" if reason is None else "unavailable: " + reason
+            if b == "cpu" and reason is None:
+                state += f" ({cpu_ext.vector_kernels()} kernels)"
+            print(f"backend {b:<7} on {dev:<5} {state}")
     return 0
 
 

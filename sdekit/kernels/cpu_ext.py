@@ -49,3 +49,11 @@ def unavailable_reason() -> str | None:
     except RuntimeError as exc:
         return str(exc)
     return None
+
+
+def vector_kernels() -> str | None:
+    """The vector kernels the built extension carries: ``"avx512"``, ``"avx2"`` (AVX2 + FMA) or
+    ``"scalar"`` (``setup.py``'s ``-march`` decides); ``None`` when the extension is unavailable."""
+    if unavailable_reason() is not None:
+        return None
+    return importlib.import_module("sdekit._cpu").vector_kernels

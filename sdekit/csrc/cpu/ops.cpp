@@ -397,4 +397,21 @@ TORCH_LIBRARY_IMPL(sdekit, CPU, m) {
 
 static struct PyModuleDef sdekit_cpu_module = {PyModuleDef_HEAD_INIT, "_cpu", nullptr, -1, nullptr};
 
-PyMODINIT_FUNC PyInit__cpu(void) { return PyModule_Create(&sdekit_cpu_module); }
+// The vector kernels this build carries (``sdekit info`` reports it): "avx512", "avx2" (AVX2 + FMA), or
+// "scalar" (the loops over the SDEKIT_HD headers and SLEEF's or the C library's log/sincos).
+#if defined(__AVX512F__)
+static const char kVectorKernels[] = "avx512";
+#elif defined(SDEKIT_SIMD)
+static const char kVectorKernels[] = "avx2";
+#else
+static const char kVectorKernels[] = "scalar";
+#endif
+
+PyMODINIT_FUNC PyInit__cpu(void) {
+  PyObject* m = PyModule_Create(&sdekit_cpu_module);
+  if (m != nullptr && PyModule_AddStringConstant(m, "vector_kernels", kVectorKernels) != 0) {
+    Py_DECREF(m);
+    return nullptr;
+  }
+  return m;
+}
