@@ -21,6 +21,9 @@ The other fit shapes (``inner``: ``x P(x^2)/Q(x^2)``; ``mid``/``hmid``/``tmid``)
 because they document what was tried: they approximate well (``inner`` (12, 13) on
 [0, 5): 3e-18) but their floating-point evaluation does not (Horner rounding in
 ``P(x^2)`` reached 6 ulp), or their coefficients cancel (``hmid``, ``tmid``).
+* AVX2 float64 vector kernel without a table (``VECTOR_TABLE_FREE``): ``inner`` (7, 8) on
+  ``[0, 2.25)``, where its Horner rounding stays near 3 ulp, and the Chebyshev interpolant
+  of ``h = 2xD`` on ``[2.25, 5)`` in ``s = x - 3.625`` (:func:`mid_polynomial`).
 """
 from __future__ import annotations
 

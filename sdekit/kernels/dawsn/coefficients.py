@@ -10,8 +10,12 @@ is ``(hi, lo, c_1, ..., c_K)`` with ``D(x0 + s) = (hi + lo) + sum_k c_k s^k``,
 For ``|x| >= SPLIT``: ``D = (1 + y (1/2 + y P(y)/Q(y))) / (2|x|)``, ``y = 1/x^2``,
 ``P/Q`` minimax for ``T(y) = (2xD - 1 - y/2)/y^2`` (lowest power first, ``Q[0] = 1``).
 ``FLOAT64_VECTOR_TAYLOR``: the same Taylor rows on the grid ``i * FLOAT64_VECTOR_TAYLOR_STEP``,
-16 of them below ``FLOAT64_SPLIT``, for the CPU vector kernels (AVX-512 and AVX2 + FMA builds:
-``sdekit/csrc/cpu/dawson_simd.h``).
+16 of them below ``FLOAT64_SPLIT``, for the AVX-512 vector kernel (``sdekit/csrc/cpu/dawson_simd.h``).
+The AVX2 + FMA float64 vector kernel's table-free forms: ``D = x P(x^2)/Q(x^2)`` for
+``|x| < FLOAT64_VECTOR_INNER_SPLIT`` (``FLOAT64_VECTOR_INNER_P``/``_Q``, minimax), and for
+``FLOAT64_VECTOR_INNER_SPLIT <= |x| < FLOAT64_SPLIT`` ``D = h/(2|x|)`` with ``h = 2xD`` the
+polynomial ``FLOAT64_VECTOR_MID_H`` in ``s = |x| - FLOAT64_VECTOR_MID_CENTER`` (Chebyshev
+interpolant); above, the tail.
 """
 FLOAT32_SPLIT = 4.0
 # float32 tail (tail) x in [4.0, None): minimax rel err 3.429e-10, after rounding coefficients 6.564e-09
