@@ -21,6 +21,9 @@ The other fit shapes (``inner``: ``x P(x^2)/Q(x^2)``; ``mid``/``hmid``/``tmid``)
 because they document what was tried: they approximate well (``inner`` (12, 13) on
 [0, 5): 3e-18) but their floating-point evaluation does not (Horner rounding in
 ``P(x^2)`` reached 6 ulp), or their coefficients cancel (``hmid``, ``tmid``).
+* AVX2 float64 vector kernel without a table (``VECTOR_TABLE_FREE``): ``inner`` (7, 8) on
+  ``[0, 2.25)``, where its Horner rounding stays near 3 ulp, and the Chebyshev interpolant
+  of ``h = 2xD`` on ``[2.25, 5)`` in ``s = x - 3.625`` (:func:`mid_polynomial`).
 """
 from __future__ import annotations
 
@@ -211,6 +214,18 @@ LAYOUTS = {
 # /tools by bounding sum_{k>K} |c_k| (step/2)^k / D(x0 - step/2)).
 TAYLOR = {"float64": (1 / 16, 12), "float32": (1 / 16, 6)}
 SPLIT = {"float64": 5.0, "float32": 4.0}
+# The AVX2 float64 kernel without tables (sdekit/csrc/cpu/dawson_simd.h at 4 doubles a vector, where the
+# 16-row lookup costs more than the arithmetic): three forms on every lane, selected by compares, no
+# lookups:
+#   x <  VECTOR_TABLE_FREE_INNER:  D = x P(x^2)/Q(x^2), ("inner", (7, 8)); up to 2.25 its Horner
+#                                  rounding stays below 3 ulp (to 4.5, (12, 13), it reached 7);
+#   x <  SPLIT:                    D = (1/(2x)) h, h = 2xD a polynomial in s = x - c, c the middle
+#                                  of [INNER, SPLIT]: Chebyshev interpolant of degree 28 (mpmath's
+#                                  chebyfit; the coefficients fall by about 2 a power, so Horner in
+#                                  |s| <= 1.375 adds little rounding); a rational in s did not fit
+#                                  (the "mid" fits above stall at 1e-13);
+#   x >= SPLIT:                    the tail above.
+VECTOR_TABLE_FREE = {"float64": {"inner": ("inner", "inner", 0.0, 2.25, 7, 8), "mid_terms": 29}}
 # The same Taylor form on a coarser grid for the CPU vector kernels (sdekit/csrc/cpu/dawson_simd.h):
 # AVX-512 holds each coefficient's 16 rows in two registers and picks them with one permute, so the
 # grid has 16 points below SPLIT: step 21/64 (x0 = i * step and s = x - x0 exact, |s| <= 0.165),
@@ -233,6 +248,15 @@ def region_target(kind, xlo, xhi):
         return (lambda w: outer_target(yc + w)), None, ylo - yc, yhi - yc
     lo = 0 if xhi is None else 1 / mp.mpf(xhi) ** 2
     return tail_target, tail_weight, lo, 1 / mp.mpf(xlo) ** 2
+
+
+def mid_polynomial(lo, hi, terms):
+    """Chebyshev interpolant of ``h = 2xD`` on ``[lo, hi]`` in ``s = x - c`` (``c`` the middle),
+    lowest power first, and the interpolation error mpmath's ``chebyfit`` estimates."""
+    lo, hi = mp.mpf(lo), mp.mpf(hi)
+    c = (lo + hi) / 2
+    poly, err = mp.chebyfit(lambda s: 2 * (c + s) * dawson_mp(c + s), [lo - c, hi - c], terms, error=True)
+    return c, list(reversed(poly)), err
 
 
 def rounded_error(f, weight, lo, hi, p, q, to_float, *, samples=2000):
@@ -299,6 +323,19 @@ def main(argv=None):
             for r in rows:
                 print("    (" + ", ".join(repr(v) for v in r) + "),")
             print(")")
+        if dtype in VECTOR_TABLE_FREE:
+            spec = VECTOR_TABLE_FREE[dtype]
+            _, _, xlo, xhi, p, q, E, Er = fit_region(spec["inner"], to_float)
+            print(f"# {dtype} AVX2 vector kernel, x < {xhi}: D = x P(x^2)/Q(x^2), minimax rel err {float(E):.3e}, "
+                  f"after rounding coefficients {float(Er):.3e}")
+            print(f"{P}_VECTOR_INNER_SPLIT = {xhi!r}")
+            print(f"{P}_VECTOR_INNER_P = ({', '.join(repr(to_float(c)) for c in p)},)")
+            print(f"{P}_VECTOR_INNER_Q = ({', '.join(repr(to_float(c)) for c in q)},)")
+            c, h, err = mid_polynomial(xhi, SPLIT[dtype], spec["mid_terms"])
+            print(f"# {dtype} AVX2 vector kernel, {xhi} <= x < {SPLIT[dtype]}: D = h/(2x), h = 2xD a polynomial in "
+                  f"s = x - {float(c)!r} (Chebyshev interpolant, error {float(err):.2e}), lowest power first")
+            print(f"{P}_VECTOR_MID_CENTER = {to_float(c)!r}")
+            print(f"{P}_VECTOR_MID_H = ({', '.join(repr(to_float(v)) for v in h)},)")
 
 
 if __name__ == "__main__":

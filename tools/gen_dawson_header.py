@@ -65,6 +65,12 @@ def render() -> str:
                        suffix, ""),
                 "#endif",
             ]
+        if hasattr(C, f"{prec}_VECTOR_INNER_P"):  # the AVX2 vector kernel's table-free forms
+            lines.append(f"#define SDEKIT_DAWSON_{tag}_VEC_INNER_SPLIT {getattr(C, prec + '_VECTOR_INNER_SPLIT')!r}{suffix}")
+            lines.append(f"#define SDEKIT_DAWSON_{tag}_VEC_MID_CENTER {getattr(C, prec + '_VECTOR_MID_CENTER')!r}{suffix}")
+            for part in ("INNER_P", "INNER_Q", "MID_H"):
+                vals = getattr(C, f"{prec}_VECTOR_{part}")
+                lines.append(f"#define SDEKIT_DAWSON_{tag}_VEC_{part} {{{', '.join(f'{v!r}{suffix}' for v in vals)}}}")
     return "\n".join(lines) + "\n"
 
 

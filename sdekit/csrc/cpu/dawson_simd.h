@@ -14,18 +14,22 @@
 //         loaded (as 16 half-rows) and transposed in registers into the 8 coefficient columns.
 //         Faster than 8 vgatherdps or than picking each column out of 8 registers with vpermps
 //         (benchmarks/RESULTS.md).
-//   float64: the reference's 81-row table costs more to look up than the arithmetic, so the same
-//     two forms with other constants:
-//       a <  5: D = hi + (s (c_1 + s (c_2 + ... + s c_16)) + lo) around the nearest of 16 grid
-//               points x0 = i h, h = 21/64 (i h and s = a - i h exact, |s| <= 0.165);
-//       a >= 5: the reference's tail with two divisions instead of three, D = (1/(2a)) h,
-//               h = 1 + y (1/2 + y P(y)/Q(y)), y = (1/a)^2,
-//     Horner steps fused (FMA).  Not bitwise the reference: each within the stated 4-ulp
-//     bound of the exact value (measured in benchmarks/RESULTS.md, asserted by the tests).  The
-//     lookup: AVX-512: each coefficient's 16 rows in two registers picked by one permute
-//     (vpermt2pd); AVX2: 4 rows loaded and transposed in registers, 2 coefficients at a time
-//     (faster than 18 vgatherdpd: benchmarks/RESULTS.md).
-//     Both widths compute the same bits.
+//   float64: the reference's 81-row table costs more to look up than the arithmetic, so other forms,
+//     each within the stated 4-ulp bound of the exact value (measured in benchmarks/RESULTS.md,
+//     asserted by the tests), not bitwise the reference; Horner steps fused (FMA).  Above the
+//     split both widths use the reference's tail with two divisions instead of three,
+//               D = (1/(2a)) h,  h = 1 + y (1/2 + y P(y)/Q(y)),  y = (1/a)^2   (a >= 5);
+//     below it:
+//       AVX-512: D = hi + (s (c_1 + s (c_2 + ... + s c_16)) + lo) around the nearest of 16 grid
+//         points x0 = i h, h = 21/64 (i h and s = a - i h exact, |s| <= 0.165), each
+//         coefficient's 16 rows in two registers picked by one permute (vpermt2pd);
+//       AVX2: no table (its lookups of those rows took half the time: benchmarks/RESULTS.md); every
+//         lane evaluates the three forms and selects:
+//               D = a P(z)/Q(z),  z = a^2                        (a < 2.25, minimax rational),
+//               D = (1/(2a)) h,   h = H(a - 3.625)               (2.25 <= a < 5, h = 2aD as a
+//                                                                 degree-28 polynomial),
+//         the inner quotient and the tail's P/Q from one division.
+//     So the two widths compute different float64 bits (float32: the same).
 //
 // dawsn_simd<V>(x, y, n): y[i] = D(x[i]) for i < n; the last partial vector through a buffer.
 #pragma once
@@ -62,8 +66,26 @@ inline V horner_fused(const double (&c)[N], V z) {
   return acc;
 }
 
-// A column-major coefficient table of dawson_coeffs.h, row-major (for the AVX2 lookups, which load
-// a row's coefficients together).
+// c[0] + z (c[1] + ... + z c[N-1]) as two Horner chains of half the length joined by z^(N/2): where
+// nothing else hides the latency of a long chain of dependent FMAs (the AVX2 float64 kernel's
+// degree-28 polynomial: 5.3 -> 3.7 ns/element).  For coefficients that fall with the power, so the
+// rounding of z^(N/2) lands on a small term.
+template <class V, int N>
+inline V horner_fused_2(const double (&c)[N], V z) {
+  constexpr int K = N / 2;
+  V lo = set1<V>(c[K - 1]), hi = set1<V>(c[N - 1]);
+  for (int k = K - 2; k >= 0; --k) lo = fmadd(lo, z, set1<V>(c[k]));
+  for (int k = N - 2; k >= K; --k) hi = fmadd(hi, z, set1<V>(c[k]));
+  V zk = set1<V>(1.0), b = z;  // z^K by squaring
+  for (int e = K; e; e >>= 1) {
+    if (e & 1) zk = mul(zk, b);
+    b = mul(b, b);
+  }
+  return fmadd(hi, zk, lo);
+}
+
+// A column-major coefficient table of dawson_coeffs.h, row-major (for the AVX2 float32 lookup, which
+// loads a row's coefficients together).
 template <class T, int ROWS, int COLS>
 struct RowMajor {
   alignas(64) T row[ROWS][COLS];
@@ -75,7 +97,7 @@ struct RowMajor {
 
 // The Taylor table at the rows i (a vector of whole numbers): rows = taylor_rows(i), then
 // taylor_column(rows, k) = coefficient k of each lane's row.  Float vectors look up the float32 table
-// (rows 0 .. 64, 8 coefficients), double vectors the float64 vector table (rows 0 .. 15, 18
+// (rows 0 .. 64, 8 coefficients), AVX-512 double vectors the float64 vector table (rows 0 .. 15, 18
 // coefficients).  The Horner loops ask for the columns one at a time, highest first, so that a
 // lookup that can run per column does so next to its use (fewer registers live).
 
@@ -109,18 +131,13 @@ inline __m512d taylor_column(const Rows512d& t, int k) {
 #endif  // __AVX512F__
 
 #if defined(__AVX2__) && defined(__FMA__)
-// [a[0..16 bytes) | b[0..16 bytes)] as one 256-bit value.  float: b broadcast to both halves (a load
-// only) and blended, 5% faster on Zen 4 than vinsertf128 from memory; double: vinsertf128, 8%
-// faster there than the blend (benchmarks/RESULTS.md).
+// [a[0..16 bytes) | b[0..16 bytes)] as one 256-bit value: b broadcast to both halves (a load only)
+// and blended, 5% faster on Zen 4 than vinsertf128 from memory (benchmarks/RESULTS.md).
 inline __m256 halves(const float* a, const float* b) {
   return _mm256_blend_ps(_mm256_castps128_ps256(_mm_load_ps(a)), _mm256_broadcast_ps(reinterpret_cast<const __m128*>(b)), 0xF0);
 }
-inline __m256d halves(const double* a, const double* b) {
-  return _mm256_insertf128_pd(_mm256_castpd128_pd256(_mm_load_pd(a)), _mm_load_pd(b), 1);
-}
 
 static const RowMajor<float, SDEKIT_DAWSON_F32_ROWS, SDEKIT_DAWSON_F32_COLS> f32_rows(sdekit_dawson_f32_taylor_host);
-static const RowMajor<double, SDEKIT_DAWSON_F64_VEC_ROWS, SDEKIT_DAWSON_F64_VEC_COLS> f64_rows(sdekit_dawson_f64_vec_taylor_host);
 
 // float32: all 8 columns at once, an 8 x 8 transpose of the 8 rows
 struct Rows256f { __m256 col[SDEKIT_DAWSON_F32_COLS]; };
@@ -146,22 +163,6 @@ inline Rows256f taylor_rows(__m256 i) {
 
 inline __m256 taylor_column(const Rows256f& t, int k) { return t.col[k]; }
 
-// float64: the 4 rows' pointers; columns k and k ^ 1 from the same two loads (the compiler merges
-// the repeated loads of a pair), a 2 x 2 transpose per 128-bit lane
-struct Rows256d { const double* r[4]; };
-
-inline Rows256d taylor_rows(__m256d i) {
-  static_assert(SDEKIT_DAWSON_F64_VEC_COLS % 2 == 0, "the float64 lookup loads pairs of coefficients");
-  alignas(16) int32_t idx[4];
-  _mm_store_si128(reinterpret_cast<__m128i*>(idx), _mm256_cvttpd_epi32(i));
-  return Rows256d{{f64_rows.row[idx[0]], f64_rows.row[idx[1]], f64_rows.row[idx[2]], f64_rows.row[idx[3]]}};
-}
-
-inline __m256d taylor_column(const Rows256d& t, int k) {
-  const int c = k & ~1;
-  const __m256d t0 = halves(t.r[0] + c, t.r[2] + c), t1 = halves(t.r[1] + c, t.r[3] + c);
-  return (k & 1) ? _mm256_unpackhi_pd(t0, t1) : _mm256_unpacklo_pd(t0, t1);
-}
 #endif  // __AVX2__ && __FMA__
 
 template <class V>
@@ -189,8 +190,15 @@ inline V dawsn_f32(V x) {
   return select(eq_or_unordered(x, zero), x, bit_or(d, bit_and(x, sign)));
 }
 
+// float64 tail (a >= 5): h = 1 + y (1/2 + y r), r = P(y)/Q(y), y = (1/a)^2; D = (1/(2a)) h
 template <class V>
-inline V dawsn_f64(V x) {
+inline V tail_h(V y, V r) {
+  return fmadd(y, fmadd(y, r, set1<V>(0.5)), set1<V>(1.0));
+}
+
+// float64 with the Taylor table (AVX-512)
+template <class V>
+inline V dawsn_f64_taylor(V x) {
   constexpr int COLS = SDEKIT_DAWSON_F64_VEC_COLS;
   const double tp[] = SDEKIT_DAWSON_F64_TAIL_P, tq[] = SDEKIT_DAWSON_F64_TAIL_Q;
   const V sign = set1<V>(-0.0), zero = set1<V>(0.0);
@@ -204,20 +212,42 @@ inline V dawsn_f64(V x) {
   V acc = taylor_column(t, COLS - 1);
   for (int k = COLS - 2; k >= 2; --k) acc = fmadd(acc, s, taylor_column(t, k));
   const V d_inner = add(taylor_column(t, 0), fmadd(acc, s, taylor_column(t, 1)));
-  // rational tail D = (1/(2a)) (1 + y (1/2 + y P(y)/Q(y))), y = (1/a)^2: two divisions, not three
+  // rational tail: two divisions, not three
   const V ia = div(set1<V>(1.0), a);
   const V y = mul(ia, ia);
-  const V r = div(horner_fused(tp, y), horner_fused(tq, y));
-  const V h = fmadd(y, fmadd(y, r, set1<V>(0.5)), set1<V>(1.0));
-  const V d_tail = mul(mul(set1<V>(0.5), ia), h);
+  const V d_tail = mul(mul(set1<V>(0.5), ia), tail_h(y, div(horner_fused(tp, y), horner_fused(tq, y))));
   const V d = select(inner, d_inner, d_tail);
+  return select(eq_or_unordered(x, zero), x, bit_or(d, bit_and(x, sign)));
+}
+
+// float64 without a table (AVX2): the three forms on every lane, two divisions (1/a, and one
+// quotient that is the inner D or the tail's P/Q)
+template <class V>
+inline V dawsn_f64_table_free(V x) {
+  const double ip[] = SDEKIT_DAWSON_F64_VEC_INNER_P, iq[] = SDEKIT_DAWSON_F64_VEC_INNER_Q;
+  const double hm[] = SDEKIT_DAWSON_F64_VEC_MID_H;
+  const double tp[] = SDEKIT_DAWSON_F64_TAIL_P, tq[] = SDEKIT_DAWSON_F64_TAIL_Q;
+  const V sign = set1<V>(-0.0), zero = set1<V>(0.0);
+  const V a = and_not(sign, x);
+  const auto inner = lt(a, set1<V>(SDEKIT_DAWSON_F64_VEC_INNER_SPLIT));
+  const auto mid = lt(a, set1<V>(SDEKIT_DAWSON_F64_SPLIT));
+  const V z = mul(a, a);
+  const V ia = div(set1<V>(1.0), a);
+  const V y = mul(ia, ia);
+  // a P(z)/Q(z) on the inner lanes, P(y)/Q(y) of the tail on the others
+  const V q = div(select(inner, mul(a, horner_fused(ip, z)), horner_fused(tp, y)),
+                  select(inner, horner_fused(iq, z), horner_fused(tq, y)));
+  // h = 2aD: the polynomial in s = a - c (exact: a within a factor 2 of c) or the tail's
+  const V h = select(mid, horner_fused_2(hm, sub(a, set1<V>(SDEKIT_DAWSON_F64_VEC_MID_CENTER))), tail_h(y, q));
+  const V d = select(inner, q, mul(mul(set1<V>(0.5), ia), h));
   return select(eq_or_unordered(x, zero), x, bit_or(d, bit_and(x, sign)));
 }
 
 template <class V, class T>
 inline V dawsn(V x) {
   if constexpr (std::is_same_v<T, float>) return dawsn_f32(x);
-  else return dawsn_f64(x);
+  else if constexpr (sizeof(V) == 32) return dawsn_f64_table_free(x);  // AVX2
+  else return dawsn_f64_taylor(x);
 }
 
 // V: the float vector for T = float, the double vector for T = double.

@@ -9,10 +9,13 @@ for a wheel meant for other machines), the vector kernel of ``sdekit/csrc/cpu/da
 Contract beyond the op's (:mod:`sdekit.kernels.dawsn`): float32 results are bitwise the torch
 reference's (:mod:`.reference`) on every build -- the same arithmetic in the same order without
 FMA.  float64 results are bitwise the reference's on builds without the vector kernel; with it
-(both widths giving the same bits) they come from the same Taylor-plus-tail algorithm on a coarser
-16-point grid (its constants: ``FLOAT64_VECTOR_TAYLOR`` in :mod:`.coefficients`) with fused
-multiply-adds, so they may differ from the reference's, each within the 4-ulp bound of the exact
-value that every backend honours.
+they may differ from the reference's (fused multiply-adds, other constants), each within the
+4-ulp bound of the exact value that every backend honours.  AVX-512: the same Taylor-plus-tail
+algorithm on a coarser 16-point grid (``FLOAT64_VECTOR_TAYLOR`` in :mod:`.coefficients`). AVX2
++ FMA: no table, every lane evaluating ``D = x P(x^2)/Q(x^2)`` (``|x| < 2.25``,
+``FLOAT64_VECTOR_INNER_P``/``_Q``), ``D = h/(2|x|)`` with ``h = 2xD`` a polynomial in
+``|x| - 3.625`` (``2.25 <= |x| < 5``, ``FLOAT64_VECTOR_MID_H``) and the tail, and keeping the
+one its ``|x|`` falls in; so the two widths give different float64 bits.
 """
 from __future__ import annotations
 

@@ -40,8 +40,9 @@ Why this and not the alternatives (measurements in ``benchmarks/RESULTS.md``):
 
 * *Cody-Paciorek-Thacher / Cephes* rational approximations ``x P(x^2)/Q(x^2)``: branch-free,
   but Horner's rounding in ``P(x^2)`` and ``Q(x^2)`` grows with ``x^2`` (terms ``p_k x^(2k)``
-  peak at mid degree), so they miss a 4-ulp bound; the Taylor table has no such growth.
-  The rational form is kept for the tail, where its error is damped as above.
+  peak at mid degree), so they miss a 4-ulp bound on ``[0, 5)``; the Taylor table has no such
+  growth.  The rational form is kept for the tail, where its error is damped as above (and,
+  below ``|x| = 2.25`` only, in the CPU backend's AVX2 float64 kernel).
 * *Faddeeva-based* (scipy's ``dawsn`` is ``sqrt(pi)/2 Im w(x)`` from S. G. Johnson's
   package): 100 Chebyshev sub-intervals chosen by a ``switch`` plus a continued
   fraction -- the same table idea with a larger table and a divergent branch per warp.
@@ -58,7 +59,7 @@ input), asserted by tests/test_dawson.py against 40-digit mpmath on ``|x|`` in
 This module is the torch reference (the specification); the kernels are ``triton.py``,
 ``cuda.py`` (``sdekit/csrc/dawson.cuh``) and ``cpu.py`` (the same header compiled for the
 host, or on AVX-512 and AVX2 + FMA builds ``sdekit/csrc/cpu/dawson_simd.h``: this algorithm on
-whole vectors, in float64 with a coarser table), and the checks, dispatch and autograd (``D' = 1 - 2 x D``) are in ``__init__.py``.
+whole vectors, in float64 with a coarser table on AVX-512 and without a table on AVX2), and the checks, dispatch and autograd (``D' = 1 - 2 x D``) are in ``__init__.py``.
 """
 from __future__ import annotations
 
