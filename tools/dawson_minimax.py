@@ -289,6 +289,14 @@ def fit(layout, to_float, verbose=False, workers=1):
         return list(ex.map(fit_region, layout, [to_float] * len(layout)))
 
 
+def print_rows(name: str, rows) -> None:
+    """``name = (`` the rows as tuples of reprs ``)``: a table as coefficients.py holds it."""
+    print(f"{name} = (")
+    for r in rows:
+        print("    (" + ", ".join(repr(v) for v in r) + "),")
+    print(")")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dtype", choices=sorted(LAYOUTS), nargs="*", default=sorted(LAYOUTS))
@@ -309,20 +317,14 @@ def main(argv=None):
         rows = taylor_rows(step, SPLIT[dtype], K, to_float)
         print(f"# {dtype} Taylor table: x0 = i * {step}, rows (hi, lo, c_1, ..., c_{K})")
         print(f"{P}_TAYLOR_STEP = {step!r}")
-        print(f"{P}_TAYLOR = (")
-        for r in rows:
-            print("    (" + ", ".join(repr(v) for v in r) + "),")
-        print(")")
+        print_rows(f"{P}_TAYLOR", rows)
         if dtype in VECTOR_TAYLOR:
             step, K = VECTOR_TAYLOR[dtype]
             nrows = int(mp.floor(SPLIT[dtype] / mp.mpf(step) + mp.mpf(1) / 2)) + 1  # rows nearest to x < SPLIT
             rows = taylor_rows(step, SPLIT[dtype], K, to_float)[:nrows]
             print(f"# {dtype} Taylor table of the CPU vector kernels: x0 = i * {step}, rows (hi, lo, c_1, ..., c_{K})")
             print(f"{P}_VECTOR_TAYLOR_STEP = {step!r}")
-            print(f"{P}_VECTOR_TAYLOR = (")
-            for r in rows:
-                print("    (" + ", ".join(repr(v) for v in r) + "),")
-            print(")")
+            print_rows(f"{P}_VECTOR_TAYLOR", rows)
         if dtype in VECTOR_TABLE_FREE:
             spec = VECTOR_TABLE_FREE[dtype]
             _, _, xlo, xhi, p, q, E, Er = fit_region(spec["inner"], to_float)
