@@ -102,15 +102,30 @@ class DenseOperator(SVDOperator):
             raise ValueError(f"A must be a non-empty 2-D matrix, got shape {tuple(A.shape)}")
         if A.is_floating_point() and not torch.isfinite(A).all():
             raise ValueError("A must be finite")
-        self._A64 = A.detach().to("cpu", torch.float64)
         self._eps = torch.finfo(A.dtype).eps if A.is_floating_point() else torch.finfo(torch.float64).eps
-        self.m, self.n = self._A64.shape
+        A64 = A.detach().to("cpu", torch.float64)
+        self._set_factors(A64, *torch.linalg.svd(A64, full_matrices=True))
+
+    @classmethod
+    def _from_factors(cls, U: torch.Tensor, S: torch.Tensor, V: torch.Tensor) -> "DenseOperator":
+        """``A = U diag(S) V^T`` from exact float64 factors (square orthogonal ``U``, ``V``; ``S`` of
+        ``min(m, n)`` values, descending), kept instead of an SVD of ``A`` recomputed."""
+        op = cls.__new__(cls)
+        SVDOperator.__init__(op)
+        op._eps = torch.finfo(torch.float64).eps
+        k = S.numel()
+        op._set_factors(U[:, :k] @ (S[:, None] * V[:, :k].T), U, S, V.T.contiguous())
+        return op
+
+    def _set_factors(self, A64: torch.Tensor, U: torch.Tensor, S: torch.Tensor, Vh: torch.Tensor) -> None:
+        """Keep ``A = U diag(S) Vh`` (float64, CPU) and its shapes."""
+        self._A64 = A64
+        self.m, self.n = A64.shape
         self.k = min(self.m, self.n)
         self.in_shape, self.out_shape = (self.n,), (self.m,)
-        U, S, Vh = torch.linalg.svd(self._A64, full_matrices=True)
         self._U, self._S, self._Vh = U, S, Vh
         # transposes stored once (the casts per dtype/device are cached from these)
-        self._V, self._Ut, self._At = Vh.T.contiguous(), U.T.contiguous(), self._A64.T.contiguous()
+        self._V, self._Ut, self._At = Vh.T.contiguous(), U.T.contiguous(), A64.T.contiguous()
 
     @property
     def matrix(self) -> torch.Tensor:

@@ -40,17 +40,6 @@ def haar_orthogonal(n: int, generator: torch.Generator) -> torch.Tensor:
     return q * torch.sign(torch.diagonal(r))
 
 
-class _FactoredDense(DenseOperator):
-    """A ``DenseOperator`` built from exact factors ``U``, ``S``, ``V`` (no SVD recomputed)."""
-
-    def __init__(self, U: torch.Tensor, S: torch.Tensor, V: torch.Tensor) -> None:
-        k = S.numel()
-        A = U[:, :k] @ (S[:, None] * V[:, :k].T)
-        super().__init__(A)
-        self._U, self._S, self._Vh = U, S, V.T.contiguous()
-        self._V, self._Ut = V.contiguous(), U.T.contiguous()
-
-
 def ill_conditioned_matrix(m: int, n: int, kappa: float, seed: int = 0) -> DenseOperator:
     """``A = U diag(S) V^T``, Haar ``U``, ``V``, ``S_i / S_{i+1} = kappa^(1/min(m, n))``, ``||A||_F^2 = n``."""
     m, n = check_int("m", m, min=1), check_int("n", n, min=1)
@@ -60,7 +49,7 @@ def ill_conditioned_matrix(m: int, n: int, kappa: float, seed: int = 0) -> Dense
     M = min(m, n)
     S = kappa ** (-torch.arange(M, dtype=torch.float64) / M)
     S = S * (n / (S * S).sum()).sqrt()
-    return _FactoredDense(U, S, V)
+    return DenseOperator._from_factors(U, S, V)
 
 
 def toeplitz_sqrt(n: int, rho: float) -> torch.Tensor:
